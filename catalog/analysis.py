@@ -1,0 +1,216 @@
+"""Analysis of one rule: its stages, its exclusions and its indicators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from catalog.conditions import And, Condition, ConditionNode, IdentifierRef, Not, Or, Quantified, references
+from catalog.model import Detection, DetectionItem, SearchIdentifier
+from catalog.modifiers import parse_modifiers
+from catalog.yamltext import to_yaml
+
+#: (field, kind, normalised value): the identity of an indicator across the catalog.
+IndicatorKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """Stage 0 is a condition as written; the others are the identifiers it reaches, in order."""
+
+    number: int
+    title: str  # "condition", "selection", "not filter"
+    body: str  # the condition text, or the identifier's definition as YAML
+    identifier: str | None = None
+    negated: bool = False
+    match_all_fields: tuple[str, ...] = ()  # fields whose values must all match (`|all`)
+
+
+@dataclass(frozen=True, slots=True)
+class Indicator:
+    field: str | None  # None for keywords
+    kind: str
+    value: str  # as written
+    identifier: str
+    match_all: bool
+    key: IndicatorKey
+
+    @property
+    def field_label(self) -> str:
+        return self.field if self.field is not None else "(keyword)"
+
+
+@dataclass(frozen=True, slots=True)
+class ExcludedItem:
+    """One field test inside an exclusion; its values are sorted, as the reference page shows."""
+
+    field: str | None
+    kind: str
+    values: tuple[str, ...]
+    match_all: bool = False
+
+    @property
+    def field_label(self) -> str:
+        return self.field if self.field is not None else "(keyword)"
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """What one top-level `not` conjunct suppresses.
+
+    `alternatives` is an OR of ANDs: an event is excluded when it matches every item of any one
+    alternative. `combined` marks `not all of X` / `not (a and b)`, where only the combination of
+    the identifiers is excluded, never each of them alone.
+    """
+
+    identifiers: tuple[str, ...]
+    scope: str  # "main" (filter_main_*), "optional" (filter_optional_*) or "filter"
+    combined: bool
+    alternatives: tuple[tuple[ExcludedItem, ...], ...]
+    source: str | None = None  # the title of the Sigma filter rule that adds it, None for the condition
+
+    @property
+    def rows(self) -> tuple[tuple[str, str, str], ...]:
+        """(field, kind, value) rows when each row stands alone: one item per alternative."""
+        return tuple(
+            (item.field_label, item.kind, value)
+            for alternative in self.alternatives
+            if len(alternative) == 1 and not alternative[0].match_all
+            for item in alternative
+            for value in item.values
+        )
+
+    @property
+    def grouped(self) -> tuple[tuple[ExcludedItem, ...], ...]:
+        """Alternatives whose items only exclude together (several fields, or `|all`)."""
+        return tuple(alt for alt in self.alternatives if len(alt) > 1 or alt[0].match_all)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleAnalysis:
+    stages: tuple[Stage, ...]
+    exclusions: tuple[Exclusion, ...]
+    indicators: tuple[Indicator, ...]
+    aggregations: tuple[str, ...]  # legacy `| count() ...` parts, kept as text
+    placeholders: tuple[str, ...]  # `%name%` values that an `expand` leaves to the deployment
+
+
+def analyse(detection: Detection) -> RuleAnalysis:
+    stages: list[Stage] = []
+    exclusions: list[Exclusion] = []
+    positive: dict[str, None] = {}
+    for condition in detection.conditions:
+        stages.extend(_stages(condition, detection))
+        exclusions.extend(exclusions_of(condition.expression, detection.identifiers))
+        for name, negated in references(condition.expression):
+            if not negated:
+                positive.setdefault(name)
+    indicators: dict[IndicatorKey, Indicator] = {}
+    placeholders: dict[str, None] = {}
+    for name in positive:
+        for item in detection.identifiers[name].items:
+            for indicator in _indicators(item, name):
+                indicators.setdefault(indicator.key, indicator)
+                if "expand" in item.modifiers and "%" in indicator.value:
+                    placeholders.setdefault(indicator.value)
+    return RuleAnalysis(
+        stages=tuple(stages),
+        exclusions=tuple(_unique(exclusions)),
+        indicators=tuple(indicators.values()),
+        aggregations=tuple(c.aggregation for c in detection.conditions if c.aggregation),
+        placeholders=tuple(placeholders),
+    )
+
+
+def _stages(condition: Condition, detection: Detection) -> list[Stage]:
+    stages = [Stage(0, "condition", condition.text)]
+    for number, (name, negated) in enumerate(references(condition.expression), start=1):
+        identifier = detection.identifiers[name]
+        stages.append(
+            Stage(
+                number,
+                f"not {name}" if negated else name,
+                to_yaml({name: identifier.definition}),
+                name,
+                negated,
+                tuple(dict.fromkeys(item.field or "(keyword)" for item in identifier.items if item.match_all)),
+            )
+        )
+    return stages
+
+
+def exclusions_of(expression: ConditionNode, identifiers: dict[str, SearchIdentifier], source: str | None = None) -> list[Exclusion]:
+    """The exclusions of the top-level `not` conjuncts of a condition expression."""
+    conjuncts = expression.operands if isinstance(expression, And) else (expression,)
+    found: list[Exclusion] = []
+    for conjunct in conjuncts:
+        if isinstance(conjunct, Not):
+            found.extend(_negated(conjunct.operand, identifiers, source))
+    return found
+
+
+def _negated(node: ConditionNode, identifiers: dict[str, SearchIdentifier], source: str | None) -> list[Exclusion]:
+    """`not node` as exclusions; De Morgan splits ORs, ANDs stay one combined exclusion."""
+    if isinstance(node, IdentifierRef):
+        return [_exclusion((node.name,), False, identifiers, source)]
+    if isinstance(node, Quantified):
+        if node.is_any or len(node.identifiers) == 1:
+            return [_exclusion((name,), False, identifiers, source) for name in node.identifiers]
+        return [_exclusion(node.identifiers, True, identifiers, source)]
+    if isinstance(node, Or):
+        return [exclusion for operand in node.operands for exclusion in _negated(operand, identifiers, source)]
+    if isinstance(node, And):
+        names = tuple(dict.fromkeys(name for name, _ in references(node)))
+        return [_exclusion(names, True, identifiers, source)]
+    return []  # `not not x` is a positive test, not an exclusion
+
+
+def _exclusion(names: tuple[str, ...], combined: bool, identifiers: dict[str, SearchIdentifier], source: str | None) -> Exclusion:
+    scopes = {_scope(name) for name in names}
+    alternatives = tuple(
+        tuple(_excluded_item(item) for item in alternative)
+        for name in names
+        for alternative in identifiers[name].alternatives
+    )
+    return Exclusion(names, scopes.pop() if len(scopes) == 1 else "filter", combined, alternatives, source)
+
+
+def _scope(name: str) -> str:
+    lowered = name.lower()
+    if lowered.startswith("filter_main"):
+        return "main"
+    if lowered.startswith("filter_optional"):
+        return "optional"
+    return "filter"
+
+
+def _excluded_item(item: DetectionItem) -> ExcludedItem:
+    chain = parse_modifiers(item.modifiers)
+    kinds = dict.fromkeys(chain.kind(value, item.field is None) for value in item.values)
+    values = sorted((_text(value) for value in item.values), key=lambda text: (text.casefold(), text))
+    return ExcludedItem(item.field, " / ".join(kinds) or chain.kind("", item.field is None), tuple(values), chain.match_all)
+
+
+def _indicators(item: DetectionItem, identifier: str) -> list[Indicator]:
+    chain = parse_modifiers(item.modifiers)
+    keyword = item.field is None
+    field_key = item.field if item.field is not None else ""
+    found = []
+    for value in item.values:
+        kind = chain.kind(value, keyword)
+        text = _text(value)
+        normalised = text if chain.case_sensitive else text.lower()
+        found.append(Indicator(item.field, kind, text, identifier, chain.match_all, (field_key, kind, normalised)))
+    return found
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _unique(exclusions: list[Exclusion]) -> list[Exclusion]:
+    """A list of conditions may exclude the same identifier twice: show it once."""
+    return list(dict.fromkeys(exclusions))

@@ -1,0 +1,143 @@
+"""The machine-readable form of a catalog (schema: docs/json-schema.md)."""
+
+from __future__ import annotations
+
+from catalog.analysis import Exclusion, RuleAnalysis
+from catalog.model import CorrelationRule, FilterRule, Rule, SigmaDocument
+from catalog.pipeline import Catalog, Entry
+
+SCHEMA_VERSION = 1
+
+
+def catalog_to_json(catalog: Catalog) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "attack_release": catalog.attack_release,
+        "summary": {
+            "files": len(catalog.files),
+            "documents": len(catalog.entries),
+            "rules": sum(1 for entry in catalog.entries if entry.document.kind == "rule"),
+            "correlations": sum(1 for entry in catalog.entries if entry.document.kind == "correlation"),
+            "filters": sum(1 for entry in catalog.entries if entry.document.kind == "filter"),
+            "errors": len(catalog.errors),
+            "warnings": len(catalog.problems) - len(catalog.errors),
+        },
+        "rules": [entry_to_json(entry, catalog) for entry in catalog.entries],
+        "shared_indicators": [
+            {"field": key[0] or None, "kind": key[1], "value": key[2], "rules": slugs}
+            for key, slugs in catalog.corpus.shared()
+        ],
+        "problems": [problem.to_json() for problem in catalog.problems],
+    }
+
+
+def entry_to_json(entry: Entry, catalog: Catalog) -> dict:
+    document = entry.document
+    data = {
+        "slug": entry.slug,
+        "kind": document.kind,
+        **_metadata(document),
+        "source": {
+            "root": document.source.root,
+            "path": document.source.path,
+            "document": document.source.document,
+            "line": document.source.line,
+        },
+    }
+    if isinstance(document, (Rule, FilterRule)):
+        ls = document.logsource
+        data["logsource"] = {"product": ls.product, "category": ls.category, "service": ls.service}
+    if isinstance(document, (CorrelationRule, FilterRule)):
+        data["targets"] = [target.slug for target in entry.targets]
+        data["references"] = list(document.rules)
+    if isinstance(document, CorrelationRule):
+        data["correlation"] = {
+            "type": document.type,
+            "group_by": list(document.group_by),
+            "timespan": document.timespan,
+            "condition": document.condition.text if document.condition else None,
+        }
+    if entry.analysis is not None:
+        data["analysis"] = _analysis(entry.analysis, catalog)
+    if isinstance(document, Rule):
+        data["correlations"] = [other.slug for other in entry.correlations]
+        data["filters"] = [other.slug for other in entry.filters]
+    if entry.attack is not None:
+        data["attack"] = {
+            "tactics": [
+                {
+                    "id": row.tactic.id,
+                    "name": row.tactic.name,
+                    "techniques": [
+                        {
+                            "id": mapped.technique.id,
+                            "name": mapped.technique.name,
+                            "tag": mapped.tag,
+                            "derived": mapped.derived,
+                            "replaced": mapped.replaced,
+                            "deprecated": mapped.deprecated,
+                        }
+                        for mapped in row.techniques
+                    ],
+                }
+                for row in entry.attack.rows
+            ],
+            "groups": [group.id for group in entry.attack.groups],
+            "software": [software.id for software in entry.attack.software],
+            "unknown": list(entry.attack.unknown_techniques),
+        }
+    return data
+
+
+def _metadata(document: SigmaDocument) -> dict:
+    return {
+        "id": document.id,
+        "name": document.name,
+        "title": document.title,
+        "status": document.status,
+        "level": document.level,
+        "description": document.description,
+        "author": document.author,
+        "date": document.date,
+        "modified": document.modified,
+        "references": list(document.references),
+        "tags": list(document.tags),
+        "falsepositives": list(document.falsepositives),
+        "related": [{"id": related.id, "type": related.type} for related in document.related],
+    }
+
+
+def _analysis(analysis: RuleAnalysis, catalog: Catalog) -> dict:
+    return {
+        "stages": [
+            {"number": stage.number, "title": stage.title, "identifier": stage.identifier, "negated": stage.negated, "body": stage.body}
+            for stage in analysis.stages
+        ],
+        "exclusions": [_exclusion(exclusion) for exclusion in analysis.exclusions],
+        "indicators": [
+            {
+                "field": indicator.field,
+                "kind": indicator.kind,
+                "value": indicator.value,
+                "identifier": indicator.identifier,
+                "all": indicator.match_all,
+                "corpus_count": catalog.corpus.count(indicator.key),
+            }
+            for indicator in analysis.indicators
+        ],
+        "aggregations": list(analysis.aggregations),
+        "placeholders": list(analysis.placeholders),
+    }
+
+
+def _exclusion(exclusion: Exclusion) -> dict:
+    return {
+        "identifiers": list(exclusion.identifiers),
+        "scope": exclusion.scope,
+        "combined": exclusion.combined,
+        "source": exclusion.source,
+        "alternatives": [
+            [{"field": item.field, "kind": item.kind, "values": list(item.values), "all": item.match_all} for item in alternative]
+            for alternative in exclusion.alternatives
+        ],
+    }

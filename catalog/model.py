@@ -1,0 +1,166 @@
+"""The rule model: one typed object per Sigma concept, built by `catalog.loader` from YAML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from catalog.conditions import Condition
+
+#: A value as Sigma writes it after YAML: strings, numbers, booleans and null.
+Scalar = Union[str, int, float, bool, None]
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionItem:
+    """One `Field|mod|mod: values` entry of a search identifier; `field` is None for keywords."""
+
+    field: str | None
+    modifiers: tuple[str, ...]
+    values: tuple[Scalar, ...]
+    line: int
+    column: int
+
+    @property
+    def match_all(self) -> bool:
+        """`|all` turns the value list from an OR into an AND."""
+        return "all" in self.modifiers
+
+
+@dataclass(frozen=True, slots=True)
+class SearchIdentifier:
+    """A named search of `detection:`; matches when any alternative matches all of its items."""
+
+    name: str
+    alternatives: tuple[tuple[DetectionItem, ...], ...]
+    definition: object  # the YAML value as loaded, re-serialised for the Stages section
+    line: int
+    column: int
+
+    @property
+    def items(self) -> tuple[DetectionItem, ...]:
+        return tuple(item for alternative in self.alternatives for item in alternative)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    identifiers: dict[str, SearchIdentifier]
+    conditions: tuple[Condition, ...]
+    timeframe: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogSource:
+    product: str | None = None
+    category: str | None = None
+    service: str | None = None
+    definition: str | None = None
+
+    @property
+    def label(self) -> str:
+        return " / ".join(part for part in (self.product, self.category, self.service) if part) or "any"
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedRule:
+    id: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSource:
+    """Where a document came from: the rule folder, the file inside it and the document in the file."""
+
+    root: str  # the rule folder as configured
+    path: str  # posix path of the file relative to `root`
+    document: int  # 0-based index of the YAML document in the file
+    line: int  # first line of the document
+    raw_text: str  # the document's own text, byte for byte (the whole file for one-document files)
+    documents_in_file: int = 1
+
+    @property
+    def file_display(self) -> str:
+        return display_path(self.root, self.path)
+
+    @property
+    def display_path(self) -> str:
+        base = self.file_display
+        return base if self.documents_in_file == 1 else f"{base} (document {self.document + 1})"
+
+
+def display_path(root: str, relative: str) -> str:
+    """How problems and pages name a file: the rule folder as configured, then the path inside it."""
+    return f"{root.rstrip('/')}/{relative}" if root not in ("", ".") else relative
+
+
+@dataclass(slots=True, kw_only=True)
+class SigmaDocument:
+    """What every Sigma document carries: metadata shown on its page."""
+
+    source: RuleSource
+    title: str
+    id: str | None = None
+    name: str | None = None
+    status: str | None = None
+    level: str | None = None
+    description: str | None = None
+    author: str | None = None
+    date: str | None = None
+    modified: str | None = None
+    license: str | None = None
+    references: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    falsepositives: tuple[str, ...] = ()
+    related: tuple[RelatedRule, ...] = ()
+    fields: tuple[str, ...] = ()
+
+    kind = "rule"
+
+
+@dataclass(slots=True, kw_only=True)
+class Rule(SigmaDocument):
+    """A detection rule: a log source, search identifiers and a condition."""
+
+    logsource: LogSource = field(default_factory=LogSource)
+    detection: Detection
+
+    kind = "rule"
+
+
+@dataclass(frozen=True, slots=True)
+class CorrelationCondition:
+    """`condition:` of a correlation: an operator and a threshold, over `field` for value_count."""
+
+    operators: tuple[tuple[str, int], ...]  # e.g. (("gte", 10),), several form a range
+    field: str | None = None
+
+    @property
+    def text(self) -> str:
+        bounds = " and ".join(f"{op} {value}" for op, value in self.operators)
+        return f"{self.field} {bounds}" if self.field else bounds
+
+
+@dataclass(slots=True, kw_only=True)
+class CorrelationRule(SigmaDocument):
+    """Sigma 2 correlation: events of other rules counted or ordered over a time span."""
+
+    type: str
+    rules: tuple[str, ...]  # referenced rules, by id or name
+    group_by: tuple[str, ...] = ()
+    timespan: str | None = None
+    condition: CorrelationCondition | None = None
+    generate: bool = False
+    aliases: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    kind = "correlation"
+
+
+@dataclass(slots=True, kw_only=True)
+class FilterRule(SigmaDocument):
+    """Sigma 2 filter: extra exclusions applied to the rules it names."""
+
+    rules: tuple[str, ...]
+    logsource: LogSource = field(default_factory=LogSource)
+    detection: Detection
+
+    kind = "filter"

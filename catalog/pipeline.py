@@ -1,0 +1,146 @@
+"""The whole analysis of a catalog: load -> analyse -> index the corpus -> link -> map ATT&CK."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+from catalog.analysis import Exclusion, RuleAnalysis, analyse, exclusions_of
+from catalog.corpus import CorpusIndex
+from catalog.loader import RuleFile, load
+from catalog.model import CorrelationRule, FilterRule, Rule, SigmaDocument
+from catalog.problems import Problem, Severity
+
+if TYPE_CHECKING:
+    from catalog.attack import AttackKnowledge, AttackMapping
+
+log = logging.getLogger("mkdocs.plugins.sigma_catalog")
+
+_SLUG_ID = re.compile(r"^[0-9a-f][0-9a-f-]{7,63}$")
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(eq=False, slots=True)
+class Entry:
+    """One Sigma document of the catalog with everything computed about it."""
+
+    document: SigmaDocument
+    slug: str  # stable address: derived from the id where there is one
+    analysis: RuleAnalysis | None = None  # detection rules and filters
+    attack: "AttackMapping | None" = None
+    targets: list["Entry"] = field(default_factory=list)  # rules a correlation or filter names
+    correlations: list["Entry"] = field(default_factory=list)  # correlations naming this rule
+    filters: list["Entry"] = field(default_factory=list)  # filters applying to this rule
+    related: list[tuple[str, "Entry | None"]] = field(default_factory=list)  # (relation, entry or None)
+
+    @property
+    def filter_exclusions(self) -> list[Exclusion]:
+        """Exclusions that Sigma filter rules add to this rule."""
+        found = []
+        for entry in self.filters:
+            detection = entry.document.detection
+            for condition in detection.conditions:
+                found.extend(exclusions_of(condition.expression, detection.identifiers, entry.document.title))
+        return found
+
+
+@dataclass(slots=True)
+class Catalog:
+    entries: list[Entry]
+    problems: list[Problem]
+    files: list[RuleFile]
+    corpus: CorpusIndex
+    attack_release: str | None = None
+
+    def by_slug(self) -> dict[str, Entry]:
+        return {entry.slug: entry for entry in self.entries}
+
+    @property
+    def rules(self) -> list[Entry]:
+        return [entry for entry in self.entries if isinstance(entry.document, Rule)]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [problem for problem in self.problems if problem.severity is Severity.ERROR]
+
+
+def build_catalog(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None" = None) -> Catalog:
+    loaded = load(roots)
+    problems = list(loaded.problems)
+    entries = _entries(loaded.documents, problems)
+    corpus = CorpusIndex()
+    for entry in entries:
+        document = entry.document
+        if isinstance(document, (Rule, FilterRule)):
+            entry.analysis = analyse(document.detection)
+            if isinstance(document, Rule):
+                corpus.add(entry.slug, entry.analysis.indicators)
+    _link(entries, problems)
+    if attack is not None:
+        _map_attack(entries, attack, problems)
+    return Catalog(entries, problems, loaded.files, corpus, attack.release if attack is not None else None)
+
+
+def slugify(text: str, limit: int = 80) -> str:
+    """Lower-case ASCII letters, digits and single dashes only: safe as a file and URL name."""
+    return _NOT_SLUG.sub("-", text.lower()).strip("-")[:limit].strip("-")
+
+
+def _entries(documents: list[SigmaDocument], problems: list[Problem]) -> list[Entry]:
+    entries: list[Entry] = []
+    taken: set[str] = set()
+    first_with_id: dict[str, SigmaDocument] = {}
+    for document in documents:
+        rule_id = (document.id or "").strip().lower()
+        if rule_id and rule_id in first_with_id:
+            other = first_with_id[rule_id]
+            problems.append(_document_problem(document, "duplicate-id", f"the id {rule_id} is also used by '{other.title}' ({other.source.display_path})"))
+        else:
+            first_with_id.setdefault(rule_id, document)
+        base = rule_id if _SLUG_ID.match(rule_id) else slugify(document.name or document.title) or "rule"
+        slug, number = base, 1
+        while slug in taken:
+            number += 1
+            slug = f"{base}-{number}"
+        taken.add(slug)
+        entries.append(Entry(document, slug))
+    return entries
+
+
+def _link(entries: list[Entry], problems: list[Problem]) -> None:
+    """Resolve correlation, filter and related references by id or name."""
+    lookup: dict[str, Entry] = {}
+    for entry in entries:
+        for reference in (entry.document.id, entry.document.name):
+            if reference:
+                lookup.setdefault(reference.strip().lower(), entry)
+    for entry in entries:
+        document = entry.document
+        if isinstance(document, (CorrelationRule, FilterRule)):
+            for reference in document.rules:
+                target = lookup.get(reference.strip().lower())
+                if target is None:
+                    problems.append(_document_problem(document, "unresolved-reference", f"'{reference}' names no rule of the catalog (by id or name)", Severity.WARNING))
+                    continue
+                entry.targets.append(target)
+                (target.correlations if isinstance(document, CorrelationRule) else target.filters).append(entry)
+        for related in document.related:
+            entry.related.append((related.type, lookup.get(related.id.strip().lower())))
+
+
+def _map_attack(entries: list[Entry], attack: "AttackKnowledge", problems: list[Problem]) -> None:
+    from catalog.attack import map_tags
+
+    for entry in entries:
+        entry.attack = map_tags(entry.document.tags, attack)
+        for finding in entry.attack.findings:
+            severity = Severity.WARNING if finding.severity == "warning" else None
+            if severity is not None:
+                problems.append(_document_problem(entry.document, f"attack-{finding.code}", finding.message, severity))
+
+
+def _document_problem(document: SigmaDocument, code: str, message: str, severity: Severity = Severity.ERROR) -> Problem:
+    return Problem(document.source.file_display, document.source.line, 1, severity, code, message)
