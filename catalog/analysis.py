@@ -19,13 +19,26 @@ class Stage:
 
     number: int
     title: str  # "condition", "selection", "not filter"
-    body: str  # the condition text, or the identifier's definition as YAML
-    identifier: str | None = None
+    text: str | None = None  # the condition, for stage 0
+    identifier: SearchIdentifier | None = None
     negated: bool = False
-    match_all_fields: tuple[str, ...] = ()  # fields whose values must all match (`|all`)
+
+    @property
+    def body(self) -> str:
+        """The condition text, or the identifier's definition re-serialised as YAML."""
+        if self.identifier is None:
+            return self.text or ""
+        return to_yaml({self.identifier.name: self.identifier.definition})
+
+    @property
+    def match_all_fields(self) -> tuple[str, ...]:
+        """Fields whose listed values must all match (`|all`)."""
+        if self.identifier is None:
+            return ()
+        return tuple(dict.fromkeys(item.field or "(keyword)" for item in self.identifier.items if item.match_all))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: created by the hundred thousand, frozen init is slow
 class Indicator:
     field: str | None  # None for keywords
     kind: str
@@ -124,17 +137,7 @@ def analyse(detection: Detection) -> RuleAnalysis:
 def _stages(condition: Condition, detection: Detection) -> list[Stage]:
     stages = [Stage(0, "condition", condition.text)]
     for number, (name, negated) in enumerate(references(condition.expression), start=1):
-        identifier = detection.identifiers[name]
-        stages.append(
-            Stage(
-                number,
-                f"not {name}" if negated else name,
-                to_yaml({name: identifier.definition}),
-                name,
-                negated,
-                tuple(dict.fromkeys(item.field or "(keyword)" for item in identifier.items if item.match_all)),
-            )
-        )
+        stages.append(Stage(number, f"not {name}" if negated else name, None, detection.identifiers[name], negated))
     return stages
 
 

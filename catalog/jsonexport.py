@@ -110,7 +110,13 @@ def _metadata(document: SigmaDocument) -> dict:
 def _analysis(analysis: RuleAnalysis, catalog: Catalog) -> dict:
     return {
         "stages": [
-            {"number": stage.number, "title": stage.title, "identifier": stage.identifier, "negated": stage.negated, "body": stage.body}
+            {
+                "number": stage.number,
+                "title": stage.title,
+                "identifier": stage.identifier.name if stage.identifier else None,
+                "negated": stage.negated,
+                "body": stage.body,
+            }
             for stage in analysis.stages
         ],
         "exclusions": [_exclusion(exclusion) for exclusion in analysis.exclusions],

@@ -190,16 +190,13 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
 def _merged(base: YamlMap, override: YamlMap) -> YamlMap:
     """`override` laid over `base`, maps merged key by key, positions kept."""
     result = YamlMap(base)
-    result.line, result.column = override.line, override.column
-    result.key_marks = dict(base.key_marks)
-    result.value_marks = dict(base.value_marks)
+    result.node, result.moved = override.node, {}
+    for key in base:
+        result.placed(key, base)
     for key, value in override.items():
-        if key == "action":
-            continue
         current = result.get(key)
         result[key] = _merged(current, value) if isinstance(current, YamlMap) and isinstance(value, YamlMap) else value
-        result.key_marks[key] = override.key_position(key)
-        result.value_marks[key] = override.value_position(key)
+        result.placed(key, override)
     result.pop("action", None)
     return result
 
@@ -356,15 +353,16 @@ class _DocumentReader:
     def detection(self, detection: YamlMap, where: str, extra_keys: Iterable[str] = ()) -> Detection:
         reserved = {"condition", "timeframe", *extra_keys}
         identifiers: dict[str, SearchIdentifier] = {}
+        positions = detection.positions()
         for name, definition in detection.items():
             if name in reserved:
                 continue
-            position = detection.key_position(name)
+            position = positions.get(str(name), (detection.line, detection.column))
             if not isinstance(name, str):
                 raise self.fail(position, "wrong-type", f"search identifier names must be text, not {_describe(name)}")
             if not _IDENTIFIER_NAME.match(name):
                 self.warn(position, "identifier-name", f"the search identifier name '{name[:60]}' has characters a condition cannot refer to")
-            identifiers[name] = self.search_identifier(name, definition, detection.value_position(name))
+            identifiers[name] = self.search_identifier(name, definition, position)
         if not identifiers:
             raise self.fail((detection.line, detection.column), "no-search", f"'{where}' defines no search identifier")
         conditions = self.conditions(detection, identifiers, where)
@@ -420,8 +418,9 @@ class _DocumentReader:
 
     def items(self, mapping: YamlMap, name: str) -> tuple[DetectionItem, ...]:
         items = []
+        positions = mapping.positions()
         for key, value in mapping.items():
-            position = mapping.key_position(key)
+            position = positions.get(str(key), (mapping.line, mapping.column))
             if not isinstance(key, str):
                 key = str(key).lower() if isinstance(key, bool) else str(key)
             field_name, *modifiers = key.split("|")

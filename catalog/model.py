@@ -11,7 +11,7 @@ from catalog.conditions import Condition
 Scalar = Union[str, int, float, bool, None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen dataclasses are slow to create, and there are many
 class DetectionItem:
     """One `Field|mod|mod: values` entry of a search identifier; `field` is None for keywords."""
 

@@ -43,25 +43,75 @@ class YamlError(ValueError):
         self.column = column
 
 
-class YamlMap(dict):
-    """A mapping that remembers where it and each of its keys were written."""
+def _position(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
 
-    __slots__ = ("line", "column", "key_marks", "value_marks")
+
+class YamlMap(dict):
+    """A mapping that can tell where it and each of its keys and values were written.
+
+    Positions are looked up in the composed nodes only when a problem is reported, which keeps
+    loading fast; keys brought in by merging carry their positions with them in `moved`.
+    """
+
+    __slots__ = ("node", "moved")
+
+    @property
+    def line(self) -> int:
+        return self.node.start_mark.line + 1
+
+    @property
+    def column(self) -> int:
+        return self.node.start_mark.column + 1
+
+    def _nodes(self, key: object) -> tuple[yaml.Node, yaml.Node] | None:
+        for key_node, value_node in self.node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(key):
+                return key_node, value_node
+        return None
 
     def key_position(self, key: object) -> tuple[int, int]:
-        return self.key_marks.get(key, (self.line, self.column))
+        if self.moved and key in self.moved:
+            return self.moved[key][0]
+        nodes = self._nodes(key)
+        return _position(nodes[0]) if nodes else (self.line, self.column)
 
     def value_position(self, key: object) -> tuple[int, int]:
-        return self.value_marks.get(key, self.key_position(key))
+        if self.moved and key in self.moved:
+            return self.moved[key][1]
+        nodes = self._nodes(key)
+        return _position(nodes[1]) if nodes else (self.line, self.column)
+
+    def positions(self) -> dict[object, tuple[int, int]]:
+        """Every key's position, in one pass (for readers that need them all)."""
+        found = {key_node.value: _position(key_node) for key_node, _ in self.node.value if isinstance(key_node, yaml.ScalarNode)}
+        if self.moved:
+            found.update((key, marks[0]) for key, marks in self.moved.items())
+        return found
+
+    def placed(self, key: object, source: "YamlMap") -> None:
+        """Record that `key` came from `source` (a merge), so its position stays right."""
+        if self.moved is None:
+            self.moved = {}
+        self.moved[key] = (source.key_position(key), source.value_position(key))
 
 
 class YamlList(list):
-    """A sequence that remembers where it and each of its items were written."""
+    """A sequence that can tell where it and each of its items were written."""
 
-    __slots__ = ("line", "column", "item_marks")
+    __slots__ = ("node",)
+
+    @property
+    def line(self) -> int:
+        return self.node.start_mark.line + 1
+
+    @property
+    def column(self) -> int:
+        return self.node.start_mark.column + 1
 
     def item_position(self, index: int) -> tuple[int, int]:
-        return self.item_marks[index] if index < len(self.item_marks) else (self.line, self.column)
+        items = self.node.value
+        return _position(items[index]) if index < len(items) else (self.line, self.column)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,59 +152,44 @@ class _Builder:
     def build(self, node: yaml.Node) -> object:
         self.budget -= 1
         if self.budget < 0:
-            raise YamlError(
-                f"the document expands to more than {MAX_VALUES:,} values (an alias bomb?)",
-                node.start_mark.line + 1,
-                node.start_mark.column + 1,
-            )
+            raise YamlError(f"the document expands to more than {MAX_VALUES:,} values (an alias bomb?)", *_position(node))
         tag = node.tag
-        if isinstance(node, yaml.ScalarNode):
-            if tag == _STR:
-                return node.value
-            if tag == _TIMESTAMP:
-                return node.value  # dates stay as written: Sigma wants text, not datetime
-            construct = _PLAIN_SCALARS.get(tag)
-            if construct is not None:
-                return construct(self._scalars, node)
-            raise self._unsupported(node)
-        if isinstance(node, yaml.SequenceNode):
-            if tag != _SEQ:
-                raise self._unsupported(node)
-            items = YamlList(self.build(child) for child in node.value)
-            items.line, items.column = node.start_mark.line + 1, node.start_mark.column + 1
-            items.item_marks = [(child.start_mark.line + 1, child.start_mark.column + 1) for child in node.value]
+        if tag == _STR or tag == _TIMESTAMP:  # dates stay as written: Sigma wants text, not datetime
+            return node.value
+        if tag == _MAP:
+            return self._mapping(node)
+        if tag == _SEQ:
+            items = YamlList([self.build(child) for child in node.value])
+            items.node = node
             return items
-        if tag != _MAP:
-            raise self._unsupported(node)
-        return self._mapping(node)
+        construct = _PLAIN_SCALARS.get(tag)
+        if construct is None or not isinstance(node, yaml.ScalarNode):
+            raise YamlError(f"the YAML tag '{tag}' is not allowed in a rule (only plain YAML values are)", *_position(node))
+        return construct(self._scalars, node)
 
     def _mapping(self, node: yaml.MappingNode) -> YamlMap:
         result = YamlMap()
-        result.line, result.column = node.start_mark.line + 1, node.start_mark.column + 1
-        result.key_marks = {}
-        result.value_marks = {}
+        result.node = node
+        result.moved = None
+        build = self.build
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
                 self._merge(result, value_node)
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
+                raise YamlError("a map or list is used as a key", *_position(key_node))
+            key = build(key_node)
+            if key in result and not (result.moved and key in result.moved):
+                first_line = result.key_position(key)[0]
+                line = key_node.start_mark.line + 1
                 raise YamlError(
-                    "a map or list is used as a key",
-                    key_node.start_mark.line + 1,
-                    key_node.start_mark.column + 1,
-                )
-            key = self.build(key_node)
-            position = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            if key in result.key_marks:
-                first_line = result.key_marks[key][0]
-                raise YamlError(
-                    f"duplicate key '{key}': first written on line {first_line}, again on line {position[0]}"
+                    f"duplicate key '{key}': first written on line {first_line}, again on line {line}"
                     " (YAML would silently keep only the last value)",
-                    *position,
+                    *_position(key_node),
                 )
-            result.key_marks[key] = position
-            result.value_marks[key] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
-            result[key] = self.build(value_node)
+            if result.moved:
+                result.moved.pop(key, None)  # written here: overrides a merged key
+            result[key] = build(value_node)
         return result
 
     def _merge(self, result: YamlMap, value_node: yaml.Node) -> None:
@@ -163,18 +198,8 @@ class _Builder:
         for source in sources:
             merged = self.build(source)
             if not isinstance(merged, YamlMap):
-                raise YamlError("'<<' must merge a map", source.start_mark.line + 1, source.start_mark.column + 1)
+                raise YamlError("'<<' must merge a map", *_position(source))
             for key, value in merged.items():
                 if key not in result:
                     result[key] = value
-                    result.key_marks[key] = merged.key_position(key)
-                    result.value_marks[key] = merged.value_position(key)
-
-    @staticmethod
-    def _unsupported(node: yaml.Node) -> YamlError:
-        return YamlError(
-            f"the YAML tag '{node.tag}' is not allowed in a rule (only plain YAML values are)",
-            node.start_mark.line + 1,
-            node.start_mark.column + 1,
-        )
-
+                    result.placed(key, merged)

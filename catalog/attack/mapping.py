@@ -1,0 +1,190 @@
+"""Sigma `attack.*` tags resolved against one ATT&CK release: the rule page's coverage table.
+
+Nothing a rule tags is dropped: each attack.* tag ends up in a tactic row, `unknown_techniques`,
+`groups`, `software` or `other_tags`, and every surprise (unknown, revoked, deprecated, malformed,
+technique under an untagged tactic) becomes an `AttackFinding`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+from catalog.attack.knowledge import AttackKnowledge, Group, Software, Tactic, Technique, normalize_tactic_name
+
+Severity = Literal["warning", "info"]
+
+_TECHNIQUE = re.compile(r"t\d{4}(?:\.\d{3})?")
+_GROUP = re.compile(r"g\d{4}")
+_SOFTWARE = re.compile(r"s\d{4}")
+_TACTIC_ID = re.compile(r"ta\d{4}")
+_ID_LIKE = re.compile(r"(?:ta|[tgs])\d")  # starts like one of the ids above: malformed if not one
+_OTHER_ID = re.compile(r"[a-z]{1,3}\d{4}")  # ds0005, c0001, m1040...: ATT&CK ids a rule may carry
+_TACTIC_NAME = re.compile(r"[a-z]+(?:[-_][a-z]+)*")
+_BARE_TECHNIQUE = re.compile(r"\d{4}(?:\.\d{3})?")
+
+#: Said in the message when a rule uses a tactic name a release no longer has.
+_RETIRED_TACTICS = {
+    "defense-evasion": "ATT&CK v19 split Defense Evasion (TA0005) into stealth (TA0005) and defense-impairment (TA0112)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MappedTechnique:
+    technique: Technique  # the current one, revocation followed
+    tag: str  # as written in the rule
+    derived: bool  # listed under a tactic of the technique that the rule does not tag
+    replaced: str | None  # the revoked id the rule wrote (T1086), when `technique` replaces it
+    deprecated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TacticRow:
+    tactic: Tactic
+    techniques: tuple[MappedTechnique, ...]  # by technique id; the one written directly before a replacement
+
+
+@dataclass(frozen=True, slots=True)
+class AttackFinding:
+    tag: str
+    severity: Severity
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttackMapping:
+    rows: tuple[TacticRow, ...]  # matrix order; a tagged tactic gets a row even with no technique
+    groups: tuple[Group, ...]
+    software: tuple[Software, ...]
+    unknown_techniques: tuple[str, ...]  # ids not in this release (T9999), upper case
+    other_tags: tuple[str, ...]  # any other attack.* tag as written: unknown tactics/groups/software, malformed, ds/campaign ids
+    findings: tuple[AttackFinding, ...]
+    release: str
+
+    @property
+    def techniques(self) -> tuple[MappedTechnique, ...]:
+        """Each mapped technique tag once (a technique under two tactics is one entry), in row order."""
+        return tuple(dict.fromkeys(mapped for row in self.rows for mapped in row.techniques))
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.rows or self.groups or self.software or self.unknown_techniques or self.other_tags)
+
+
+def map_tags(tags: Sequence[str], kb: AttackKnowledge) -> AttackMapping:
+    """Resolve a rule's tags (all of them; non-attack tags are ignored) against `kb`."""
+    label = kb.label
+    findings: list[AttackFinding] = []
+    tagged_tactics: dict[str, Tactic] = {}
+    written: list[tuple[str, Technique, str | None]] = []  # (tag, current technique, replaced id)
+    groups: dict[str, Group] = {}
+    software: dict[str, Software] = {}
+    unknown: list[str] = []
+    other: list[str] = []
+
+    def note(tag: str, severity: Severity, code: str, message: str) -> None:
+        findings.append(AttackFinding(tag, severity, code, message))
+
+    seen: set[str] = set()
+    for raw in tags:
+        tag = str(raw).strip()
+        key = tag.lower()
+        if not key.startswith("attack.") or key in seen:
+            continue
+        seen.add(key)
+        rest = key[len("attack."):]
+
+        if _TECHNIQUE.fullmatch(rest):
+            technique_id = rest.upper()
+            found = kb.technique(technique_id)
+            if found is None:
+                unknown.append(technique_id)
+                note(tag, "warning", "unknown-technique", f"{technique_id} is not in {label}")
+                continue
+            current = kb.current_technique(technique_id) or found
+            replaced = None
+            if found.revoked:
+                if current is not found:
+                    replaced = found.id
+                    note(tag, "info", "revoked-technique",
+                         f"{found.id} ({found.name}) is revoked in {label}; shown as its replacement {current.id} {current.name}")
+                else:
+                    note(tag, "warning", "revoked-technique", f"{found.id} ({found.name}) is revoked in {label} with no replacement")
+            if current.deprecated:
+                note(tag, "warning", "deprecated-technique", f"{current.id} ({current.name}) is deprecated in {label}")
+            if not current.tactics:  # no tactic to list it under: keep it visible as a plain tag
+                other.append(tag)
+                continue
+            written.append((tag, current, replaced))
+        elif _GROUP.fullmatch(rest):
+            group = kb.group(rest)
+            if group is not None and group.revoked_by and kb.group(group.revoked_by):
+                note(tag, "info", "revoked-group", f"{group.id} is revoked in {label}; shown as {group.revoked_by}")
+                group = kb.group(group.revoked_by)
+            if group is None:
+                other.append(tag)
+                note(tag, "warning", "unknown-group", f"{rest.upper()} is not a group in {label}")
+            else:
+                groups.setdefault(group.id, group)
+        elif _SOFTWARE.fullmatch(rest):
+            item = kb.software(rest)
+            if item is not None and item.revoked_by and kb.software(item.revoked_by):
+                note(tag, "info", "revoked-software", f"{item.id} is revoked in {label}; shown as {item.revoked_by}")
+                item = kb.software(item.revoked_by)
+            if item is None:
+                other.append(tag)
+                note(tag, "warning", "unknown-software", f"{rest.upper()} is not software in {label}")
+            else:
+                software.setdefault(item.id, item)
+        elif _TACTIC_ID.fullmatch(rest) or _TACTIC_NAME.fullmatch(rest):
+            tactic = kb.tactic(rest) if _TACTIC_ID.fullmatch(rest) else kb.tactic_by_shortname(rest)
+            if tactic is None:
+                other.append(tag)
+                name = rest.upper() if _TACTIC_ID.fullmatch(rest) else normalize_tactic_name(rest)
+                hint = _RETIRED_TACTICS.get(name)
+                note(tag, "warning", "unknown-tactic", f"{name} is not a tactic in {label}" + (f" ({hint})" if hint else ""))
+            else:
+                tagged_tactics.setdefault(tactic.shortname, tactic)
+        elif _OTHER_ID.fullmatch(rest) and not _ID_LIKE.match(rest):
+            other.append(tag)  # data sources, campaigns, mitigations: plain tags, nothing to check
+        else:
+            other.append(tag)
+            hint = f"; did you mean attack.t{rest}?" if _BARE_TECHNIQUE.fullmatch(rest) else ""
+            note(tag, "warning", "malformed-tag",
+                 f"'{tag}' is not an ATT&CK tag (attack.tNNNN[.NNN], attack.gNNNN, attack.sNNNN or a tactic name){hint}")
+
+    # Place each technique under the rule's tactics that it belongs to, else under all of its own.
+    placed: dict[str, dict[tuple[str, str], MappedTechnique]] = {}
+    for tag, technique, replaced in written:
+        own = [name for name in technique.tactics if name in tagged_tactics]
+        derived = not own
+        if derived:
+            names = ", ".join(kb.tactic_by_shortname(n).name for n in technique.tactics)  # type: ignore[union-attr]
+            note(tag, "info", "technique-tactic-not-tagged",
+                 f"{technique.id} belongs to {names}, which the rule does not tag; listed there as derived")
+        for name in own or technique.tactics:
+            # keyed by tag too: a rule writing both T1086 and T1059.001 shows both, one as the replacement
+            placed.setdefault(name, {})[(technique.id, tag)] = MappedTechnique(
+                technique, tag, derived, replaced, technique.deprecated
+            )
+
+    rows = tuple(
+        TacticRow(tactic, tuple(sorted(placed.get(tactic.shortname, {}).values(), key=_row_order)))
+        for tactic in kb.tactics
+        if tactic.shortname in tagged_tactics or tactic.shortname in placed
+    )
+    return AttackMapping(
+        rows=rows,
+        groups=tuple(groups.values()),
+        software=tuple(software.values()),
+        unknown_techniques=tuple(dict.fromkeys(unknown)),
+        other_tags=tuple(other),
+        findings=tuple(findings),
+        release=kb.release,
+    )
+
+
+def _row_order(mapped: MappedTechnique) -> tuple[str, bool, str]:
+    return mapped.technique.id, mapped.replaced is not None, mapped.tag
