@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from catalog.attack import commands as attack_commands
 from catalog.jsonexport import catalog_to_json
 from catalog.pipeline import build_catalog
 
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     analyze.add_argument("--json", metavar="FILE", help="write every rule's analysis and every problem as JSON ('-' for stdout)")
     analyze.add_argument("--quiet", action="store_true", help="print only the summary, not each problem")
     analyze.set_defaults(handler=_analyze)
+
+    attack_commands.register(commands)
 
     arguments = parser.parse_args(argv)
     return arguments.handler(arguments)

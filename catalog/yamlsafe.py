@@ -15,9 +15,9 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 try:
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover - libyaml missing: same results, slower
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
 #: A document may expand to at most this many values (a 50,000-value rule stays far below).
 MAX_VALUES = 1_000_000
@@ -31,6 +31,27 @@ _PLAIN_SCALARS = {
     tag: SafeConstructor.yaml_constructors[tag]
     for tag in ("tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 }
+
+
+class _Loader(_BaseLoader):
+    """The safe loader with a memo for the implicit type of plain scalars.
+
+    Rules repeat the same keys and values thousands of times across a catalog, and resolving a
+    plain scalar's type runs regular expressions in Python for every single one.
+    """
+
+    _memo: dict[str, str] = {}
+    _MEMO_LIMIT = 200_000  # entries; short values only, so the memo stays a few MB at most
+
+    def resolve(self, kind, value, implicit):  # noqa: ANN001 - PyYAML's signature
+        if kind is yaml.ScalarNode and implicit[0] and len(value) <= 64:
+            tag = self._memo.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(self._memo) < self._MEMO_LIMIT:
+                    self._memo[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
 
 
 class YamlError(ValueError):
