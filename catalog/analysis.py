@@ -67,26 +67,42 @@ class ExcludedItem:
 
 
 @dataclass(frozen=True, slots=True)
+class ExcludedSearch:
+    """One search identifier inside an exclusion: an OR of alternatives, each an AND of items."""
+
+    identifier: str
+    alternatives: tuple[tuple[ExcludedItem, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Exclusion:
     """What one top-level `not` conjunct suppresses.
 
-    `alternatives` is an OR of ANDs: an event is excluded when it matches every item of any one
-    alternative. `combined` marks `not all of X` / `not (a and b)`, where only the combination of
-    the identifiers is excluded, never each of them alone.
+    Usually one search: an event is excluded when it matches every item of any one alternative.
+    Several searches come from `not all of X` / `not (a and b)`: then only events matching all of
+    them together are excluded, never the events matching one of them alone.
     """
 
-    identifiers: tuple[str, ...]
+    searches: tuple[ExcludedSearch, ...]
     scope: str  # "main" (filter_main_*), "optional" (filter_optional_*) or "filter"
-    combined: bool
-    alternatives: tuple[tuple[ExcludedItem, ...], ...]
     source: str | None = None  # the title of the Sigma filter rule that adds it, None for the condition
 
     @property
+    def identifiers(self) -> tuple[str, ...]:
+        return tuple(search.identifier for search in self.searches)
+
+    @property
+    def combined(self) -> bool:
+        return len(self.searches) > 1
+
+    @property
     def rows(self) -> tuple[tuple[str, str, str], ...]:
-        """(field, kind, value) rows when each row stands alone: one item per alternative."""
+        """(field, kind, value) rows that each exclude on their own (one item per alternative)."""
+        if self.combined:
+            return ()
         return tuple(
             (item.field_label, item.kind, value)
-            for alternative in self.alternatives
+            for alternative in self.searches[0].alternatives
             if len(alternative) == 1 and not alternative[0].match_all
             for item in alternative
             for value in item.values
@@ -95,7 +111,9 @@ class Exclusion:
     @property
     def grouped(self) -> tuple[tuple[ExcludedItem, ...], ...]:
         """Alternatives whose items only exclude together (several fields, or `|all`)."""
-        return tuple(alt for alt in self.alternatives if len(alt) > 1 or alt[0].match_all)
+        if self.combined:
+            return ()
+        return tuple(alt for alt in self.searches[0].alternatives if len(alt) > 1 or alt[0].match_all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,27 +172,25 @@ def exclusions_of(expression: ConditionNode, identifiers: dict[str, SearchIdenti
 def _negated(node: ConditionNode, identifiers: dict[str, SearchIdentifier], source: str | None) -> list[Exclusion]:
     """`not node` as exclusions; De Morgan splits ORs, ANDs stay one combined exclusion."""
     if isinstance(node, IdentifierRef):
-        return [_exclusion((node.name,), False, identifiers, source)]
+        return [_exclusion((node.name,), identifiers, source)]
     if isinstance(node, Quantified):
-        if node.is_any or len(node.identifiers) == 1:
-            return [_exclusion((name,), False, identifiers, source) for name in node.identifiers]
-        return [_exclusion(node.identifiers, True, identifiers, source)]
+        if node.is_any:
+            return [_exclusion((name,), identifiers, source) for name in node.identifiers]
+        return [_exclusion(node.identifiers, identifiers, source)]
     if isinstance(node, Or):
         return [exclusion for operand in node.operands for exclusion in _negated(operand, identifiers, source)]
     if isinstance(node, And):
-        names = tuple(dict.fromkeys(name for name, _ in references(node)))
-        return [_exclusion(names, True, identifiers, source)]
+        return [_exclusion(tuple(dict.fromkeys(name for name, _ in references(node))), identifiers, source)]
     return []  # `not not x` is a positive test, not an exclusion
 
 
-def _exclusion(names: tuple[str, ...], combined: bool, identifiers: dict[str, SearchIdentifier], source: str | None) -> Exclusion:
+def _exclusion(names: tuple[str, ...], identifiers: dict[str, SearchIdentifier], source: str | None) -> Exclusion:
     scopes = {_scope(name) for name in names}
-    alternatives = tuple(
-        tuple(_excluded_item(item) for item in alternative)
+    searches = tuple(
+        ExcludedSearch(name, tuple(tuple(_excluded_item(item) for item in alternative) for alternative in identifiers[name].alternatives))
         for name in names
-        for alternative in identifiers[name].alternatives
     )
-    return Exclusion(names, scopes.pop() if len(scopes) == 1 else "filter", combined, alternatives, source)
+    return Exclusion(searches, scopes.pop() if len(scopes) == 1 else "filter", source)
 
 
 def _scope(name: str) -> str:

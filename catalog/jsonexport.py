@@ -142,8 +142,14 @@ def _exclusion(exclusion: Exclusion) -> dict:
         "scope": exclusion.scope,
         "combined": exclusion.combined,
         "source": exclusion.source,
-        "alternatives": [
-            [{"field": item.field, "kind": item.kind, "values": list(item.values), "all": item.match_all} for item in alternative]
-            for alternative in exclusion.alternatives
+        "searches": [
+            {
+                "identifier": search.identifier,
+                "alternatives": [
+                    [{"field": item.field, "kind": item.kind, "values": list(item.values), "all": item.match_all} for item in alternative]
+                    for alternative in search.alternatives
+                ],
+            }
+            for search in exclusion.searches
         ],
     }

@@ -1,0 +1,288 @@
+"""Rendering: the Jinja2 environment, the YAML highlighter and the theme frame of our own pages.
+
+Rule files are untrusted input. Every template is autoescaped; nothing from a rule is ever marked
+safe in a template. The only `Markup` values that reach templates are built here from escaped
+text: the highlighted YAML and the theme frame captured from the theme's own output.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import jinja2
+from markupsafe import Markup, escape
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+_ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def _e(text: str) -> str:
+    """Escape text for element content (inside <pre>, quotes need no escaping)."""
+    return text.translate(_ESCAPE)
+
+
+# --- YAML highlighting --------------------------------------------------------------------------
+#
+# A small line-based highlighter for the YAML that Sigma rules are written in. It never drops or
+# changes a character: the text of its output (tags removed, entities decoded) is the input, byte
+# for byte. It emits Pygments' class names (nt, s1, s2, s, m, kc, c1), which Material styles inside
+# `.highlight`, and no per-line anchors or line numbers (they would double a rule page's size).
+
+_LINE = re.compile(
+    r"""(?P<indent>[ \t]*)
+        (?P<dash>(?:-[ \t]+)*)
+        (?:(?P<key>"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^\s#'"\-?:,\[\]{}&*!|>%@`][^#\n]*?|-[^\s#][^#\n]*?)
+           (?P<colon>[ \t]*:)(?=[ \t]|$))?
+        (?P<rest>.*)""",
+    re.X | re.S,
+)
+_SINGLE = re.compile(r"'(?:[^']|'')*'")
+_DOUBLE = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BLOCK = re.compile(r"[|>][-+0-9]*(?=[ \t]|$)")
+_PLAIN_COMMENT = re.compile(r"[ \t]#")
+_NUMBER = re.compile(r"[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|0x[0-9a-fA-F]+|0o[0-7]+")
+_CONSTANT = {"true", "false", "null", "~", "True", "False", "Null", "TRUE", "FALSE", "NULL"}
+
+
+def _span(css: str, text: str) -> str:
+    return f'<span class="{css}">{_e(text)}</span>' if text else ""
+
+
+def _value(text: str, out: list[str]) -> bool:
+    """Highlight what follows a key or a dash; True when it opens a block scalar."""
+    stripped = text.lstrip(" \t")
+    out.append(text[: len(text) - len(stripped)])
+    if not stripped:
+        return False
+    if stripped[0] == "#":
+        out.append(_span("c1", stripped))
+        return False
+    match = None
+    if stripped[0] == "'":
+        match = _SINGLE.match(stripped)
+        css = "s1"
+    elif stripped[0] == '"':
+        match = _DOUBLE.match(stripped)
+        css = "s2"
+    if match is not None or stripped[0] in "'\"":
+        end = match.end() if match is not None else len(stripped)  # unterminated: a multi-line string
+        out.append(_span(css, stripped[:end]))
+        _trailer(stripped[end:], out)
+        return False
+    block = _BLOCK.match(stripped)
+    if block is not None:
+        out.append(_e(block.group()))
+        _trailer(stripped[block.end():], out)
+        return True
+    comment = _PLAIN_COMMENT.search(stripped)
+    scalar, tail = (stripped[: comment.start()], stripped[comment.start():]) if comment else (stripped, "")
+    if _NUMBER.fullmatch(scalar):
+        out.append(_span("m", scalar))
+    elif scalar in _CONSTANT:
+        out.append(_span("kc", scalar))
+    else:
+        out.append(_e(scalar))
+    _trailer(tail, out)
+    return False
+
+
+def _trailer(text: str, out: list[str]) -> None:
+    """Whitespace and a comment after a value (anything else is kept as plain text)."""
+    stripped = text.lstrip(" \t")
+    out.append(text[: len(text) - len(stripped)])
+    if stripped.startswith("#"):
+        out.append(_span("c1", stripped))
+    else:
+        out.append(_e(stripped))
+
+
+def highlight_yaml(text: str) -> Markup:
+    """YAML as escaped HTML with Pygments class names; its text content is `text` unchanged."""
+    out: list[str] = []
+    block_indent: int | None = None  # inside a block scalar: the indentation of its key
+    pieces = text.split("\n")
+    for number, piece in enumerate(pieces):
+        line, ending = (piece[:-1], "\r") if piece.endswith("\r") else (piece, "")
+        if block_indent is not None:
+            body = line.lstrip(" \t")
+            if not body or len(line) - len(body) > block_indent:
+                out.append(_span("s", line))
+                out.append(ending)
+                if number < len(pieces) - 1:
+                    out.append("\n")
+                continue
+            block_indent = None
+        match = _LINE.match(line)
+        assert match is not None  # every part of the pattern is optional
+        indent, dash, key, colon, rest = match.group("indent", "dash", "key", "colon", "rest")
+        out.append(indent)
+        out.append(_e(dash))
+        if rest.startswith("#") and key is None:
+            out.append(_span("c1", rest))
+        elif key is not None:
+            out.append(_span("nt", key))
+            out.append(_e(colon))
+            if _value(rest, out):
+                block_indent = len(indent) + len(dash)
+        elif _value(rest, out) and dash:
+            block_indent = len(indent)
+        out.append(ending)
+        if number < len(pieces) - 1:
+            out.append("\n")
+    return Markup("".join(out))
+
+
+# --- URLs ---------------------------------------------------------------------------------------
+
+_SAFE_SCHEMES = ("http://", "https://")
+
+
+def external_url(value: object) -> str | None:
+    """`value` when it is an http(s) URL that is safe to put in an href, else None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text.lower().startswith(_SAFE_SCHEMES) or any(ch.isspace() or ord(ch) < 32 for ch in text):
+        return None
+    if len(text) <= len("https://") or any(ch in text for ch in "\"'<>`\\"):
+        return None
+    return text
+
+
+def page_href(path: str, directory_urls: bool) -> str:
+    """The href of a site page at `path` ("rules/x/", "" for the home page), from the site root."""
+    if directory_urls or not (path == "" or path.endswith("/")):
+        return path
+    return path + "index.html"
+
+
+def root_prefix(path: str) -> str:
+    """From the page at `path` ("a/b/") back to the site root ("../../")."""
+    return "../" * path.count("/")
+
+
+# --- the Jinja2 environment ---------------------------------------------------------------------
+
+
+@jinja2.pass_context
+def _url(context: jinja2.runtime.Context, target: str) -> str:
+    """A link from the page being rendered to the site page `target` (relative, so sites move)."""
+    href = context["root"] + page_href(target, context["directory_urls"])
+    return href or "./"
+
+
+@jinja2.pass_context
+def _file_url(context: jinja2.runtime.Context, target: str) -> str:
+    """A link to a file of the site (an export, an asset)."""
+    return context["root"] + target
+
+
+def _number(value: int) -> str:
+    return f"{value:,}"
+
+
+def make_environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,  # every template, whatever its name
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        auto_reload=False,
+    )
+    env.globals.update(url=_url, file_url=_file_url, external_url=external_url)
+    env.filters.update(yaml=highlight_yaml, number=_number)
+    return env
+
+
+class Renderer:
+    """Renders our templates into HTML fragments (the content of a page, without the frame)."""
+
+    def __init__(self, directory_urls: bool = True) -> None:
+        self.env = make_environment()
+        self.directory_urls = directory_urls
+
+    def render(self, template: str, path: str, context: dict) -> str:
+        return self.env.get_template(template).render(
+            context, root=root_prefix(path), directory_urls=self.directory_urls, page_path=path
+        )
+
+
+# --- the frame of our own pages -------------------------------------------------------------------
+
+#: What the frame page carries where a page's own title, description and content go. The theme
+#: escapes none of these characters, so the markers come out of it unchanged.
+TITLE_MARKER = "SIGMACATALOGxTITLEx7f3a"
+DESCRIPTION_MARKER = "SIGMACATALOGxDESCRIPTIONx7f3a"
+#: Material adds an <h1> of the page title unless the content has one: the "<h1" in the comment
+#: stops that (our content brings its own <h1>). The whole string is cut out of the frame.
+CONTENT_MARKER = "<!-- <h1 -->SIGMACATALOGxCONTENTx7f3a"
+
+_BETWEEN_TAGS = re.compile(r">[ \t\r\n]+<")
+
+
+def _collapse(html: str) -> str:
+    """Whitespace runs between tags to one newline: the theme's indentation, without changing layout.
+
+    Only safe for markup without <pre> or <textarea>, which the frame never has (checked).
+    """
+    return _BETWEEN_TAGS.sub(">\n<", html)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """The theme's page around our content, captured from a page the theme rendered for us.
+
+    The frame page lives at `frame_path`, as deep as all our own pages, so the theme's relative
+    links (stylesheets, scripts, navigation) hold for every page we wrap in it.
+    """
+
+    head: tuple[str, ...]  # the frame before the content, split at the title/description markers
+    head_markers: tuple[str, ...]  # which marker sat between head[i] and head[i + 1]
+    tail: str
+    frame_path: str
+
+    @classmethod
+    def capture(cls, output: str, frame_path: str) -> "Frame":
+        if output.count(CONTENT_MARKER) != 1:
+            raise ValueError("the theme did not render the content marker exactly once")
+        head, tail = output.split(CONTENT_MARKER)
+        if re.search(r"<(pre|textarea)\b", head + tail, re.I) is None:
+            head, tail = _collapse(head), _collapse(tail)
+        parts = re.split(f"({TITLE_MARKER}|{DESCRIPTION_MARKER})", head)
+        return cls(tuple(parts[0::2]), tuple(parts[1::2]), tail, frame_path)
+
+    def wrap(self, path: str, title: str, description: str, content: str) -> str:
+        values = {TITLE_MARKER: str(escape(title)), DESCRIPTION_MARKER: str(escape(description))}
+        pieces = [self.head[0]]
+        for marker, text in zip(self.head_markers, self.head[1:]):
+            pieces.append(values[marker])
+            pieces.append(text)
+        pieces.append(content)
+        pieces.append(self.tail)
+        html = "".join(pieces)
+        # absolute mentions of the frame's own address (canonical link) become the page's
+        if self.frame_path in html:
+            html = html.replace(self.frame_path, path)
+        return html
+
+
+def fallback_frame(site_name: str, frame_path: str, stylesheets: Iterable[str] = (), scripts: Iterable[str] = ()) -> Frame:
+    """A plain frame for when no theme output could be captured (it keeps pages usable)."""
+    root = root_prefix(frame_path)
+    links = "".join(f'<link rel="stylesheet" href="{escape(root + href)}">' for href in stylesheets)
+    tags = "".join(f'<script src="{escape(root + src)}"></script>' for src in scripts)
+    head = (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">\n'
+        f"<title>{TITLE_MARKER} - {escape(site_name)}</title>\n"
+        f'<meta name="description" content="{DESCRIPTION_MARKER}">\n{links}\n</head>\n<body>\n'
+        f'<header><a href="{escape(root) or "./"}">{escape(site_name)}</a></header>\n'
+        '<main class="md-typeset">\n'
+    )
+    parts = re.split(f"({TITLE_MARKER}|{DESCRIPTION_MARKER})", head)
+    return Frame(tuple(parts[0::2]), tuple(parts[1::2]), f"\n</main>\n{tags}\n</body>\n</html>\n", frame_path)
