@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from catalog.attack import AttackDataError, load_knowledge
 from catalog.attack import commands as attack_commands
 from catalog.jsonexport import catalog_to_json
 from catalog.pipeline import build_catalog
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     analyze.add_argument("paths", nargs="+", help="rule folders or files")
     analyze.add_argument("--json", metavar="FILE", help="write every rule's analysis and every problem as JSON ('-' for stdout)")
     analyze.add_argument("--quiet", action="store_true", help="print only the summary, not each problem")
+    analyze.add_argument("--attack-data", metavar="PATH", help="ATT&CK STIX bundle or cti folder (default: the shipped snapshot)")
+    analyze.add_argument("--no-attack", action="store_true", help="skip the ATT&CK mapping")
     analyze.set_defaults(handler=_analyze)
 
     attack_commands.register(commands)
@@ -31,7 +34,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _analyze(arguments: argparse.Namespace) -> int:
     started = time.perf_counter()
-    catalog = build_catalog(arguments.paths)
+    try:
+        knowledge = None if arguments.no_attack else load_knowledge(arguments.attack_data)
+    except AttackDataError as error:
+        print(f"catalog analyze: error: {error}", file=sys.stderr)
+        return 2
+    catalog = build_catalog(arguments.paths, knowledge)
     elapsed = time.perf_counter() - started
     report = sys.stderr if arguments.json == "-" else sys.stdout
     if not arguments.quiet:

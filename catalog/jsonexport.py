@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from catalog.analysis import Exclusion, RuleAnalysis
 from catalog.model import CorrelationRule, FilterRule, Rule, SigmaDocument
 from catalog.pipeline import Catalog, Entry
@@ -22,6 +24,7 @@ def catalog_to_json(catalog: Catalog) -> dict:
             "errors": len(catalog.errors),
             "warnings": len(catalog.problems) - len(catalog.errors),
         },
+        "files": files_to_json(catalog),
         "rules": [entry_to_json(entry, catalog) for entry in catalog.entries],
         "shared_indicators": [
             {"field": key[0] or None, "kind": key[1], "value": key[2], "rules": slugs}
@@ -29,6 +32,19 @@ def catalog_to_json(catalog: Catalog) -> dict:
         ],
         "problems": [problem.to_json() for problem in catalog.problems],
     }
+
+
+def files_to_json(catalog: Catalog) -> list[dict]:
+    """Every file read, in catalog order: the slugs of the documents it gave and its problem count,
+    so that each file is accounted for (a file with no document has at least one problem)."""
+    slugs: dict[str, list[str]] = {}
+    for entry in catalog.entries:
+        slugs.setdefault(entry.document.source.file_display, []).append(entry.slug)
+    problems = Counter(problem.path for problem in catalog.problems)
+    return [
+        {"path": rule_file.display, "documents": slugs.get(rule_file.display, []), "problems": problems.get(rule_file.display, 0)}
+        for rule_file in catalog.files
+    ]
 
 
 def entry_to_json(entry: Entry, catalog: Catalog) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 from catalog.attack.knowledge import SNAPSHOT, AttackDataError
 from catalog.attack.snapshot import SnapshotInfo, make_snapshot, update_snapshot
@@ -53,14 +53,3 @@ def _report(name: str, action: Callable[[], SnapshotInfo]) -> int:
     print(f"wrote {info.path} (ATT&CK Enterprise v{info.release}, {info.objects} objects, {info.size:,} bytes)")
     return 0
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m catalog.attack.commands snapshot BUNDLE`: the same commands without the catalog CLI."""
-    parser = argparse.ArgumentParser(prog="catalog")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["attack", *(sys.argv[1:] if argv is None else argv)])
-    return args.handler(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,423 @@
+"""`catalog check`: validate rule folders without building the site, for people and for CI.
+
+Almost every finding comes from the engine itself (`build_catalog`'s problems: YAML and duplicate
+keys, required fields and types, condition syntax, undefined and unused search identifiers,
+modifiers, duplicate ids, unresolved correlation/filter references, ATT&CK warnings). This module
+adds what the engine keeps for the rule page only (revoked ATT&CK techniques that have a
+replacement, techniques listed under a tactic the rule does not tag), the output formats, the exit
+code, and optionally pySigma's own validators run fully offline (`--pysigma`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence, TextIO
+
+from catalog.pipeline import Catalog, build_catalog
+from catalog.problems import Problem, Severity
+
+if TYPE_CHECKING:
+    from catalog.attack import AttackKnowledge
+
+#: The MkDocs plugin's name in mkdocs.yml (`plugins: - sigma-catalog: ...`).
+PLUGIN_NAMES = ("sigma-catalog", "catalog")
+#: Option names that hold the rule folders in the plugin's configuration, most likely first.
+RULE_FOLDER_OPTIONS = ("rules", "rule_dirs", "roots", "paths", "folders")
+DEFAULT_FOLDERS = ("rules",)
+
+FORMATS = ("text", "json", "github")
+
+
+@dataclass(slots=True)
+class CheckResult:
+    paths: list[str]
+    problems: list[Problem]
+    files: int = 0
+    documents: int = 0
+    seconds: float = 0.0
+    attack_release: str | None = None
+    catalog: Catalog | None = field(default=None, repr=False)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [problem for problem in self.problems if problem.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [problem for problem in self.problems if problem.severity is Severity.WARNING]
+
+    def failed(self, strict: bool = False) -> bool:
+        return bool(self.errors or (strict and self.warnings))
+
+    def by_code(self) -> Counter:
+        return Counter(problem.code for problem in self.problems)
+
+    def summary(self) -> dict:
+        return {
+            "files": self.files,
+            "documents": self.documents,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "seconds": round(self.seconds, 3),
+            "attack_release": self.attack_release,
+            "by_code": dict(sorted(self.by_code().items())),
+        }
+
+
+# --- running the checks -------------------------------------------------------------------
+
+
+def run_check(
+    paths: Sequence[str | os.PathLike],
+    attack: "AttackKnowledge | None" = None,
+    *,
+    pysigma: bool = False,
+) -> CheckResult:
+    """Every finding about the rules under `paths`, sorted by file, line and column."""
+    started = time.perf_counter()
+    catalog = build_catalog(paths, attack=attack)
+    problems = list(catalog.problems)
+    if attack is not None:
+        problems.extend(attack_problems(catalog, attack))
+    if pysigma:
+        if attack is None:
+            raise ValueError("the pySigma validators need the ATT&CK knowledge (they must not download it)")
+        problems.extend(pysigma_problems(catalog, attack))
+    problems = sorted(dict.fromkeys(problems), key=_order)
+    return CheckResult(
+        paths=[os.fspath(path) for path in paths],
+        problems=problems,
+        files=len(catalog.files),
+        documents=len(catalog.entries),
+        seconds=time.perf_counter() - started,
+        attack_release=catalog.attack_release,
+        catalog=catalog,
+    )
+
+
+def _order(problem: Problem) -> tuple:
+    return (problem.path, problem.line, problem.column, problem.severity is not Severity.ERROR, problem.code, problem.message)
+
+
+def attack_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
+    """The ATT&CK findings the engine keeps for the page only ("info"): a reviewer should fix them.
+
+    - a revoked technique that has a replacement: the tag still works on the page, but the rule
+      should name the replacement;
+    - a technique whose tactics the rule does not tag: the page lists it as derived.
+    The engine already reports unknown, deprecated and unreplaced revoked techniques as warnings.
+    """
+    found: list[Problem] = []
+    for entry in catalog.entries:
+        if entry.attack is None:
+            continue
+        source = entry.document.source
+        for finding in entry.attack.findings:
+            if finding.severity == "warning":
+                continue  # already among catalog.problems
+            message = finding.message
+            if finding.code == "revoked-technique":
+                current = kb.current_technique(finding.tag.split(".", 1)[1])
+                if current is not None:
+                    message += f"; tag attack.{current.id.lower()} instead"
+            elif finding.code == "technique-tactic-not-tagged":
+                technique = kb.current_technique(finding.tag.split(".", 1)[1])
+                if technique is not None:
+                    message += "; add " + " or ".join(f"attack.{name.replace('-', '_')}" for name in technique.tactics)
+            elif finding.code not in ("revoked-group", "revoked-software"):
+                continue
+            found.append(Problem(source.file_display, source.line, 1, Severity.WARNING, f"attack-{finding.code}", message))
+    return found
+
+
+# --- pySigma, offline ---------------------------------------------------------------------
+
+#: pySigma validators left out: D3FEND data is not shipped (this one would need the internet), and
+#: the TLP v1-only / v2-only checks contradict each other (TLPTagValidator accepts both versions).
+PYSIGMA_SKIPPED = {"D3FENDTagValidator", "TLPv1TagValidator", "TLPv2TagValidator"}
+
+
+def point_pysigma_at(kb: "AttackKnowledge") -> None:
+    """Make pySigma's ATT&CK data come from our snapshot instead of the internet.
+
+    `sigma.data.mitre_attack` loads its tables lazily through a module `__getattr__`, which downloads
+    the STIX bundle from GitHub (or reads its disk cache) on first access. A module `__getattr__` is
+    only consulted for names the module does not have, so setting the tables as module attributes
+    answers every access from our data and the loader never runs. Like pySigma's own loader, the
+    tables leave out revoked and deprecated objects. Our trimmed snapshot has no data sources and
+    no mitigations: those tables stay empty (see `_pysigma_issue_wanted`).
+    """
+    from sigma.data import mitre_attack
+
+    techniques = [t for t in kb.all_techniques if not t.revoked and not t.deprecated]
+    tables = {
+        "mitre_attack_version": kb.release,
+        "mitre_attack_tactics": {tactic.id: tactic.shortname for tactic in kb.tactics},
+        "mitre_attack_techniques": {t.id: t.name for t in techniques},
+        "mitre_attack_techniques_tactics_mapping": {t.id: list(t.tactics) for t in techniques},
+        "mitre_attack_intrusion_sets": {g.id: g.name for g in kb.all_groups if not g.revoked_by and not g.deprecated},
+        "mitre_attack_software": {s.id: s.name for s in kb.all_software if not s.revoked_by and not s.deprecated},
+        "mitre_attack_datasources": {},
+        "mitre_attack_mitigations": {},
+    }
+    for name, value in tables.items():
+        setattr(mitre_attack, name, value)
+
+
+def pysigma_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
+    """pySigma's core validators (and its parser's errors) over the files the engine could read.
+
+    Only files that our safe loader read without a YAML error are handed to pySigma: its parser is
+    PyYAML's plain safe_load, which has no defence against alias bombs. Issues of pySigma's HIGH
+    severity are errors, the others warnings; every code starts with `pysigma-`.
+    """
+    try:
+        from sigma.collection import SigmaCollection
+        from sigma.exceptions import SigmaRuleLocation
+        from sigma.validation import SigmaValidator
+    except ImportError as error:  # pragma: no cover - depends on the extra being installed
+        raise RuntimeError("--pysigma needs pySigma: pip install '.[pysigma]'") from error
+    point_pysigma_at(kb)
+    from sigma.validators.base import SigmaValidationIssueSeverity
+    from sigma.validators.core import validators as core_validators
+
+    unreadable = {problem.path for problem in catalog.problems if problem.code in _UNREADABLE}
+    lines: dict[tuple[str, str], int] = {}
+    for entry in catalog.entries:
+        source = entry.document.source
+        for key in (entry.document.id, entry.document.title):
+            if key:
+                lines.setdefault((source.file_display, key), source.line)
+    chosen = [cls for _, cls in sorted(core_validators.items()) if cls.__name__ not in PYSIGMA_SKIPPED]
+    validator = SigmaValidator(chosen)
+    found: list[Problem] = []
+    rules: list = []
+    where: dict[int, str] = {}  # id(rule) -> file
+    for rule_file in catalog.files:
+        display = rule_file.display
+        if display in unreadable:
+            continue
+        try:
+            text = rule_file.path.read_text(encoding="utf-8-sig")
+            collection = SigmaCollection.from_yaml(
+                text, collect_errors=True, source=SigmaRuleLocation(display), resolve_references=False
+            )
+        except Exception as error:  # pySigma raises many kinds for broken input; ours has said why
+            found.append(Problem(display, 0, 0, Severity.WARNING, "pysigma-parse", f"pySigma cannot read the file: {_one_line(error)}"))
+            continue
+        for error in collection.errors:
+            found.append(Problem(display, 0, 0, Severity.WARNING, "pysigma-parse", f"pySigma: {_one_line(error)}"))
+        for rule in collection.rules:
+            where[id(rule)] = display
+            rules.append(rule)
+    # one run over every rule, so the validators that compare rules (ids, titles) see them all
+    for issue in validator.validate_rules(iter(rules)):
+        if not _pysigma_issue_wanted(issue):
+            continue
+        severity = Severity.ERROR if issue.severity is SigmaValidationIssueSeverity.HIGH else Severity.WARNING
+        code, message = "pysigma-" + _issue_code(issue), _issue_message(issue)
+        for rule in issue.rules or [None]:
+            display = where.get(id(rule), "") if rule is not None else ""
+            line = 0
+            if rule is not None:
+                line = lines.get((display, str(rule.id) if rule.id else ""), 0) or lines.get((display, rule.title), 0)
+            found.append(Problem(display or "(pySigma)", line, 1 if line else 0, severity, code, message))
+    return found
+
+
+_UNREADABLE = {"yaml", "not-utf8", "file-too-large", "unreadable", "empty-file", "symlink-outside"}
+
+
+def _pysigma_issue_wanted(issue: object) -> bool:
+    """Drop issues about ATT&CK data sources and mitigations (ds0005, m1040): our snapshot leaves
+    them out, so pySigma would call every such tag invalid."""
+    if type(issue).__name__ == "InvalidATTACKTagIssue":
+        name = getattr(getattr(issue, "tag", None), "name", "") or ""
+        if name[:2] == "ds" or (name[:1] == "m" and name[1:].isdigit()):
+            return False
+    return True
+
+
+def _issue_code(issue: object) -> str:
+    from sigma.validators.core import validator_classname_to_identifier
+
+    name = type(issue).__name__
+    return validator_classname_to_identifier(name[:-5] if name.endswith("Issue") else name)
+
+
+def _issue_message(issue: object) -> str:
+    from dataclasses import fields
+
+    details = []
+    for item in fields(issue):  # type: ignore[arg-type]
+        if item.name in ("rules", "severity", "description"):
+            continue
+        value = getattr(issue, item.name)
+        if value not in (None, "", [], ()):
+            details.append(f"{item.name}={value}")
+    description = getattr(issue, "description", "pySigma validation issue")
+    return f"pySigma: {description}" + (f" ({', '.join(details)})" if details else "")
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300] or type(error).__name__
+
+
+# --- which folders ------------------------------------------------------------------------
+
+
+def default_paths(config_file: str | os.PathLike = "mkdocs.yml") -> list[str]:
+    """The rule folders of the catalog plugin in `config_file`, else `rules`."""
+    config_path = Path(config_file)
+    if not config_path.is_file():
+        return list(DEFAULT_FOLDERS)
+    folders = _folders_from_config(config_path)
+    return folders or list(DEFAULT_FOLDERS)
+
+
+def _folders_from_config(config_path: Path) -> list[str]:
+    import yaml
+
+    try:
+        from mkdocs.utils.yaml import get_yaml_loader
+
+        with config_path.open("rb") as stream:
+            data = yaml.load(stream, Loader=get_yaml_loader())  # noqa: S506 - mkdocs' own loader for mkdocs.yml
+    except Exception:  # an unreadable mkdocs.yml: fall back to the default folder
+        return []
+    if not isinstance(data, dict):
+        return []
+    for plugin in data.get("plugins") or ():
+        if not isinstance(plugin, dict):
+            continue
+        for name, options in plugin.items():
+            if name not in PLUGIN_NAMES or not isinstance(options, dict):
+                continue
+            for option in RULE_FOLDER_OPTIONS:
+                value = options.get(option)
+                if isinstance(value, str):
+                    value = [value]
+                if isinstance(value, list) and value:
+                    return [_relative_to(config_path, str(item)) for item in value]
+    return []
+
+
+def _relative_to(config_path: Path, folder: str) -> str:
+    """Plugin paths are relative to mkdocs.yml; keep them short when mkdocs.yml is in the cwd."""
+    if os.path.isabs(folder):
+        return folder
+    base = config_path.parent
+    return folder if base in (Path(""), Path(".")) else os.path.join(os.fspath(base), folder)
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def write_report(result: CheckResult, output_format: str, out: TextIO, strict: bool = False) -> None:
+    if output_format == "json":
+        json.dump(
+            {
+                "paths": result.paths,
+                "strict": strict,
+                "failed": result.failed(strict),
+                "summary": result.summary(),
+                "problems": [problem.to_json() for problem in result.problems],
+            },
+            out,
+            indent=1,
+            ensure_ascii=False,
+        )
+        out.write("\n")
+        return
+    if output_format == "github":
+        for problem in result.problems:
+            out.write(github_command(problem) + "\n")
+    else:
+        for problem in result.problems:
+            out.write(f"{problem}\n")
+    out.write(summary_line(result, strict) + "\n")
+
+
+def summary_line(result: CheckResult, strict: bool = False) -> str:
+    verdict = "FAILED" if result.failed(strict) else "ok"
+    attack = f", ATT&CK Enterprise v{result.attack_release}" if result.attack_release else ""
+    return (
+        f"catalog check: {verdict}: {result.files} files, {result.documents} documents; "
+        f"{len(result.errors)} errors, {len(result.warnings)} warnings{' (strict: warnings fail)' if strict else ''}"
+        f"{attack}; {result.seconds:.2f} s"
+    )
+
+
+def github_command(problem: Problem) -> str:
+    """A GitHub Actions workflow command that annotates the file in the pull request."""
+    command = "error" if problem.severity is Severity.ERROR else "warning"
+    properties = [("file", problem.path)]
+    if problem.line:
+        properties.append(("line", str(problem.line)))
+        properties.append(("col", str(problem.column or 1)))
+    properties.append(("title", f"sigma {problem.code}"))
+    rendered = ",".join(f"{key}={escape_property(value)}" for key, value in properties)
+    return f"::{command} {rendered}::{escape_data(problem.message)}"
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def register(commands) -> None:
+    """Add `check` to the catalog CLI's subcommands."""
+    check = commands.add_parser("check", help="validate rules without building the site (exit 1 on errors)")
+    check.add_argument("paths", nargs="*", help="rule folders or files (default: the plugin's folders in ./mkdocs.yml, else 'rules')")
+    check.add_argument("--format", choices=FORMATS, default="text", help="text (default), json, or github (workflow commands that annotate a pull request)")
+    check.add_argument("--strict", action="store_true", help="warnings fail too")
+    check.add_argument("--config", default="mkdocs.yml", help="mkdocs.yml to take the default rule folders from")
+    check.add_argument("--attack", metavar="BUNDLE", help="ATT&CK data to check tags against (default: the shipped snapshot)")
+    check.add_argument("--no-attack", action="store_true", help="do not check ATT&CK tags")
+    check.add_argument("--pysigma", action="store_true", help="also run pySigma's validators (offline; needs pip install '.[pysigma]')")
+    check.set_defaults(handler=run_command)
+
+
+def run_command(arguments) -> int:
+    paths = arguments.paths or default_paths(arguments.config)
+    kb = None
+    if not arguments.no_attack or arguments.pysigma:
+        from catalog.attack import AttackDataError, load_knowledge
+
+        try:
+            kb = load_knowledge(arguments.attack)
+        except AttackDataError as error:
+            print(f"catalog check: error: {error}", file=sys.stderr)
+            return 2
+    try:
+        result = run_check(paths, kb, pysigma=arguments.pysigma)
+    except RuntimeError as error:
+        print(f"catalog check: error: {error}", file=sys.stderr)
+        return 2
+    write_report(result, arguments.format, sys.stdout, arguments.strict)
+    return 1 if result.failed(arguments.strict) else 0
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="catalog")
+    register(parser.add_subparsers(dest="command", required=True))
+    arguments = parser.parse_args(["check", *(sys.argv[1:] if argv is None else argv)])
+    return run_command(arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
