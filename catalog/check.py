@@ -34,6 +34,10 @@ DEFAULT_FOLDERS = ("rules",)
 FORMATS = ("text", "json", "github")
 
 
+class CheckError(Exception):
+    """The check cannot run as asked (not: the rules have problems); one line for people."""
+
+
 @dataclass(slots=True)
 class CheckResult:
     paths: list[str]
@@ -87,7 +91,7 @@ def run_check(
         problems.extend(attack_problems(catalog, attack))
     if pysigma:
         if attack is None:
-            raise ValueError("the pySigma validators need the ATT&CK knowledge (they must not download it)")
+            raise CheckError("the pySigma validators need the ATT&CK knowledge (they must not download it)")
         problems.extend(pysigma_problems(catalog, attack))
     problems = sorted(dict.fromkeys(problems), key=_order)
     return CheckResult(
@@ -129,7 +133,7 @@ def attack_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
             elif finding.code == "technique-tactic-not-tagged":
                 technique = kb.current_technique(finding.tag.split(".", 1)[1])
                 if technique is not None:
-                    message += "; add " + " or ".join(f"attack.{name.replace('-', '_')}" for name in technique.tactics)
+                    message += "; add " + " or ".join(f"attack.{name}" for name in technique.tactics)
             elif finding.code not in ("revoked-group", "revoked-software"):
                 continue
             found.append(Problem(source.file_display, source.line, 1, Severity.WARNING, f"attack-{finding.code}", message))
@@ -182,7 +186,7 @@ def pysigma_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
         from sigma.exceptions import SigmaRuleLocation
         from sigma.validation import SigmaValidator
     except ImportError as error:  # pragma: no cover - depends on the extra being installed
-        raise RuntimeError("--pysigma needs pySigma: pip install '.[pysigma]'") from error
+        raise CheckError("--pysigma needs pySigma: pip install '.[pysigma]'") from error
     point_pysigma_at(kb)
     from sigma.validators.base import SigmaValidationIssueSeverity
     from sigma.validators.core import validators as core_validators
@@ -216,8 +220,17 @@ def pysigma_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
         for rule in collection.rules:
             where[id(rule)] = display
             rules.append(rule)
-    # one run over every rule, so the validators that compare rules (ids, titles) see them all
-    for issue in validator.validate_rules(iter(rules)):
+    # one validator over every rule, so the checks that compare rules (ids, titles) see them all
+    issues = []
+    for rule in rules:
+        try:
+            issues.extend(validator.validate_rule(rule))
+        except Exception as error:  # a validator that chokes on one rule must not stop the others
+            display = where[id(rule)]
+            found.append(Problem(display, lines.get((display, str(rule.id) if rule.id else ""), 0), 0, Severity.WARNING,
+                                 "pysigma-parse", f"pySigma cannot validate '{rule.title}': {_one_line(error)}"))
+    issues.extend(validator.finalize())
+    for issue in issues:
         if not _pysigma_issue_wanted(issue):
             continue
         severity = Severity.ERROR if issue.severity is SigmaValidationIssueSeverity.HIGH else Severity.WARNING
@@ -259,8 +272,9 @@ def _issue_message(issue: object) -> str:
         if item.name in ("rules", "severity", "description"):
             continue
         value = getattr(issue, item.name)
-        if value not in (None, "", [], ()):
-            details.append(f"{item.name}={value}")
+        text = str(value) if value is not None else ""
+        if text and text not in ("[]", "()"):
+            details.append(f"{item.name}={text}")
     description = getattr(issue, "description", "pySigma validation issue")
     return f"pySigma: {description}" + (f" ({', '.join(details)})" if details else "")
 
@@ -301,10 +315,12 @@ def _folders_from_config(config_path: Path) -> list[str]:
                 continue
             for option in RULE_FOLDER_OPTIONS:
                 value = options.get(option)
-                if isinstance(value, str):
+                if isinstance(value, (str, dict)):
                     value = [value]
                 if isinstance(value, list) and value:
-                    return [_relative_to(config_path, str(item)) for item in value]
+                    # items are paths, or mappings {path, name, source_url} (the plugin accepts both)
+                    paths = [item.get("path") if isinstance(item, dict) else item for item in value]
+                    return [_relative_to(config_path, str(path)) for path in paths if isinstance(path, str) and path]
     return []
 
 
@@ -384,7 +400,7 @@ def register(commands) -> None:
     check.add_argument("--format", choices=FORMATS, default="text", help="text (default), json, or github (workflow commands that annotate a pull request)")
     check.add_argument("--strict", action="store_true", help="warnings fail too")
     check.add_argument("--config", default="mkdocs.yml", help="mkdocs.yml to take the default rule folders from")
-    check.add_argument("--attack", metavar="BUNDLE", help="ATT&CK data to check tags against (default: the shipped snapshot)")
+    check.add_argument("--attack-data", metavar="PATH", help="ATT&CK STIX bundle or cti folder to check tags against (default: the shipped snapshot)")
     check.add_argument("--no-attack", action="store_true", help="do not check ATT&CK tags")
     check.add_argument("--pysigma", action="store_true", help="also run pySigma's validators (offline; needs pip install '.[pysigma]')")
     check.set_defaults(handler=run_command)
@@ -397,13 +413,13 @@ def run_command(arguments) -> int:
         from catalog.attack import AttackDataError, load_knowledge
 
         try:
-            kb = load_knowledge(arguments.attack)
+            kb = load_knowledge(arguments.attack_data)
         except AttackDataError as error:
             print(f"catalog check: error: {error}", file=sys.stderr)
             return 2
     try:
         result = run_check(paths, kb, pysigma=arguments.pysigma)
-    except RuntimeError as error:
+    except CheckError as error:  # e.g. --pysigma without pySigma installed
         print(f"catalog check: error: {error}", file=sys.stderr)
         return 2
     write_report(result, arguments.format, sys.stdout, arguments.strict)

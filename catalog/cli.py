@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from catalog.attack import AttackDataError, load_knowledge
+from catalog import check as check_command
 from catalog.attack import commands as attack_commands
 from catalog.jsonexport import catalog_to_json
 from catalog.pipeline import build_catalog
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     analyze.set_defaults(handler=_analyze)
 
     attack_commands.register(commands)
+    check_command.register(commands)  # `catalog check` (catalog/check.py)
+    _register_build(commands)
 
     arguments = parser.parse_args(argv)
     return arguments.handler(arguments)
@@ -57,6 +60,83 @@ def _analyze(arguments: argparse.Namespace) -> int:
     elif arguments.json:
         Path(arguments.json).write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0
+
+
+# --- `catalog build`: the MkDocs build (or live server) through MkDocs' Python API -----------
+
+
+def _register_build(commands) -> None:
+    build = commands.add_parser("build", help="build the catalog site with MkDocs (optionally with the changes against a base revision)")
+    build.add_argument("--config", default="mkdocs.yml", help="the MkDocs configuration (default: mkdocs.yml)")
+    build.add_argument("--site-dir", help="where to write the site (default: the configuration's site_dir)")
+    build.add_argument("--base", metavar="REF", help="git revision to compare with: adds the Changes page and change banners")
+    build.add_argument("--strict", action="store_true", help="fail on any rule error (all listed at once) and on MkDocs warnings")
+    build.add_argument("--serve", action="store_true", help="serve the site with live reload instead of writing it")
+    build.set_defaults(handler=_build)
+
+
+def _build(arguments: argparse.Namespace) -> int:
+    import os
+
+    from mkdocs.commands.build import build as mkdocs_build
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import MkDocsException
+
+    from catalog.changes import source_date_epoch
+
+    _show_mkdocs_log()
+    if "SOURCE_DATE_EPOCH" not in os.environ:  # reproducible dates: the last commit's time (docs/review.md)
+        epoch = source_date_epoch(Path(arguments.config).resolve().parent)
+        if epoch is not None:
+            os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
+    overrides: dict = {"strict": True} if arguments.strict else {}
+    if arguments.site_dir:
+        overrides["site_dir"] = arguments.site_dir
+
+    def configured(config_file: str | None = None, **kwargs):
+        config = load_config(config_file=config_file or arguments.config, **{**overrides, **kwargs})
+        _set_plugin_options(config, base=arguments.base, strict=arguments.strict)
+        return config
+
+    try:
+        if arguments.serve:
+            from mkdocs.commands import serve as mkdocs_serve
+
+            mkdocs_serve.load_config = configured  # serve reloads the config on every rebuild
+            mkdocs_serve.serve(config_file=arguments.config, **({"strict": True} if arguments.strict else {}))
+            return 0
+        config = configured()
+        config.plugins.on_startup(command="build", dirty=False)
+        try:
+            mkdocs_build(config)
+        finally:
+            config.plugins.on_shutdown()
+    except MkDocsException as error:
+        print(f"catalog build: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _show_mkdocs_log() -> None:
+    """MkDocs' messages (and the plugin's) on stderr, as `mkdocs build` shows them."""
+    import logging
+
+    logger = logging.getLogger("mkdocs")
+    if not any(getattr(handler, "_catalog_cli", False) for handler in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)-7s -  %(message)s"))
+        handler._catalog_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def _set_plugin_options(config, **options) -> None:
+    """Set options of the sigma-catalog plugin (those it declares) on a loaded MkDocs config."""
+    for name, plugin in config.plugins.items():
+        if name.split("/")[-1] in check_command.PLUGIN_NAMES:
+            for option, value in options.items():
+                if option in plugin.config and value not in (None, False):
+                    plugin.config[option] = value
 
 
 if __name__ == "__main__":

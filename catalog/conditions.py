@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import Iterator, Sequence, Union
 
 
@@ -185,10 +184,23 @@ class _Parser:
             matches = [name for name in self.identifiers if not name.startswith("_")]
             target = "them"
         else:
-            matches = [name for name in self.identifiers if fnmatchcase(name, target)]
+            matches = [name for name in self.identifiers if pattern_matches(target, name)]
         if not matches:
             raise ConditionError(f"'{target}' matches no search identifier", target_offset)
         return Quantified(quantifier.lower(), target, tuple(matches), offset)
+
+
+def pattern_matches(pattern: str, name: str) -> bool:
+    """Whether an identifier pattern (`selection_*`) takes `name`.
+
+    Sigma patterns know only the `*` wildcard. Like `them`, a pattern leaves out the identifiers
+    whose names start with `_`, unless the pattern itself starts with `_` (`1 of _helper*`).
+    """
+    if name.startswith("_") and not pattern.startswith("_"):
+        return False
+    if "*" not in pattern:
+        return name == pattern
+    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), name, re.DOTALL) is not None
 
 
 def render(node: ConditionNode) -> str:

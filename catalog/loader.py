@@ -81,6 +81,11 @@ def discover(roots: Sequence[str | os.PathLike]) -> tuple[list[RuleFile], list[P
         found: list[RuleFile] = []
         for directory, subdirectories, names in os.walk(base):
             subdirectories.sort()
+            for name in subdirectories:  # os.walk does not enter linked folders: say so for outside ones
+                path = Path(directory, name)
+                if path.is_symlink() and not path.resolve().is_relative_to(real_base):
+                    display = display_path(root_text, path.relative_to(base).as_posix())
+                    problems.append(_problem(display, 0, 0, "symlink-outside", "the folder is a symbolic link to a place outside the rule folder; its files are not read"))
             for name in names:
                 if not name.endswith(RULE_SUFFIXES):
                     continue
@@ -179,7 +184,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
             raw_text=global_text + own_text if global_part is not None else own_text,
             documents_in_file=len(present),
         )
-        reader = _DocumentReader(display, problems)
+        reader = _DocumentReader(display, problems, lines)
         try:
             documents.append(reader.document(data, source))
         except RuleError as error:
@@ -201,6 +206,41 @@ def _merged(base: YamlMap, override: YamlMap) -> YamlMap:
     return result
 
 
+def _position_in_scalar(lines: Sequence[str], start: tuple[int, int], value: str, offset: int) -> tuple[int, int]:
+    """Line and column of character `offset` of a text value written at `start` (1-based).
+
+    Quotes, block indicators and line folding change only whitespace around the words, so the
+    place is found by counting the non-blank characters before `offset` in the value and in the
+    source. An offset at the end of the value points just after its last character.
+    """
+    line, column = start[0] - 1, start[1] - 1
+    if not 0 <= line < len(lines):
+        return start[0], start[1] + offset
+    if not value.strip():
+        return start
+    opening = lines[line][column : column + 1]
+    if opening in ("'", '"'):
+        column += 1
+    elif opening in ("|", ">"):
+        line, column = line + 1, 0
+    wanted = sum(1 for char in value[:offset] if not char.isspace())
+    at_end = not value[offset:].strip()
+    if at_end:
+        wanted -= 1  # find the last character, then step past it
+    last = (line, column - 1)
+    while line < len(lines):
+        text = lines[line]
+        while column < len(text):
+            if not text[column].isspace():
+                if wanted <= 0:
+                    return (line + 1, column + 2) if at_end else (line + 1, column + 1)
+                wanted -= 1
+                last = (line, column)
+            column += 1
+        line, column = line + 1, 0
+    return last[0] + 1, last[1] + 2
+
+
 def _describe(value: object) -> str:
     if isinstance(value, dict):
         return "a map"
@@ -218,9 +258,10 @@ def _problem(path: str, line: int, column: int, code: str, message: str, severit
 class _DocumentReader:
     """Reads one YAML map into a typed document; type errors raise RuleError, doubts become warnings."""
 
-    def __init__(self, display: str, problems: list[Problem]):
+    def __init__(self, display: str, problems: list[Problem], lines: Sequence[str] = ()):
         self.display = display
         self.problems = problems
+        self.lines = lines  # the file's text, to place errors inside multi-line or quoted values
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -388,7 +429,9 @@ class _DocumentReader:
             try:
                 condition = parse_condition(text, list(identifiers))
             except ConditionError as error:
-                raise self.fail((position[0], position[1] + error.offset), "condition", f"condition '{text[:120]}': {error.message}") from None
+                where_error = _position_in_scalar(self.lines, position, text, error.offset)
+                shown = " ".join(text.split())[:120]  # one line, as a problem is printed
+                raise self.fail(where_error, "condition", f"condition '{shown}': {error.message}") from None
             if condition.uppercase_operators:
                 self.warn(position, "uppercase-operator", f"condition operators should be lower case: {', '.join(dict.fromkeys(condition.uppercase_operators))}")
             if condition.aggregation is not None:

@@ -59,7 +59,8 @@ class ModifierChain:
 
     @property
     def case_sensitive(self) -> bool:
-        return self.match == "re" or "cased" in self.qualifiers
+        """Regular expressions, `cased` strings and field names (`fieldref`) compare exactly."""
+        return self.match in ("re", "fieldref") or "cased" in self.qualifiers
 
 
 @lru_cache(maxsize=4096)

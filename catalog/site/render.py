@@ -7,6 +7,7 @@ text: the highlighted YAML and the theme frame captured from the theme's own out
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,13 @@ from markupsafe import Markup, escape
 
 TEMPLATES = Path(__file__).parent / "templates"
 
-_ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# Quotes too, though element content does not need it: then no rule text can put the string
+# `href="javascript:` into the HTML even as escaped text (hostile-input review, docs/review.md).
+_ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})
 
 
 def _e(text: str) -> str:
-    """Escape text for element content (inside <pre>, quotes need no escaping)."""
+    """Escape text for element content (the text, entities decoded, is the input unchanged)."""
     return text.translate(_ESCAPE)
 
 
@@ -100,55 +103,63 @@ def _trailer(text: str, out: list[str]) -> None:
         out.append(_e(stripped))
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _line(line: str) -> tuple[str, int | None]:
+    """One line that is not inside a block scalar: (its HTML, the indent of a block it opens)."""
+    out: list[str] = []
+    match = _LINE.match(line)
+    assert match is not None  # every part of the pattern is optional
+    indent, dash, key, colon, rest = match.group("indent", "dash", "key", "colon", "rest")
+    out.append(indent)
+    out.append(_e(dash))
+    block = None
+    if rest.startswith("#") and key is None:
+        out.append(_span("c1", rest))
+    elif key is not None:
+        out.append(_span("nt", key))
+        out.append(_e(colon))
+        if _value(rest, out):
+            block = len(indent) + len(dash)
+    elif _value(rest, out) and dash:
+        block = len(indent)
+    return "".join(out), block
+
+
 def highlight_yaml(text: str) -> Markup:
-    """YAML as escaped HTML with Pygments class names; its text content is `text` unchanged."""
+    """YAML as escaped HTML with Pygments class names; its text content is `text` unchanged.
+
+    Rules share most of their lines (`level: high`, `    product: windows`), so lines are memoised.
+    """
     out: list[str] = []
     block_indent: int | None = None  # inside a block scalar: the indentation of its key
-    pieces = text.split("\n")
-    for number, piece in enumerate(pieces):
-        line, ending = (piece[:-1], "\r") if piece.endswith("\r") else (piece, "")
+    for piece in text.split("\n"):
+        line, ending = (piece[:-1], "\r\n") if piece.endswith("\r") else (piece, "\n")
         if block_indent is not None:
             body = line.lstrip(" \t")
             if not body or len(line) - len(body) > block_indent:
-                out.append(_span("s", line))
-                out.append(ending)
-                if number < len(pieces) - 1:
-                    out.append("\n")
+                out.append(_span("s", line) + ending)
                 continue
-            block_indent = None
-        match = _LINE.match(line)
-        assert match is not None  # every part of the pattern is optional
-        indent, dash, key, colon, rest = match.group("indent", "dash", "key", "colon", "rest")
-        out.append(indent)
-        out.append(_e(dash))
-        if rest.startswith("#") and key is None:
-            out.append(_span("c1", rest))
-        elif key is not None:
-            out.append(_span("nt", key))
-            out.append(_e(colon))
-            if _value(rest, out):
-                block_indent = len(indent) + len(dash)
-        elif _value(rest, out) and dash:
-            block_indent = len(indent)
-        out.append(ending)
-        if number < len(pieces) - 1:
-            out.append("\n")
+        html, block_indent = _line(line)
+        out.append(html + ending)
+    out[-1] = out[-1][:-1]  # the last piece has no newline after it
     return Markup("".join(out))
 
 
 # --- URLs ---------------------------------------------------------------------------------------
 
-_SAFE_SCHEMES = ("http://", "https://")
+_SAFE_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f\"'<>`\\]+", re.I)
 
 
 def external_url(value: object) -> str | None:
-    """`value` when it is an http(s) URL that is safe to put in an href, else None."""
+    """`value` when it is an http(s) URL that is safe to put in an href, else None.
+
+    Anything else (javascript:, data:, relative paths, text with spaces, quotes or angle
+    brackets) is refused: rule files are untrusted, and only http(s) references become links.
+    """
     if not isinstance(value, str):
         return None
     text = value.strip()
-    if not text.lower().startswith(_SAFE_SCHEMES) or any(ch.isspace() or ord(ch) < 32 for ch in text):
-        return None
-    if len(text) <= len("https://") or any(ch in text for ch in "\"'<>`\\"):
+    if len(text) <= 8 or _SAFE_URL.fullmatch(text) is None:
         return None
     return text
 
@@ -185,8 +196,20 @@ def _number(value: int) -> str:
     return f"{value:,}"
 
 
+class _Environment(jinja2.Environment):
+    """Template data is plain dicts: `row.title` looks up the key first (no AttributeError on the way)."""
+
+    def getattr(self, obj, attribute):
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 def make_environment() -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = _Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=True,  # every template, whatever its name
         trim_blocks=True,
@@ -222,15 +245,16 @@ DESCRIPTION_MARKER = "SIGMACATALOGxDESCRIPTIONx7f3a"
 #: stops that (our content brings its own <h1>). The whole string is cut out of the frame.
 CONTENT_MARKER = "<!-- <h1 -->SIGMACATALOGxCONTENTx7f3a"
 
-_BETWEEN_TAGS = re.compile(r">[ \t\r\n]+<")
+_WHITESPACE_RUN = re.compile(r"[ \t]*\n[ \t\r\n]*")
 
 
 def _collapse(html: str) -> str:
-    """Whitespace runs between tags to one newline: the theme's indentation, without changing layout.
+    """Runs of blank lines and indentation to one newline: the theme's indentation, same layout.
 
-    Only safe for markup without <pre> or <textarea>, which the frame never has (checked).
+    Only safe for markup without <pre> or <textarea>, which the frame never has (checked); in
+    <script> the newline still ends a statement where it did.
     """
-    return _BETWEEN_TAGS.sub(">\n<", html)
+    return _WHITESPACE_RUN.sub("\n", html)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +276,7 @@ class Frame:
             raise ValueError("the theme did not render the content marker exactly once")
         head, tail = output.split(CONTENT_MARKER)
         if re.search(r"<(pre|textarea)\b", head + tail, re.I) is None:
-            head, tail = _collapse(head), _collapse(tail)
+            head, tail = _collapse(head).rstrip() + "\n", "\n" + _collapse(tail).lstrip()
         parts = re.split(f"({TITLE_MARKER}|{DESCRIPTION_MARKER})", head)
         return cls(tuple(parts[0::2]), tuple(parts[1::2]), tail, frame_path)
 

@@ -1,0 +1,202 @@
+"""Downloads published with the site: catalog.json, a rules x techniques CSV, ATT&CK Navigator layers.
+
+All of them are plain data derived from the `Catalog`; `catalog.json` is `catalog_to_json` (schema
+in docs/json-schema.md) with file locations shown as configured and each document's page address.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from catalog.jsonexport import catalog_to_json
+from catalog.model import FilterRule, Rule
+from catalog.pipeline import Catalog, Entry
+from catalog.site.pages import CATALOG_JSON, NAVIGATOR, TECHNIQUES_CSV, key_slug, technique_slug
+from catalog.site.render import external_url, page_href
+
+if TYPE_CHECKING:
+    from catalog.attack import AttackKnowledge
+
+NAVIGATOR_VERSION = "5.1.0"
+LAYER_FORMAT = "4.5"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFile:
+    path: str  # site-relative, e.g. "exports/catalog.json"
+    data: bytes
+    label: str = ""
+    techniques: int = 0
+
+
+def catalog_json(catalog: Catalog, display_file: Callable[[str, str], str], display_problem: Callable[[str], str],
+                 directory_urls: bool = True) -> bytes:
+    """`catalog_to_json`, with rule folders shown as configured (never the build machine's paths)."""
+    data = catalog_to_json(catalog)
+    for entry, rule in zip(catalog.entries, data["rules"]):
+        source = rule["source"]
+        source["file"] = display_file(entry.document.source.root, entry.document.source.path)
+        source["root"] = display_file(entry.document.source.root, "").rstrip("/")
+        rule["page"] = page_href(f"rules/{entry.slug}/", directory_urls)
+    for problem in data["problems"]:
+        problem["path"] = display_problem(problem["path"])
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+# --- CSV ------------------------------------------------------------------------------------------
+
+CSV_COLUMNS = [
+    "slug", "id", "title", "kind", "level", "status", "product", "category", "service",
+    "tactic_id", "tactic", "technique_id", "technique", "derived", "replaced", "deprecated", "tag", "page",
+]
+
+
+def _cell(value: object) -> str:
+    """Text for a spreadsheet cell; a leading = + - @ would start a formula, so it is quoted away."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def techniques_csv(catalog: Catalog, directory_urls: bool = True) -> bytes:
+    """One row per (document, tactic, technique); unknown technique ids get a row without a tactic."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in catalog.entries:
+        mapping = entry.attack
+        if mapping is None:
+            continue
+        document = entry.document
+        logsource = document.logsource if isinstance(document, (Rule, FilterRule)) else None
+        base = [
+            entry.slug, document.id, document.title, document.kind, document.level, document.status,
+            logsource.product if logsource else None, logsource.category if logsource else None,
+            logsource.service if logsource else None,
+        ]
+        page = page_href(f"rules/{entry.slug}/", directory_urls)
+        for row in mapping.rows:
+            for mapped in row.techniques:
+                writer.writerow([_cell(v) for v in base + [
+                    row.tactic.id, row.tactic.name, mapped.technique.id, mapped.technique.name,
+                    mapped.derived, mapped.replaced, mapped.deprecated, mapped.tag, page,
+                ]])
+        for technique_id in mapping.unknown_techniques:
+            writer.writerow([_cell(v) for v in base + [None, None, technique_id, None, False, None, False,
+                                                       f"attack.{technique_id.lower()}", page]])
+    return out.getvalue().encode("utf-8")
+
+
+# --- ATT&CK Navigator -----------------------------------------------------------------------------
+
+
+def navigator_layer(name: str, description: str, entries: Sequence[Entry], kb: "AttackKnowledge | None",
+                    release: str | None, site_url: str | None = None, directory_urls: bool = True) -> dict:
+    """A layer (format 4.5) scoring each (technique, tactic) by how many of `entries` map to it."""
+    rules: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for entry in entries:
+        if entry.attack is None:
+            continue
+        for row in entry.attack.rows:
+            for mapped in row.techniques:
+                titles = rules[(mapped.technique.id, row.tactic.shortname)]
+                if entry.document.title not in titles:
+                    titles.append(entry.document.title)
+    techniques = []
+    for (technique_id, tactic), titles in sorted(rules.items()):
+        comment = f"{len(titles)} rule{'s' if len(titles) != 1 else ''}: " + "; ".join(titles)
+        item: dict = {
+            "techniqueID": technique_id,
+            "tactic": tactic,
+            "score": len(titles),
+            "comment": comment if len(comment) <= 1000 else comment[:999] + "…",
+            "enabled": True,
+            "showSubtechniques": False,
+        }
+        links = []
+        if kb is not None:
+            technique = kb.technique(technique_id)
+            url = external_url(technique.url) if technique is not None else None
+            if url:
+                links.append({"label": f"{technique_id} on attack.mitre.org", "url": url})
+        if site_url and external_url(site_url):
+            links.append({
+                "label": "Rules in the catalog",
+                "url": site_url.rstrip("/") + "/" + page_href(f"techniques/{technique_slug(technique_id)}/", directory_urls),
+            })
+        if links:
+            item["links"] = links
+        techniques.append(item)
+    maximum = max((t["score"] for t in techniques), default=1)
+    major = (release or "").split(".")[0]
+    versions = {"navigator": NAVIGATOR_VERSION, "layer": LAYER_FORMAT}
+    if major.isdigit():
+        versions = {"attack": major, **versions}
+    return {
+        "name": name,
+        "versions": versions,
+        "domain": "enterprise-attack",
+        "description": description,
+        "sorting": 3,
+        "layout": {"layout": "side", "showID": True, "showName": True, "showAggregateScores": True,
+                   "countUnscored": False, "aggregateFunction": "max", "expandedSubtechniques": "annotated"},
+        "hideDisabled": False,
+        "techniques": techniques,
+        "gradient": {"colors": ["#e8f1fb", "#6baed6", "#08519c"], "minValue": 0, "maxValue": max(maximum, 1)},
+        "legendItems": [],
+        "showTacticRowBackground": False,
+        "selectTechniquesAcrossTactics": True,
+        "selectSubtechniquesWithParent": False,
+        "selectVisibleTechniques": False,
+        "metadata": [
+            {"name": "generated by", "value": "sigma-catalog"},
+            {"name": "rules", "value": str(len(entries))},
+        ],
+    }
+
+
+def navigator_layers(catalog: Catalog, kb: "AttackKnowledge | None", site_name: str, site_url: str | None = None,
+                     directory_urls: bool = True) -> list[ExportFile]:
+    """The whole catalog's layer, then one per log-source product (most rules first)."""
+    release = catalog.attack_release
+    layers = []
+    whole = navigator_layer(f"{site_name}: all rules", "Rule count per technique and tactic.", catalog.entries, kb, release,
+                            site_url, directory_urls)
+    layers.append(ExportFile(NAVIGATOR + "all-rules.json", _json(whole), "all rules", len(whole["techniques"])))
+    products: dict[str, list[Entry]] = defaultdict(list)
+    for entry in catalog.entries:
+        document = entry.document
+        if isinstance(document, (Rule, FilterRule)) and document.logsource.product:
+            products[document.logsource.product.strip().lower()].append(entry)
+    for product, entries in sorted(products.items(), key=lambda item: (-len(item[1]), item[0])):
+        layer = navigator_layer(f"{site_name}: {product}", f"Rule count per technique and tactic, log source product {product}.",
+                                entries, kb, release, site_url, directory_urls)
+        if layer["techniques"]:
+            layers.append(ExportFile(NAVIGATOR + f"product-{key_slug(product)}.json", _json(layer), product,
+                                     len(layer["techniques"])))
+    return layers
+
+
+def _json(data: object) -> bytes:
+    return json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def all_exports(catalog: Catalog, kb: "AttackKnowledge | None", *, site_name: str, site_url: str | None,
+                directory_urls: bool, display_file: Callable[[str, str], str],
+                display_problem: Callable[[str], str]) -> tuple[list[ExportFile], list[ExportFile]]:
+    """(files, layers): every export file, and the layers among them (for the pages that list them)."""
+    layers = navigator_layers(catalog, kb, site_name, site_url, directory_urls)
+    files = [
+        ExportFile(CATALOG_JSON, catalog_json(catalog, display_file, display_problem, directory_urls), "catalog.json"),
+        ExportFile(TECHNIQUES_CSV, techniques_csv(catalog, directory_urls), "rules-techniques.csv"),
+        *layers,
+    ]
+    return files, layers
