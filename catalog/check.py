@@ -298,11 +298,13 @@ def default_paths(config_file: str | os.PathLike = "mkdocs.yml") -> list[str]:
 def _folders_from_config(config_path: Path) -> list[str]:
     import yaml
 
-    try:
-        from mkdocs.utils.yaml import get_yaml_loader
+    class Loader(yaml.SafeLoader):
+        """Safe: tags such as !ENV or !!python/name (which MkDocs would act on) read as null."""
 
+    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
+    try:
         with config_path.open("rb") as stream:
-            data = yaml.load(stream, Loader=get_yaml_loader())  # noqa: S506 - mkdocs' own loader for mkdocs.yml
+            data = yaml.load(stream, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
     except Exception:  # an unreadable mkdocs.yml: fall back to the default folder
         return []
     if not isinstance(data, dict):

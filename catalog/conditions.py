@@ -72,6 +72,10 @@ class Condition:
     uppercase_operators: tuple[str, ...] = ()  # operators written in upper case (accepted, warned)
 
 
+#: Deeper nesting of parentheses and `not` is refused: no real rule comes near, and the
+#: recursive descent (and every walk over the tree) must not exhaust Python's stack.
+MAX_NESTING = 100
+
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|([^\s()]+))")
 _OPERATORS = {"and", "or", "not", "of", "them", "all", "1"}
 
@@ -114,6 +118,7 @@ class _Parser:
         self.position = 0
         self.end = end
         self.uppercase: list[str] = []
+        self.depth = 0
 
     def peek(self) -> str | None:
         """The next token in lower case if it is an operator word, else as written."""
@@ -146,10 +151,18 @@ class _Parser:
             operands.append(self.not_expression())
         return operands[0] if len(operands) == 1 else And(tuple(operands))
 
+    def nested(self, offset: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ConditionError(f"the condition nests 'not' and parentheses more than {MAX_NESTING} levels deep", offset)
+
     def not_expression(self) -> ConditionNode:
         if self.peek() == "not":
-            self.take()
-            return Not(self.not_expression())
+            _, offset = self.take()
+            self.nested(offset)
+            operand = self.not_expression()
+            self.depth -= 1
+            return Not(operand)
         return self.primary()
 
     def primary(self) -> ConditionNode:
@@ -158,10 +171,12 @@ class _Parser:
             raise ConditionError("the condition ends where an identifier or '(' was expected", self.end)
         if word == "(":
             _, opened_at = self.take()
+            self.nested(opened_at)
             inner = self.expression()
             if self.peek() != ")":
                 raise ConditionError("'(' is never closed", opened_at)
             self.take()
+            self.depth -= 1
             return inner
         if word in ("1", "all"):
             return self.quantified()

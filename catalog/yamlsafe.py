@@ -156,8 +156,12 @@ def load_documents(text: str) -> Iterator[YamlDocument]:
         mark = error.problem_mark or error.context_mark
         message = " ".join(part for part in (error.context, error.problem) if part)
         raise YamlError(f"YAML syntax error: {message}", mark.line + 1 if mark else 0, mark.column + 1 if mark else 0) from None
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow, e.g. NUL
+        line = text.count("\n", 0, error.position) + 1
+        column = error.position - (text.rfind("\n", 0, error.position) + 1) + 1
+        raise YamlError(f"character #x{error.character:04x} is not allowed in YAML text: {error.reason}", line, column) from None
     except yaml.YAMLError as error:
-        raise YamlError(f"YAML error: {error}", 0, 0) from None
+        raise YamlError(f"YAML error: {' '.join(str(error).split())}", 0, 0) from None
     finally:
         loader.dispose()
 

@@ -204,8 +204,15 @@ def test_pysigma_runs_offline(broken, monkeypatch, capsys):
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setenv("HOME", str(broken.parent / "home"))  # no pySigma disk cache to fall back on
+    from sigma.data import mitre_attack
+
+    before = set(vars(mitre_attack))
     started = time.monotonic()
-    code = main(["check", "--pysigma", "--format", "json", str(broken)])
+    try:
+        code = main(["check", "--pysigma", "--format", "json", str(broken)])
+    finally:  # leave pySigma as other tests expect it
+        for name in set(vars(mitre_attack)) - before:
+            delattr(mitre_attack, name)
     elapsed = time.monotonic() - started
     data = json.loads(capsys.readouterr().out)
     assert attempts == [] and elapsed < 60

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -17,7 +16,7 @@ from catalog.jsonexport import catalog_to_json
 from catalog.model import FilterRule, Rule
 from catalog.pipeline import Catalog, Entry
 from catalog.site.pages import CATALOG_JSON, NAVIGATOR, TECHNIQUES_CSV, key_slug, technique_slug
-from catalog.site.render import external_url, page_href
+from catalog.site.render import external_url, html_safe_json, page_href
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -45,7 +44,7 @@ def catalog_json(catalog: Catalog, display_file: Callable[[str, str], str], disp
         rule["page"] = page_href(f"rules/{entry.slug}/", directory_urls)
     for problem in data["problems"]:
         problem["path"] = display_problem(problem["path"])
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return html_safe_json(data)
 
 
 # --- CSV ------------------------------------------------------------------------------------------
@@ -186,7 +185,7 @@ def navigator_layers(catalog: Catalog, kb: "AttackKnowledge | None", site_name: 
 
 
 def _json(data: object) -> bytes:
-    return json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
+    return html_safe_json(data, indent=1)
 
 
 def all_exports(catalog: Catalog, kb: "AttackKnowledge | None", *, site_name: str, site_url: str | None,

@@ -118,6 +118,7 @@ class Page:
     description: str = ""
     src_uri: str | None = None
     nav_title: str | None = None
+    wide: bool = False  # a browse page that needs the whole width (the theme's sidebars hidden)
 
     def fingerprint(self) -> bytes:
         data = marshal.dumps((self.template, self.title, self.description, self.context))
@@ -209,6 +210,9 @@ class SiteBuilder:
         self.listing_pages()
         self.problem_page()
         self.home_page()
+        order = ["find/", "rules/", "attack/", "coverage/", "logsources/", "levels/", "statuses/", "authors/", "tags/",
+                 "fields/", "indicators/", "correlations/", "filters/", "errors/", "exports/"]
+        self.site.browse.sort(key=lambda page: order.index(page.path) if page.path in order else len(order))
         return self.site
 
     # -- one Sigma document --------------------------------------------------------------------
@@ -596,7 +600,7 @@ class SiteBuilder:
                 count = len(slugs)
                 maximum = max(maximum, count)
                 cells.append({"id": technique.id, "name": technique.name, "count": count,
-                              "path": f"techniques/{technique_slug(technique.id)}/" if technique.id in page_ids else None})
+                              "path": f"techniques/{technique_slug(technique.id)}/" if count and technique.id in page_ids else None})
             cells.sort(key=lambda cell: cell["name"].casefold())
             columns.append({"name": tactic.name, "id": tactic.id, "path": f"tactics/{key_slug(tactic.shortname)}/", "cells": cells,
                             "covered": sum(1 for cell in cells if cell["count"])})
@@ -604,7 +608,7 @@ class SiteBuilder:
             for cell in column["cells"]:
                 cell["shade"] = 0 if not cell["count"] else 1 + min(4, int(4 * math.log1p(cell["count"]) / math.log1p(maximum)))
         self.site.browse.append(Page("coverage/", "Coverage matrix", "coverage.html", {"release": release, "columns": columns, "maximum": maximum},
-                                     src_uri="coverage/index.md"))
+                                     src_uri="coverage/index.md", wide=True))
         self.site.home["tactics_covered"] = sum(1 for row in tactic_rows if row["rules"])
         self.site.home["tactics_total"] = len(tactic_list)
         self.site.home["techniques_covered"] = len(by_technique)

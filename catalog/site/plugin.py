@@ -310,7 +310,7 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
             html = self._renderer.render(page.template, page.path, page.context)
             meta = {"title": page.title, "search": {"exclude": True}}
             if page.src_uri != "index.md":
-                meta["hide"] = ["toc"]
+                meta["hide"] = ["navigation", "toc"] if page.wide else ["toc"]
             digest = hashlib.sha256(html.encode("utf-8")).hexdigest()[:20]
             stub = f"---\n{json.dumps(meta)}\n---\n\n<!-- sigma-catalog: generated page {digest} -->\n"
             self._add_page(files, config, page.src_uri, stub)
@@ -403,7 +403,7 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
                 self._frame = Frame.capture(output, FRAME_PATH)
             except ValueError as error:
                 log.warning("sigma-catalog: cannot use the theme's page frame (%s); rule pages get a plain one", error)
-            self._frame_url = page.canonical_url or page.abs_url
+            self._frame_url = page.canonical_url
         return output
 
     # -- our own pages -----------------------------------------------------------------------------
@@ -533,6 +533,11 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
 
                 with gzip.GzipFile(str(gz), "wb", mtime=0) as stream:
                     stream.write(new.encode("utf-8"))
+
+    def on_shutdown(self) -> None:
+        # The mkdocs command is ending. A final collection over the catalog's millions of objects
+        # would only delay the exit (seconds for SigmaHQ): keep the collector off them.
+        gc.freeze()
 
     # -- mkdocs serve ------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ text: the highlighted YAML and the theme frame captured from the theme's own out
 from __future__ import annotations
 
 import functools
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,19 @@ def highlight_yaml(text: str) -> Markup:
         out.append(html + ending)
     out[-1] = out[-1][:-1]  # the last piece has no newline after it
     return Markup("".join(out))
+
+
+# --- JSON -----------------------------------------------------------------------------------------
+
+_JSON_HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def html_safe_json(data: object, indent: int | None = None) -> bytes:
+    """JSON whose text holds no <, > or & (escaped as \\u003c...): rule text stays inert even where
+    a JSON file is shown as HTML by mistake. The data reads back unchanged."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    text = json.dumps(data, ensure_ascii=False, indent=indent, separators=separators)
+    return text.translate(_JSON_HTML).encode("utf-8")
 
 
 # --- URLs ---------------------------------------------------------------------------------------

@@ -14,10 +14,9 @@ blobs, long regexes) are cut at `MAX_VALUE` characters: a query still finds them
 from __future__ import annotations
 
 import gzip
-import json
 
 from catalog.pipeline import Catalog
-from catalog.site.render import page_href
+from catalog.site.render import html_safe_json, page_href
 
 MAX_VALUE = 160
 KINDS = {"rule": "r", "correlation": "c", "filter": "f"}
@@ -45,7 +44,7 @@ def search_index(catalog: Catalog, directory_urls: bool = True) -> bytes:
         rules.append([entry.slug, document.title, document.id or "", document.level or "", KINDS.get(document.kind, "r"),
                       techniques, sorted(indexes)])
     data = {"v": 1, "page": page_href("rules/{slug}/", directory_urls), "values": spellings, "rules": rules}
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return html_safe_json(data)
 
 
 def gzipped_size(data: bytes) -> int:

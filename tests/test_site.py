@@ -1,0 +1,496 @@
+"""The catalog site of this repository's rules/, built with the real `mkdocs build --strict`.
+
+The reference rule page (../shared/reference/rule-page.txt) is checked section by section: order,
+headings, wording, tables. Then escaping of hostile rule text, the exports, the search index, the
+ProperDocs build and the plugin's own errors.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from linkcheck import anchors, article_text, broken_links, code_text, links_of, tables
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+REFERENCE_SLUG = "wmi-module-loaded-by-suspicious-process"
+REFERENCE_RULE = REPO / "rules/windows/image_load/wmi-module-loaded-by-suspicious-process.yml"
+SHARED_REFERENCE = REPO.parent / "shared/reference"
+
+
+def run_build(tool: str, config: Path, site: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    return subprocess.run(
+        [str(BIN / tool), "build", "--strict", "-f", str(config), "-d", str(site), *extra],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site") / "site"
+    result = run_build("mkdocs", REPO / "mkdocs.yml", out)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference_html(site) -> str:
+    return (site / "rules" / REFERENCE_SLUG / "index.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def catalog_json(site) -> dict:
+    return json.loads((site / "exports/catalog.json").read_text(encoding="utf-8"))
+
+
+# --- the reference rule page ----------------------------------------------------------------------
+
+
+def test_build_strict_succeeds(site):
+    assert (site / "index.html").is_file()
+    assert (site / "rules" / REFERENCE_SLUG / "index.html").is_file()
+    assert not (site / "sigma-catalog-frame").exists(), "the frame page must not stay in the site"
+
+
+def test_reference_sections_in_order_with_the_reference_wording(reference_html):
+    text = article_text(reference_html)
+    expected = [
+        "Detection rules › Sigma",
+        "WMI module loaded by suspicious process",
+        "Detects scenarios where an attacker attempts to load WMI modules from a suspicious process (like PowerShell).",
+        "MITRE ATT&CK coverage",
+        "Rule body",
+        "yaml",
+        "title: WMI module loaded by suspicious process",
+        "Stages and Predicates",
+        "Stage 0: condition",
+        "selection and not filter",
+        "Stage 1: selection",
+        "Stage 2: not filter",
+        "Exclusions",
+        "Top-level NOT(...) conjuncts: predicates this rule actively suppresses.",
+        "Indicators",
+        "Each row is a field, operator, and value that the rule matches. The corpus column counts how many other "
+        "rules in the catalog look for the same combination: high numbers point to widely-used, community-vetted "
+        "indicators. Blank or 1 shows that the indicator is specific to this rule.",
+    ]
+    lines = text.splitlines()
+    position = -1
+    for wanted in expected:
+        following = [i for i, line in enumerate(lines) if line == wanted and i > position]
+        assert following, f"{wanted!r} missing (or out of order) after line {position}: {lines[position:position + 3]}"
+        position = following[0]
+    # the breadcrumb, the title and the description come first, in this order
+    assert lines[:3] == expected[:3]
+    headings = re.findall(r"<h2[^>]*>(.*?)</h2>", reference_html)
+    assert headings[:5] == ["MITRE ATT&amp;CK coverage", "Rule body", "Stages and Predicates", "Exclusions", "Indicators"]
+
+
+def test_reference_attack_row(reference_html):
+    (table,) = tables(reference_html, "sc-attack")
+    assert table[0] == ["Tactic", "Techniques"]
+    assert table[1:] == [["Execution", "T1047 Windows Management Instrumentation"]]
+    links = dict((text, href) for href, text in anchors(reference_html, "sc-attack"))
+    assert links["T1047 Windows Management Instrumentation"] == "https://attack.mitre.org/techniques/T1047/"
+    assert "ATT&amp;CK Enterprise v" in reference_html  # which release the page was built against
+
+
+def test_reference_rule_body_is_the_file_byte_for_byte(reference_html):
+    assert code_text(reference_html, "sc-code") == REFERENCE_RULE.read_text(encoding="utf-8")
+    assert 'class="sc-code-label">yaml<' in reference_html
+    assert '<span class="c1"># image loaded</span>' in reference_html  # comments kept, highlighted
+    assert "linenos" not in reference_html and 'id="__codelineno' not in reference_html
+
+
+def test_reference_stages(reference_html):
+    text = article_text(reference_html)
+    stage1 = text.split("Stage 1: selection\n", 1)[1].split("\nStage 2", 1)[0].splitlines()
+    assert [line.strip() for line in stage1] == [
+        "selection:", "EventID: 7", "ImageLoaded|endswith:",
+        "- '\\wmiclnt.dll'", "- '\\WmiApRpl.dll'", "- '\\wmiprov.dll'", "- '\\wmiutils.dll'", "- '\\wbemcomn.dll'",
+        "- '\\WMINet_Utils.dll'", "- '\\wbemsvc.dll'", "- '\\fastprox.dll'", "- '\\wmi*'",
+    ]
+    stage2 = text.split("Stage 2: not filter\n", 1)[1].split("\nExclusions", 1)[0].splitlines()
+    assert [line.strip() for line in stage2] == [
+        "filter:", "Image|endswith:", "- '\\wmiprvse.exe'", "- '\\wmiapsrv.exe'", "- '\\svchost.exe'",
+    ]
+
+
+def test_reference_exclusions(reference_html):
+    (table,) = tables(reference_html, "sc-exclusions")
+    assert table == [
+        ["Field", "Kind", "Excluded values"],
+        ["Image", "ends_with", "\\svchost.exe"],
+        ["Image", "ends_with", "\\wmiapsrv.exe"],
+        ["Image", "ends_with", "\\wmiprvse.exe"],
+    ]
+
+
+def test_reference_indicators(reference_html):
+    (table,) = tables(reference_html, "sc-indicators")
+    assert table[0] == ["Field", "Kind", "Values", "Corpus"]
+    rows = table[1:]
+    image_loaded = [row for row in rows if row[0] == "ImageLoaded"]
+    assert [row[2] for row in image_loaded] == [
+        "\\wmiclnt.dll", "\\WmiApRpl.dll", "\\wmiprov.dll", "\\wmiutils.dll", "\\wbemcomn.dll",
+        "\\WMINet_Utils.dll", "\\wbemsvc.dll", "\\fastprox.dll", "\\wmi*",
+    ]
+    assert all(row[1] == "ends_with" for row in image_loaded)
+    assert ["EventID", "equals", "7"] in [row[:3] for row in rows]
+    assert len(rows) == 10
+    assert rows[0][0] == "ImageLoaded"  # as on the reference page
+
+
+def test_reference_metadata(reference_html):
+    (table,) = tables(reference_html, "sc-details")
+    details = {row[0]: row[1] for row in table}
+    assert details["Status"] == "experimental"
+    assert details["Level"] == "high"
+    assert details["Author"] == "shortly adapted from Roberto Rodriguez rule"
+    assert "windows / image_loaded" in details["Log source"]
+    assert details["False positives"] == "None"
+    assert "rules/windows/image_load/wmi-module-loaded-by-suspicious-process.yml" in details["Source file"]
+    references = [href for href, _ in anchors(reference_html, "sc-details") if href.startswith("http")]
+    assert len(references) == 6  # seven listed, one twice
+    assert len(set(references)) == 6
+
+
+def test_reference_page_matches_the_shared_reference_text(reference_html):
+    """Every line of the shared reference page appears on ours, in the same order."""
+    reference = SHARED_REFERENCE / "rule-page.txt"
+    if not reference.is_file():
+        pytest.skip("../shared/reference is not here")
+    ours = [line.strip() for line in article_text(reference_html).splitlines()]
+    position = 0
+    for line in reference.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("|") and line.endswith("|") and set(line) <= set("|- ") or line == "|":
+            continue
+        # the reference flattens tables to "a | b | c |" and glues the condition to the next heading
+        cells = [cell.strip() for cell in line.strip("|").split("|") if cell.strip()]
+        if cells == ["Rule body yaml"]:  # the heading and the code block's language label
+            cells = ["Rule body", "yaml"]
+        for cell in cells:
+            for piece in (cell.split("Stage 1:")[0], "Stage 1:" + cell.split("Stage 1:")[1]) if "Stage 1:" in cell else (cell,):
+                piece = piece.strip()
+                hits = [i for i in range(position, len(ours)) if piece in ours[i] or ours[i] == piece]
+                assert hits, f"reference text {piece!r} not found after our line {position}"
+                position = hits[0]
+
+
+def test_rule_pages_stay_out_of_the_navigation(site, reference_html):
+    home = (site / "index.html").read_text(encoding="utf-8")
+    nav = home.split('class="md-nav md-nav--primary"', 1)[1].split("</nav>", 1)[0]
+    assert not re.search(r'href="[^"]*rules/[0-9a-z-]+/"', nav)
+    for label in ("Search", "All rules", "ATT&amp;CK tactics" if "ATT&amp;CK tactics" in nav else "ATT&amp;CK", "Coverage matrix",
+                  "Log sources", "Levels", "Statuses", "Authors", "Tags", "Fields", "Shared indicators", "Problems", "Exports"):
+        assert label in nav, label
+
+
+def test_every_document_has_a_page_and_ids_redirect(site, catalog_json):
+    for rule in catalog_json["rules"]:
+        assert (site / "rules" / rule["slug"] / "index.html").is_file(), rule["slug"]
+        if rule["id"]:
+            redirect = site / "rule" / rule["id"].lower() / "index.html"
+            assert redirect.is_file()
+            assert f'href="../../rules/{rule["slug"]}/"' in redirect.read_text(encoding="utf-8")
+
+
+def test_no_broken_internal_links(site):
+    assert broken_links(site) == []
+
+
+def test_correlations_and_filters_link_both_ways(site, catalog_json):
+    by_slug = {rule["slug"]: rule for rule in catalog_json["rules"]}
+    kinds = {rule["kind"] for rule in catalog_json["rules"]}
+    assert {"correlation", "filter"} <= kinds
+    for rule in catalog_json["rules"]:
+        if rule["kind"] not in ("correlation", "filter"):
+            continue
+        html = (site / "rules" / rule["slug"] / "index.html").read_text(encoding="utf-8")
+        targets = {href.split("/")[-2] for href, _ in anchors(html, "sc-targets")}
+        assert set(rule["targets"]) <= targets
+        for slug in rule["targets"]:
+            target_html = (site / "rules" / slug / "index.html").read_text(encoding="utf-8")
+            assert f'href="../../rules/{rule["slug"]}/"' in target_html
+            listed = by_slug[slug]["correlations" if rule["kind"] == "correlation" else "filters"]
+            assert rule["slug"] in listed
+        if rule["kind"] == "correlation":
+            assert "<h2 id=\"correlation\">Correlation</h2>" in html
+            assert rule["correlation"]["timespan"] in html
+        else:
+            for slug in rule["targets"]:
+                target_html = (site / "rules" / slug / "index.html").read_text(encoding="utf-8")
+                assert "Added by filter" in target_html  # its exclusions show on the rules it applies to
+
+
+def test_browse_pages(site, catalog_json):
+    home = (site / "index.html").read_text(encoding="utf-8")
+    figures = {row[0]: row[1] for row in tables(home, "sc-figures")[0]}
+    assert int(figures["Rules"].replace(",", "")) == catalog_json["summary"]["rules"]
+    assert figures["ATT&CK release"] == f"Enterprise v{catalog_json['attack_release']}"
+    for link in ("exports/catalog.json", "exports/rules-techniques.csv", "exports/navigator/all-rules.json"):
+        assert f'href="{link}"' in home
+    execution = (site / "tactics/execution/index.html").read_text(encoding="utf-8")
+    assert "T1047 Windows Management Instrumentation" in execution
+    technique = (site / "techniques/t1047/index.html").read_text(encoding="utf-8")
+    assert f"../../rules/{REFERENCE_SLUG}/" in technique
+    coverage = (site / "coverage/index.html").read_text(encoding="utf-8")
+    assert coverage.index("Reconnaissance") < coverage.index("Execution") < coverage.index("Impact")
+    errors = (site / "errors/index.html").read_text(encoding="utf-8")
+    problems = catalog_json["problems"]
+    for problem in problems:
+        assert problem["message"].replace("'", "&#39;").replace('"', "&#34;")[:40] in errors or problem["message"][:40] in errors
+
+
+def test_shared_indicator_pages(site, catalog_json):
+    shared = catalog_json["shared_indicators"]
+    assert shared, "the repository's rules share some indicators"
+    html = None
+    for rule in catalog_json["rules"]:
+        for indicator in rule.get("analysis", {}).get("indicators", []):
+            if indicator["corpus_count"] > 1:
+                page = (site / "rules" / rule["slug"] / "index.html").read_text(encoding="utf-8")
+                links = [href for href, text in anchors(page, "sc-indicators") if text == str(indicator["corpus_count"])]
+                assert links
+                html = (site / "rules" / rule["slug"] / links[0] / "index.html").resolve().read_text(encoding="utf-8")
+                break
+        if html:
+            break
+    assert html is not None
+    listed = [href for href, _ in anchors(html, "sc-rules")]
+    assert len(listed) >= 2
+
+
+# --- exports and search ---------------------------------------------------------------------------
+
+
+def test_exports_parse(site, catalog_json):
+    assert catalog_json["schema_version"] >= 1
+    rule = next(r for r in catalog_json["rules"] if r["slug"] == REFERENCE_SLUG)
+    assert rule["page"] == f"rules/{REFERENCE_SLUG}/"
+    assert rule["source"]["file"] == "rules/windows/image_load/wmi-module-loaded-by-suspicious-process.yml"
+    assert not rule["source"]["root"].startswith("/"), "no build-machine paths in the export"
+    assert rule["attack"]["tactics"][0]["techniques"][0]["id"] == "T1047"
+    rows = list(csv.DictReader(io.StringIO((site / "exports/rules-techniques.csv").read_text(encoding="utf-8"))))
+    assert {"slug", "technique_id", "tactic"} <= set(rows[0])
+    assert any(row["slug"] == REFERENCE_SLUG and row["technique_id"] == "T1047" and row["tactic"] == "Execution" for row in rows)
+    layers = sorted((site / "exports/navigator").glob("*.json"))
+    assert (site / "exports/navigator/all-rules.json") in layers and len(layers) >= 2
+    for path in layers:
+        layer = json.loads(path.read_text(encoding="utf-8"))
+        assert layer["versions"]["layer"] == "4.5"
+        assert layer["domain"] == "enterprise-attack"
+        assert layer["versions"]["attack"] == catalog_json["attack_release"].split(".")[0]
+        for technique in layer["techniques"]:
+            assert re.fullmatch(r"T\d{4}(\.\d{3})?", technique["techniqueID"])
+            assert technique["score"] >= 1 and technique["tactic"]
+        assert layer["gradient"]["maxValue"] > layer["gradient"]["minValue"]
+    whole = json.loads((site / "exports/navigator/all-rules.json").read_text(encoding="utf-8"))
+    t1047 = [t for t in whole["techniques"] if t["techniqueID"] == "T1047"]
+    assert t1047 and t1047[0]["tactic"] == "execution"
+
+
+def test_search_index(site, catalog_json):
+    raw = (site / "assets/sigma-catalog/search-index.json").read_bytes()
+    assert len(raw) < 200_000
+    index = json.loads(raw)
+    assert index["page"] == "rules/{slug}/"
+    rules = {rule[0]: rule for rule in index["rules"]}
+    assert set(rules) == {rule["slug"] for rule in catalog_json["rules"]}
+    reference = rules[REFERENCE_SLUG]
+    assert reference[1] == "WMI module loaded by suspicious process" and reference[5] == ["T1047"]
+    values = [index["values"][i] for i in reference[6]]
+    assert "\\wmiclnt.dll" in values and "7" in values
+
+
+# --- hostile input --------------------------------------------------------------------------------
+
+HOSTILE_RULE = r"""title: <script>alert(1)</script>
+id: 0d9f4c52-6a1c-4c53-9a44-3c2b7b4c1a01
+status: test
+description: "<img src=x onerror=alert(1)> and </textarea><script>alert(3)</script>"
+references:
+    - javascript:alert(1)
+    - 'JavaScript:alert(2)'
+    - data:text/html,<script>alert(4)</script>
+    - https://example.com/"onmouseover="alert(5)
+    - https://example.com/ok
+author: '" onmouseover="alert(6)'
+tags:
+    - attack.execution
+    - <b>tag</b>
+logsource:
+    product: <svg onload=alert(7)>
+    category: process_creation
+detection:
+    selection:
+        CommandLine|contains: '</code><script>alert(8)</script>'
+        Image|endswith: '\x.exe'
+    filter_main:
+        User: '<script>alert(9)</script>'
+    condition: selection and not filter_main
+falsepositives:
+    - '<iframe src="javascript:alert(10)">'
+level: high
+"""
+
+OTHER_RULE = r"""title: A second rule sharing the hostile value
+id: 0d9f4c52-6a1c-4c53-9a44-3c2b7b4c1a02
+status: test
+logsource:
+    product: <svg onload=alert(7)>
+    category: process_creation
+detection:
+    selection:
+        CommandLine|contains: '</code><script>alert(8)</script>'
+    condition: selection
+level: low
+"""
+
+
+def write_project(root: Path, rules: dict[str, str], plugin_options: str = "") -> Path:
+    (root / "rules").mkdir(parents=True)
+    for name, text in rules.items():
+        (root / "rules" / name).write_text(text, encoding="utf-8")
+    (root / "docs").mkdir()
+    config = root / "mkdocs.yml"
+    options = "".join(f"      {line}\n" for line in plugin_options.splitlines())
+    config.write_text(
+        "site_name: Test catalog\ntheme:\n  name: material\nplugins:\n  - sigma-catalog:\n      rules:\n        - rules\n" + options,
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.fixture(scope="module")
+def hostile_site(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("hostile")
+    config = write_project(root, {"hostile.yml": HOSTILE_RULE, "other.yml": OTHER_RULE})
+    result = run_build("mkdocs", config, root / "site")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return root / "site"
+
+
+def test_hostile_rule_text_is_escaped_everywhere(hostile_site):
+    pages = list(hostile_site.rglob("*.html"))
+    assert len(pages) > 10
+    for path in pages + list(hostile_site.rglob("*.json")):
+        text = path.read_text(encoding="utf-8")
+        low = text.lower()
+        assert "<script>alert" not in low, path
+        assert "<img src=x" not in low and "<svg onload" not in low and "<iframe" not in low and "<b>tag" not in low, path
+        assert 'href="javascript:' not in low and "href='javascript:" not in low and 'href="data:' not in low, path
+        assert "onmouseover=\"alert" not in low, path
+    page = next(hostile_site.glob("rules/*/index.html")).parent
+    html = (hostile_site / "rules/0d9f4c52-6a1c-4c53-9a44-3c2b7b4c1a01/index.html").read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    hrefs = [href for href in links_of(html) if "example.com" in href]
+    assert hrefs == ["https://example.com/ok"], "only the clean http(s) reference becomes a link"
+    assert "javascript:alert(1)" in html  # shown, as text
+    assert page.exists()
+
+
+def test_hostile_csv_cells_cannot_start_formulas(tmp_path):
+    from catalog.site.exports import _cell
+
+    assert _cell("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
+    assert _cell("+1") == "'+1" and _cell("@x") == "'@x" and _cell("-2") == "'-2"
+    assert _cell("plain") == "plain"
+
+
+# --- ProperDocs, options and errors -----------------------------------------------------------------
+
+
+def test_properdocs_builds_the_site(tmp_path):
+    result = run_build("properdocs", REPO / "mkdocs.yml", tmp_path / "site")
+    assert result.returncode == 0, result.stderr[-4000:]
+    html = (tmp_path / "site/rules" / REFERENCE_SLUG / "index.html").read_text(encoding="utf-8")
+    assert "Stages and Predicates" in html
+    assert (tmp_path / "site/exports/catalog.json").is_file()
+
+
+def test_missing_rule_folder_is_a_plugin_error(tmp_path):
+    config = write_project(tmp_path, {"a.yml": OTHER_RULE})
+    config.write_text(config.read_text().replace("- rules", "- no-such-folder"), encoding="utf-8")
+    result = run_build("mkdocs", config, tmp_path / "site")
+    assert result.returncode != 0
+    assert "no-such-folder" in result.stderr and "does not exist" in result.stderr
+
+
+def test_strict_option_lists_every_rule_error(tmp_path):
+    broken = {"a.yml": OTHER_RULE, "b.yml": "title: [unclosed\n", "c.yml": "title: no detection\nlogsource: {}\n"}
+    config = write_project(tmp_path, broken, "strict: true")
+    result = run_build("mkdocs", config, tmp_path / "site")
+    assert result.returncode != 0
+    assert "rule errors" in result.stderr
+    assert "b.yml" in result.stderr and "c.yml" in result.stderr
+
+
+def test_rule_folder_mapping_with_source_url(tmp_path):
+    config = write_project(tmp_path, {"a.yml": OTHER_RULE})
+    text = config.read_text().replace(
+        "        - rules\n",
+        "        - path: rules\n          name: Our rules\n          source_url: https://github.com/example/repo/blob/main/rules\n",
+    )
+    config.write_text(text, encoding="utf-8")
+    result = run_build("mkdocs", config, tmp_path / "site")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (tmp_path / "site/rules/0d9f4c52-6a1c-4c53-9a44-3c2b7b4c1a02/index.html").read_text(encoding="utf-8")
+    assert 'href="https://github.com/example/repo/edit/main/rules/a.yml"' in html
+    assert 'href="https://github.com/example/repo/blob/main/rules/a.yml"' in html
+    assert "from Our rules" in html
+
+
+def test_source_url_must_be_http(tmp_path):
+    config = write_project(tmp_path, {"a.yml": OTHER_RULE})
+    text = config.read_text().replace("        - rules\n", "        - path: rules\n          source_url: javascript:alert(1)\n")
+    config.write_text(text, encoding="utf-8")
+    result = run_build("mkdocs", config, tmp_path / "site")
+    assert result.returncode != 0
+    assert "source_url" in result.stderr
+
+
+# --- units ----------------------------------------------------------------------------------------
+
+
+def test_yaml_highlighting_keeps_every_character():
+    import html as html_module
+
+    from catalog.site.render import highlight_yaml
+
+    samples = [path.read_text(encoding="utf-8") for path in sorted((REPO / "rules").rglob("*.yml"))]
+    samples += ["a: |\n  block <x>\n  & more\nb: 'it''s' # c\n", "- 'x\r\n- \"y\\\"\"\n", "", "\n", "key:\tvalue"]
+    for text in samples:
+        out = str(highlight_yaml(text))
+        assert "<script" not in out.lower()
+        assert html_module.unescape(re.sub(r"<[^>]+>", "", out)) == text
+
+
+def test_only_http_urls_become_links():
+    from catalog.site.render import external_url
+
+    assert external_url("https://attack.mitre.org/techniques/T1047/") == "https://attack.mitre.org/techniques/T1047/"
+    for bad in ("javascript:alert(1)", " JAVASCRIPT:alert(1)", "data:text/html,x", "//evil.example", "/local",
+                'https://x.example/"><script>', "https://x.example/a b", "vbscript:x", "https://"):
+        assert external_url(bad) is None, bad
+
+
+def test_slugs_are_safe():
+    from catalog.site.pages import indicator_slug, key_slug, technique_slug
+
+    for text in ("../../etc/passwd", "<script>", "CommandLine", "a/b\\c", "", "Ü-ñ", "x" * 300):
+        assert re.fullmatch(r"[a-z0-9-]+", key_slug(text)), text
+    assert key_slug("CommandLine") == key_slug("commandline")
+    assert technique_slug("T1059.001") == "t1059-001"
+    assert re.fullmatch(r"[0-9a-f]{16}", indicator_slug(("Image", "ends_with", "\\x.exe")))
