@@ -68,14 +68,11 @@ def _position(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-class YamlMap(dict):
-    """A mapping that can tell where it and each of its keys and values were written.
+class _Placed:
+    """Where a composed map or list starts (1-based), read from the node it was built from."""
 
-    Positions are looked up in the composed nodes only when a problem is reported, which keeps
-    loading fast; keys brought in by merging carry their positions with them in `moved`.
-    """
-
-    __slots__ = ("node", "moved")
+    __slots__ = ()
+    node: yaml.Node
 
     @property
     def line(self) -> int:
@@ -84,6 +81,16 @@ class YamlMap(dict):
     @property
     def column(self) -> int:
         return self.node.start_mark.column + 1
+
+
+class YamlMap(_Placed, dict):
+    """A mapping that can tell where it and each of its keys and values were written.
+
+    Positions are looked up in the composed nodes only when a problem is reported, which keeps
+    loading fast; keys brought in by merging carry their positions with them in `moved`.
+    """
+
+    __slots__ = ("node", "moved")
 
     def _nodes(self, key: object) -> tuple[yaml.Node, yaml.Node] | None:
         for key_node, value_node in self.node.value:
@@ -117,18 +124,10 @@ class YamlMap(dict):
         self.moved[key] = (source.key_position(key), source.value_position(key))
 
 
-class YamlList(list):
+class YamlList(_Placed, list):
     """A sequence that can tell where it and each of its items were written."""
 
     __slots__ = ("node",)
-
-    @property
-    def line(self) -> int:
-        return self.node.start_mark.line + 1
-
-    @property
-    def column(self) -> int:
-        return self.node.start_mark.column + 1
 
     def item_position(self, index: int) -> tuple[int, int]:
         items = self.node.value

@@ -118,26 +118,19 @@ def map_tags(tags: Sequence[str], kb: AttackKnowledge) -> AttackMapping:
                 other.append(tag)
                 continue
             written.append((tag, current, replaced))
-        elif _GROUP.fullmatch(rest):
-            group = kb.group(rest)
-            if group is not None and group.revoked_by and kb.group(group.revoked_by):
-                note(tag, "info", "revoked-group", f"{group.id} is revoked in {label}; shown as {group.revoked_by}")
-                group = kb.group(group.revoked_by)
-            if group is None:
-                other.append(tag)
-                note(tag, "warning", "unknown-group", f"{rest.upper()} is not a group in {label}")
-            else:
-                groups.setdefault(group.id, group)
-        elif _SOFTWARE.fullmatch(rest):
-            item = kb.software(rest)
-            if item is not None and item.revoked_by and kb.software(item.revoked_by):
-                note(tag, "info", "revoked-software", f"{item.id} is revoked in {label}; shown as {item.revoked_by}")
-                item = kb.software(item.revoked_by)
+        elif _GROUP.fullmatch(rest) or _SOFTWARE.fullmatch(rest):
+            is_group = rest.startswith("g")
+            lookup = kb.group if is_group else kb.software
+            noun, code = ("a group", "group") if is_group else ("software", "software")
+            item = lookup(rest)
+            if item is not None and item.revoked_by and lookup(item.revoked_by):
+                note(tag, "info", f"revoked-{code}", f"{item.id} is revoked in {label}; shown as {item.revoked_by}")
+                item = lookup(item.revoked_by)
             if item is None:
                 other.append(tag)
-                note(tag, "warning", "unknown-software", f"{rest.upper()} is not software in {label}")
+                note(tag, "warning", f"unknown-{code}", f"{rest.upper()} is not {noun} in {label}")
             else:
-                software.setdefault(item.id, item)
+                (groups if is_group else software).setdefault(item.id, item)
         elif _TACTIC_ID.fullmatch(rest) or _TACTIC_NAME.fullmatch(rest):
             tactic = kb.tactic(rest) if _TACTIC_ID.fullmatch(rest) else kb.tactic_by_shortname(rest)
             if tactic is None:
