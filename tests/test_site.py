@@ -281,6 +281,9 @@ def test_exports_parse(site, catalog_json):
     assert rule["page"] == f"rules/{REFERENCE_SLUG}/"
     assert rule["source"]["file"] == "rules/windows/image_load/wmi-module-loaded-by-suspicious-process.yml"
     assert not rule["source"]["root"].startswith("/"), "no build-machine paths in the export"
+    for path in site.rglob("*"):
+        if path.suffix in (".html", ".json", ".csv", ".xml"):
+            assert str(REPO) not in path.read_text(encoding="utf-8"), f"{path} names the build machine's folders"
     assert rule["attack"]["tactics"][0]["techniques"][0]["id"] == "T1047"
     rows = list(csv.DictReader(io.StringIO((site / "exports/rules-techniques.csv").read_text(encoding="utf-8"))))
     assert {"slug", "technique_id", "tactic"} <= set(rows[0])
@@ -373,10 +376,35 @@ def write_project(root: Path, rules: dict[str, str], plugin_options: str = "") -
     return config
 
 
+EXCLUSIONS_RULE = r"""title: Exclusions of every shape
+id: 0d9f4c52-6a1c-4c53-9a44-3c2b7b4c1a03
+status: test
+logsource:
+    product: windows
+    category: process_creation
+detection:
+    selection:
+        Image|endswith: '\x.exe'
+    filter_main_parent:
+        ParentImage|endswith:
+            - '\b.exe'
+            - '\a.exe'
+    filter_optional_backup:
+        User: 'svc'
+        CommandLine|contains: 'backup'
+    filter_c1:
+        Image|startswith: 'C:\Program Files\'
+    filter_c2:
+        Signed: 'true'
+    condition: selection and not filter_main_parent and not filter_optional_backup and not (filter_c1 and filter_c2)
+level: medium
+"""
+
+
 @pytest.fixture(scope="module")
 def hostile_site(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("hostile")
-    config = write_project(root, {"hostile.yml": HOSTILE_RULE, "other.yml": OTHER_RULE})
+    config = write_project(root, {"hostile.yml": HOSTILE_RULE, "other.yml": OTHER_RULE, "exclusions.yml": EXCLUSIONS_RULE})
     result = run_build("mkdocs", config, root / "site")
     assert result.returncode == 0, result.stderr[-4000:]
     return root / "site"
@@ -399,6 +427,24 @@ def test_hostile_rule_text_is_escaped_everywhere(hostile_site):
     assert hrefs == ["https://example.com/ok"], "only the clean http(s) reference becomes a link"
     assert "javascript:alert(1)" in html  # shown, as text
     assert page.exists()
+
+
+def test_exclusions_are_grouped_not_flattened(hostile_site):
+    html = (hostile_site / "rules/0d9f4c52-6a1c-4c53-9a44-3c2b7b4c1a03/index.html").read_text(encoding="utf-8")
+    (table,) = tables(html, "sc-exclusions")
+    text = [" | ".join(row) for row in table]
+    main = text.index(next(line for line in text if "filter_main_parent" in line))
+    assert "main filter: always applies" in text[main]
+    assert text[main + 1:main + 3] == ["ParentImage | ends_with | \\a.exe", "ParentImage | ends_with | \\b.exe"]  # sorted
+    optional = text.index(next(line for line in text if "filter_optional_backup" in line))
+    assert "optional filter: environment specific" in text[optional]
+    assert text[optional + 1] == "Excluded only when all of these match:"
+    assert set(text[optional + 2:optional + 4]) == {"User | equals | svc", "CommandLine | contains | backup"}
+    combined = text.index(next(line for line in text if "filter_c1 and filter_c2" in line))
+    assert "excluded only in combination" in text[combined]
+    assert text[combined + 1].startswith("Excluded only when all of these searches match together: filter_c1")
+    assert text[combined + 3].startswith("Together with filter_c2")
+    assert html.count('class="sc-exgroup') == 3
 
 
 def test_hostile_csv_cells_cannot_start_formulas(tmp_path):
@@ -459,6 +505,59 @@ def test_source_url_must_be_http(tmp_path):
     result = run_build("mkdocs", config, tmp_path / "site")
     assert result.returncode != 0
     assert "source_url" in result.stderr
+
+
+# --- mkdocs serve: rebuilds -------------------------------------------------------------------------
+
+
+def test_serve_rebuilds_only_what_changed(tmp_path):
+    """What `mkdocs serve --dirty` does on a rule edit, through MkDocs' Python API in this process."""
+    import shutil
+
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "rules", project / "rules")
+    (project / "docs").mkdir()
+    (project / "mkdocs.yml").write_text(
+        "site_name: Serve\ntheme:\n  name: material\nplugins:\n  - sigma-catalog:\n      rules: [rules]\n", encoding="utf-8"
+    )
+    site = tmp_path / "site"
+
+    def config():
+        return load_config(str(project / "mkdocs.yml"), site_dir=str(site))
+
+    first = config()
+    first.plugins.on_startup(command="serve", dirty=True)
+    build(first, serve_url="http://127.0.0.1:8000/", dirty=True)
+    with_ids = [p for p in sorted((project / "rules").rglob("*.yml")) if re.search(r"^id: *\S+", p.read_text(encoding="utf-8"), re.M)]
+    rule, victim = with_ids[0], with_ids[1]
+    rule_id = re.search(r"^id: *(\S+)", rule.read_text(encoding="utf-8"), re.M).group(1).lower()
+    page = site / "rules" / rule_id / "index.html"
+    other = site / "rules" / REFERENCE_SLUG / "index.html"
+    other_mtime = other.stat().st_mtime_ns
+    rule.write_text(re.sub(r"^title: *", "title: EDITED ", rule.read_text(encoding="utf-8"), count=1, flags=re.M), encoding="utf-8")
+    build(config(), serve_url="http://127.0.0.1:8000/", dirty=True)
+    assert "EDITED " in page.read_text(encoding="utf-8")
+    assert other.stat().st_mtime_ns == other_mtime, "an unchanged rule page was written again"
+    first.plugins["sigma-catalog"].wait_for_exports()  # serve writes them after the build
+    served_json = (site / "exports/catalog.json").read_bytes()
+    # the incremental catalog.json of serve is byte for byte the one a plain build writes
+    plain = tmp_path / "plain"
+    result = run_build("mkdocs", project / "mkdocs.yml", plain)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert served_json == (plain / "exports/catalog.json").read_bytes()
+    for name in ("rules", "authors", "techniques", "indicators"):
+        for path in (plain / name).rglob("index.html"):
+            assert path.read_text(encoding="utf-8") == (site / path.relative_to(plain)).read_text(encoding="utf-8"), path
+    # a deleted rule's page (and its /rule/<id>/ redirect) leaves the served site
+    victim_id = re.search(r"^id: *(\S+)", victim.read_text(encoding="utf-8"), re.M).group(1).lower()
+    assert (site / "rules" / victim_id / "index.html").exists()
+    victim.unlink()
+    build(config(), serve_url="http://127.0.0.1:8000/", dirty=True)
+    assert not (site / "rules" / victim_id / "index.html").exists()
+    assert not (site / "rule" / victim_id / "index.html").exists()
 
 
 # --- units ----------------------------------------------------------------------------------------

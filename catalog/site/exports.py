@@ -34,17 +34,46 @@ class ExportFile:
 
 
 def catalog_json(catalog: Catalog, display_file: Callable[[str, str], str], display_problem: Callable[[str], str],
-                 directory_urls: bool = True) -> bytes:
-    """`catalog_to_json`, with rule folders shown as configured (never the build machine's paths)."""
+                 directory_urls: bool = True, memo: dict | None = None,
+                 key_of: Callable[[Entry], object] | None = None) -> bytes:
+    """`catalog_to_json`, with rule folders shown as configured (never the build machine's paths)
+    and each document's page address.
+
+    With `memo` (mkdocs serve), each document's serialised record is kept between rebuilds under
+    `key_of(entry)`, and only records whose key changed are serialised again; the bytes are the
+    same (tests/test_site.py checks it against a plain build).
+    """
     data = catalog_to_json(catalog)
-    for entry, rule in zip(catalog.entries, data["rules"]):
-        source = rule["source"]
-        source["file"] = display_file(entry.document.source.root, entry.document.source.path)
-        source["root"] = display_file(entry.document.source.root, "").rstrip("/")
-        rule["page"] = page_href(f"rules/{entry.slug}/", directory_urls)
     for problem in data["problems"]:
         problem["path"] = display_problem(problem["path"])
-    return html_safe_json(data)
+    for file in data.get("files", ()):
+        file["path"] = display_problem(file["path"])
+    if memo is None or key_of is None:
+        for entry, rule in zip(catalog.entries, data["rules"]):
+            _localise(rule, entry, display_file, directory_urls)
+        return html_safe_json(data)
+    pieces = []
+    for entry, rule in zip(catalog.entries, data["rules"]):
+        key = key_of(entry)
+        cached = memo.get(entry.slug)
+        if cached is None or cached[0] != key:
+            _localise(rule, entry, display_file, directory_urls)
+            cached = (key, html_safe_json(rule))
+        memo[entry.slug] = cached
+        pieces.append(cached[1])
+    current = {entry.slug for entry in catalog.entries}
+    for slug in [slug for slug in memo if slug not in current]:
+        del memo[slug]
+    placeholder = "@@sigma-catalog:rules@@"
+    data["rules"] = placeholder
+    return html_safe_json(data).replace(f'"{placeholder}"'.encode(), b"[" + b",".join(pieces) + b"]", 1)
+
+
+def _localise(rule: dict, entry: Entry, display_file: Callable[[str, str], str], directory_urls: bool) -> None:
+    source = rule["source"]
+    source["file"] = display_file(entry.document.source.root, entry.document.source.path)
+    source["root"] = display_file(entry.document.source.root, "").rstrip("/")
+    rule["page"] = page_href(f"rules/{entry.slug}/", directory_urls)
 
 
 # --- CSV ------------------------------------------------------------------------------------------
@@ -188,14 +217,11 @@ def _json(data: object) -> bytes:
     return html_safe_json(data, indent=1)
 
 
-def all_exports(catalog: Catalog, kb: "AttackKnowledge | None", *, site_name: str, site_url: str | None,
-                directory_urls: bool, display_file: Callable[[str, str], str],
-                display_problem: Callable[[str], str]) -> tuple[list[ExportFile], list[ExportFile]]:
-    """(files, layers): every export file, and the layers among them (for the pages that list them)."""
-    layers = navigator_layers(catalog, kb, site_name, site_url, directory_urls)
-    files = [
-        ExportFile(CATALOG_JSON, catalog_json(catalog, display_file, display_problem, directory_urls), "catalog.json"),
+def data_exports(catalog: Catalog, *, directory_urls: bool, display_file: Callable[[str, str], str],
+                 display_problem: Callable[[str], str], memo: dict | None = None,
+                 key_of: Callable[[Entry], object] | None = None) -> list[ExportFile]:
+    """catalog.json and the rules x techniques CSV (the layers come from `navigator_layers`)."""
+    return [
+        ExportFile(CATALOG_JSON, catalog_json(catalog, display_file, display_problem, directory_urls, memo, key_of), "catalog.json"),
         ExportFile(TECHNIQUES_CSV, techniques_csv(catalog, directory_urls), "rules-techniques.csv"),
-        *layers,
     ]
-    return files, layers

@@ -119,10 +119,17 @@ class Page:
     src_uri: str | None = None
     nav_title: str | None = None
     wide: bool = False  # a browse page that needs the whole width (the theme's sidebars hidden)
+    _fingerprint: bytes | None = field(default=None, repr=False, compare=False)
 
     def fingerprint(self) -> bytes:
-        data = marshal.dumps((self.template, self.title, self.description, self.context))
-        return hashlib.blake2b(data, digest_size=16).digest()
+        """A hash of everything the page is made of, computed once (pages are not changed after
+        the site model is built; a page that is must be a new Page). marshal format 0 has no
+        back-references, so its bytes depend only on the data (formats 1+ and pickle also encode
+        which objects happen to be shared, and would make equal pages look different)."""
+        if self._fingerprint is None:
+            data = marshal.dumps((self.template, self.title, self.description, self.context), 0)
+            self._fingerprint = hashlib.blake2b(data, digest_size=16).digest()
+        return self._fingerprint
 
 
 @dataclass(slots=True)
@@ -131,7 +138,6 @@ class Site:
     browse: list[Page] = field(default_factory=list)  # built by MkDocs, in nav order
     redirects: dict[str, str] = field(default_factory=dict)  # path -> target path
     home: dict = field(default_factory=dict)  # the figures shown on the home page
-    technique_rules: dict[str, list[str]] = field(default_factory=dict)  # technique id -> entry slugs
 
 
 def _row(value: object) -> str:
@@ -147,8 +153,12 @@ class SiteBuilder:
         folders: Sequence[Folder] = (),
         kb: "AttackKnowledge | None" = None,
         site_name: str = "Detection rules",
+        memo: dict | None = None,
     ) -> None:
         self.catalog = catalog
+        #: Rule pages of the previous build (mkdocs serve): slug -> (dependency key, Page). Pages
+        #: from it are shared between builds, so nothing may change them afterwards.
+        self.memo = memo
         self.kb = kb
         self.site_name = site_name
         self.folders = {folder.root: folder for folder in folders}
@@ -213,11 +223,46 @@ class SiteBuilder:
         order = ["find/", "rules/", "attack/", "coverage/", "logsources/", "levels/", "statuses/", "authors/", "tags/",
                  "fields/", "indicators/", "correlations/", "filters/", "errors/", "exports/"]
         self.site.browse.sort(key=lambda page: order.index(page.path) if page.path in order else len(order))
+        if self.memo is not None:
+            for slug in [slug for slug in self.memo if slug not in self.by_slug]:
+                del self.memo[slug]
         return self.site
 
     # -- one Sigma document --------------------------------------------------------------------
 
+    def dependencies(self, entry: Entry) -> tuple:
+        """Everything a rule page (and its catalog.json record) is made of, for `memo`.
+
+        The document comes first: a rule file that did not change is the very same object (the
+        plugin's load cache), so the comparison is an identity check; a changed one compares field
+        by field. Then what other rules contribute: corpus counts, links and their titles.
+        """
+        document = entry.document
+        analysis = entry.analysis
+        corpus = self.catalog.corpus
+        return (
+            document,
+            entry.slug,
+            tuple(corpus.count(i.key) for i in analysis.indicators) if analysis is not None and isinstance(document, Rule) else (),
+            tuple((relation, t.slug, t.document.title) if t is not None else (relation,) for relation, t in entry.related),
+            tuple((relation, e.slug, e.document.title) for relation, e in self.related_from.get(entry.slug, ())),
+            tuple((e.slug, e.document) for e in entry.targets),
+            tuple((e.slug, e.document) for e in entry.correlations),
+            tuple((e.slug, e.document) for e in entry.filters),
+            tuple(self.problems_by_file.get(document.source.file_display, ())),
+        )
+
     def entry_page(self, entry: Entry) -> Page:
+        if self.memo is None:
+            return self._entry_page(entry)
+        key = self.dependencies(entry)
+        cached = self.memo.get(entry.slug)
+        if cached is None or cached[0] != key:
+            cached = (key, self._entry_page(entry))
+        self.memo[entry.slug] = cached
+        return cached[1]  # the same object: its fingerprint is computed once
+
+    def _entry_page(self, entry: Entry) -> Page:
         document = entry.document
         context: dict = {
             "kind": document.kind,
@@ -234,7 +279,7 @@ class SiteBuilder:
             "filter": None,
             "details": self.details(entry),
             "problems": [
-                {"location": self._location(p), "severity": p.severity.value, "message": p.message, "code": p.code}
+                {"location": self.location(p), "severity": p.severity.value, "message": p.message, "code": p.code}
                 for p in self.problems_by_file.get(document.source.file_display, ())
                 if not p.line or p.line >= document.source.line
             ],
@@ -334,33 +379,45 @@ class SiteBuilder:
                 for exclusion in exclusions_of(condition.expression, detection.identifiers, filter_entry.document.title):
                     groups.append(self._exclusion(exclusion, filter_entry))
         show_headers = len(groups) > 1 or any(
-            group["scope"] != "filter" or group["combined"] or group["source"] or group["and_groups"] for group in groups
+            group["scope"] != "filter" or group["combined"] or group["source"] or group["searches"][0]["and_groups"]
+            for group in groups
         )
         for group in groups:
             group["header"] = show_headers
         return groups
 
     def _exclusion(self, exclusion: Exclusion, source: Entry | None) -> dict:
+        """One exclusion as table rows, grouped so that only what excludes on its own is a row.
+
+        Each search (identifier) gives `rows` (single-field alternatives: each value excludes alone)
+        and `and_groups` (alternatives of several fields, or `|all`: only together). A combined
+        exclusion (`not all of X`, `not (a and b)`) has several searches that exclude only together.
+        """
         scope_notes = {
             "main": "main filter: always applies",
             "optional": "optional filter: environment specific",
             "filter": "filter",
         }
-        and_groups = [
-            [
-                {"field": item.field_label, "kind": item.kind, "values": list(item.values), "all": item.match_all}
-                for item in alternative
-            ]
-            for alternative in exclusion.grouped
-        ]
+        searches = []
+        for search in exclusion.searches:
+            rows, and_groups = [], []
+            for alternative in search.alternatives:
+                if len(alternative) == 1 and not alternative[0].match_all:
+                    item = alternative[0]
+                    rows.extend([item.field_label, item.kind, value] for value in item.values)
+                else:
+                    and_groups.append([
+                        {"field": item.field_label, "kind": item.kind, "values": list(item.values), "all": item.match_all}
+                        for item in alternative
+                    ])
+            searches.append({"identifier": search.identifier, "rows": rows, "and_groups": and_groups})
         return {
             "label": (" and " if exclusion.combined else ", ").join(exclusion.identifiers),
             "scope": exclusion.scope,
             "scope_note": scope_notes.get(exclusion.scope, exclusion.scope),
             "combined": exclusion.combined,
             "source": {"title": source.document.title, "path": f"rules/{source.slug}/"} if source is not None else None,
-            "rows": [list(row) for row in exclusion.rows],
-            "and_groups": and_groups,
+            "searches": searches,
         }
 
     def indicators(self, entry: Entry) -> list[dict]:
@@ -475,7 +532,8 @@ class SiteBuilder:
         add("Source file", file_items)
         return rows
 
-    def _location(self, problem: Problem) -> str:
+    def location(self, problem: Problem) -> str:
+        """`file:line:column` of a problem, the file named as the configuration names its folder."""
         path = self.display_problem_path(problem.path)
         if problem.line:
             return f"{path}:{problem.line}:{problem.column or 1}"
@@ -510,9 +568,6 @@ class SiteBuilder:
             for technique_id in mapping.unknown_techniques:
                 if entry.slug not in unknown[technique_id]:
                     unknown[technique_id].append(entry.slug)
-        self.site.technique_rules = {tid: [slug for slug, _ in rows] for tid, rows in by_technique.items()}
-        for tid, slugs in unknown.items():
-            self.site.technique_rules.setdefault(tid, []).extend(s for s in slugs if s not in self.site.technique_rules.get(tid, []))
 
         release = f"ATT&CK Enterprise v{kb.release}" if kb is not None else "ATT&CK"
         tactic_list = list(kb.tactics) if kb is not None else list(tactics_used.values())
@@ -769,7 +824,7 @@ class SiteBuilder:
         problems = sorted(self.catalog.problems, key=lambda p: (p.severity is not Severity.ERROR, p.path, p.line, p.column))
         rows = [
             {
-                "location": self._location(problem),
+                "location": self.location(problem),
                 "severity": problem.severity.value,
                 "message": problem.message,
                 "code": problem.code,

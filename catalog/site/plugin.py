@@ -1,24 +1,27 @@
 """The `sigma-catalog` MkDocs plugin: a Sigma rule repository as pages of the MkDocs site.
 
-How a build goes (public plugin API of MkDocs 1.6 only):
+How a build goes (public plugin API of MkDocs 1.6 only; ProperDocs runs it unchanged):
 
 - `on_config`: resolve the rule folders, ATT&CK data and cache folder (relative to mkdocs.yml);
   add our stylesheet and script to the theme's `extra_css` / `extra_javascript`.
-- `on_files`: run the catalog pipeline (rule files that did not change since the last build of
-  this process are not read again), build the site model, write the exports and the search index,
-  and add to the build: the browse pages (Markdown stubs in the build cache, rewritten only when
-  their content changes, so `mkdocs serve --dirty` rebuilds only those), the export files, our
-  assets, and one hidden "frame" page.
+- `on_files`: run the catalog pipeline, build the site model (`pages.SiteBuilder`), write the
+  exports and the search index, and add to the build: the browse pages (Markdown stubs in the
+  build cache, rewritten only when their content changes, so `--dirty` rebuilds skip the others),
+  the export files, our assets, and one hidden "frame" page.
 - `on_nav`: put the browse pages in the navigation, after the home page. Rule pages stay out of it.
 - `on_page_content`: the browse pages get their HTML from our templates (no Markdown); the frame
   page gets a marker; the home page gets the catalog figures.
 - `on_post_page`: capture the theme's rendering of the frame page: the header, navigation and
-  footer every rule page shares.
-- `on_post_build`: write the thousands of rule, technique, indicator... pages ourselves: our
-  template renders the content, the captured frame wraps it. Rendered pages are cached in
-  `cache_dir/html` under a fingerprint of their data, so a rebuild renders only what changed and
-  copies the rest.
+  footer (stylesheets, palette, scripts) that every page we write ourselves shares.
+- `on_post_build`: write the thousands of rule, technique, indicator... pages: our template
+  renders the content, the captured frame wraps it. `mkdocs build` renders them in worker
+  processes; `mkdocs serve` keeps rendered pages in `cache_dir/html` under a fingerprint of their
+  data and renders again only what changed.
 - `on_serve`: watch the rule folders.
+
+Under `mkdocs serve` the plugin object lives across rebuilds (it defines `on_startup`), and so do
+its caches: rule files that did not change are not parsed again (where the pipeline accepts our
+loader), rule pages and catalog.json records whose inputs did not change are reused.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Literal
@@ -50,8 +54,8 @@ from mkdocs.structure.pages import Page as MkDocsPage
 from catalog import pipeline
 from catalog.loader import LoadResult, discover, load_file
 from catalog.site import pages as site_pages
-from catalog.site.exports import all_exports
-from catalog.site.pages import ASSETS, FRAME_PATH, FRAME_SRC_URI, SEARCH_INDEX, Folder, Site, SiteBuilder
+from catalog.site.exports import ExportFile, data_exports, navigator_layers
+from catalog.site.pages import ASSETS, FRAME_PATH, FRAME_SRC_URI, SEARCH_INDEX, Folder, SiteBuilder
 from catalog.site.render import (
     CONTENT_MARKER,
     DESCRIPTION_MARKER,
@@ -198,11 +202,17 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
 
     def __init__(self) -> None:
         self._loads = _LoadCache()
-        self._in_site: dict[str, bytes] = {}  # page file in the site dir -> fingerprint copied there
+        self._in_site: dict[str, str] = {}  # mkdocs serve: file in the site dir -> fingerprint (or target) written
+        self._cache_ok: set[str] = set()  # page files known to be in cache_dir/html
         self._manifest: dict[str, str] | None = None  # page cache: path -> fingerprint (hex)
         self._templates = _templates_digest()
         self._command = "build"
         self._dirty = False
+        self._memo_signature: tuple | None = None
+        self._page_memo: dict = {}  # mkdocs serve: rule pages of the last build (pages.SiteBuilder)
+        self._json_memo: dict = {}  # mkdocs serve: catalog.json records of the last build
+        self._deferred: tuple | None = None  # mkdocs serve: what the exports of this build are made from
+        self._export_thread: threading.Thread | None = None
 
     # -- configuration -----------------------------------------------------------------------------
 
@@ -234,7 +244,8 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         for asset, extra in ((STYLESHEET, config.extra_css), (SCRIPT, config.extra_javascript)):
             if asset not in [str(item) for item in extra]:
                 extra.append(asset)
-        self._renderer = Renderer(config.use_directory_urls)
+        if getattr(self, "_renderer", None) is None or self._renderer.directory_urls != config.use_directory_urls:
+            self._renderer = Renderer(config.use_directory_urls)  # kept across serve rebuilds: templates compile once
         self._frame: Frame | None = None
         self._home_html: str | None = None
         return config
@@ -251,11 +262,18 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         kb = self._knowledge()
         catalog = _build_catalog([folder.root for folder in self._folders], kb, self._loads)
         loaded = time.perf_counter()
-        builder = SiteBuilder(catalog, self._folders, kb, config.site_name)
+        serving = self._command == "serve"
+        signature = (tuple(self._folders), config.site_name, str(self._attack_data), config.use_directory_urls, config.site_url)
+        if signature != self._memo_signature:  # another configuration: nothing of the last build holds
+            self._memo_signature, self._page_memo, self._json_memo = signature, {}, {}
+        # (the change preview adds banners to rule pages: no page may be shared between its builds)
+        builder = SiteBuilder(catalog, self._folders, kb, config.site_name,
+                              memo=self._page_memo if serving and not self.config.base else None)
         if self.config.strict and catalog.errors:
-            listing = "\n".join(f"  {builder._location(p)}: {p.message} [{p.code}]" for p in catalog.errors)
+            listing = "\n".join(f"  {builder.location(p)}: {p.message} [{p.code}]" for p in catalog.errors)
             raise PluginError(f"sigma-catalog: {len(catalog.errors)} rule errors (strict: true):\n{listing}")
         site = builder.build()
+        timings = {"catalog": loaded - started, "site model": time.perf_counter() - loaded}
         # --- change preview (`base`, set by `catalog build --base REF`): catalog/changes.py ---
         if self.config.base:
             from catalog.changes import ChangeError, add_to_site, compute_changes
@@ -272,12 +290,23 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         self._site = site
         self._catalog = catalog
 
-        export_files, layers = all_exports(
-            catalog, kb, site_name=config.site_name, site_url=config.site_url, directory_urls=config.use_directory_urls,
-            display_file=builder.display_file, display_problem=builder.display_problem_path,
-        )
-        index = search_index(catalog, config.use_directory_urls)
-        self.search_index_size = (len(index), gzipped_size(index))
+        mark = time.perf_counter()
+        layers = navigator_layers(catalog, kb, config.site_name, config.site_url, config.use_directory_urls)
+        export_files: list[ExportFile] = list(layers)
+        deferred = (catalog, builder, config.use_directory_urls)
+        for path in (site_pages.CATALOG_JSON, site_pages.TECHNIQUES_CSV, SEARCH_INDEX):
+            existing = files.get_file_from_path(path)
+            if existing is not None and existing.generated_by is None:
+                raise PluginError(f"sigma-catalog: docs/{path} is in the way of a file the catalog generates; rename it")
+        if serving:
+            # mkdocs serve: catalog.json, the CSV and the search index are written after the build,
+            # in the background (_start_deferred_exports), so that an edited rule shows sooner
+            self._deferred = deferred
+            self.search_index_size = None
+        else:
+            self._deferred = None
+            export_files.extend(_data_files(*deferred, self._json_memo if serving else None))
+            self.search_index_size = (len(export_files[-1].data), gzipped_size(export_files[-1].data))
         exports = {
             "catalog_json": site_pages.CATALOG_JSON,
             "techniques_csv": site_pages.TECHNIQUES_CSV,
@@ -289,35 +318,42 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
                 page.context.update(exports)
         home_context = dict(site.home, **exports)
 
+        timings["exports"] = time.perf_counter() - mark
+        mark = time.perf_counter()
         generated = self._cache / "files"
         for export in export_files:
             self._add_file(files, config, export.path, generated, export.data)
-        self._add_file(files, config, SEARCH_INDEX, generated, index)
         for asset in sorted(ASSET_DIR.iterdir()):
             if asset.is_file():
                 self._add_file(files, config, ASSETS + asset.name, None, source=asset)
+        timings["writing exports"] = time.perf_counter() - mark
+        mark = time.perf_counter()
 
         # the browse pages: MkDocs builds them (they are in the navigation) from stubs in the cache
         self._browse: dict[str, str] = {}
         self._browse_pages: list[str] = []
+        self._titles: dict[str, str] = {}
         user_home = files.get_file_from_path("index.md")
         if user_home is None:
-            site.browse.insert(0, site_pages.Page("", config.site_name, "home.html", home_context, src_uri="index.md", nav_title="Home"))
+            site.browse.insert(0, site_pages.Page("", config.site_name, "home.html", dict(home_context, heading=config.site_name),
+                                                  src_uri="index.md"))
             self._home_html = None
         else:
             self._home_html = self._renderer.render("home.html", "", home_context)
         for page in site.browse:
             html = self._renderer.render(page.template, page.path, page.context)
-            meta = {"title": page.title, "search": {"exclude": True}}
+            meta = {"title": page.nav_title or page.title, "search": {"exclude": True}}
             if page.src_uri != "index.md":
                 meta["hide"] = ["navigation", "toc"] if page.wide else ["toc"]
             digest = hashlib.sha256(html.encode("utf-8")).hexdigest()[:20]
             stub = f"---\n{json.dumps(meta)}\n---\n\n<!-- sigma-catalog: generated page {digest} -->\n"
             self._add_page(files, config, page.src_uri, stub)
             self._browse[page.src_uri] = html
+            self._titles[page.src_uri] = meta["title"]
             if page.src_uri != "index.md":
                 self._browse_pages.append(page.src_uri)
 
+        timings["browse pages"] = time.perf_counter() - mark
         # the frame page: rendered by the theme, captured in on_post_page, removed in on_post_build
         frame_meta = {"title": TITLE_MARKER, "description": DESCRIPTION_MARKER, "hide": ["toc"], "search": {"exclude": True}}
         self._add_page(files, config, FRAME_SRC_URI, f"---\n{json.dumps(frame_meta)}\n---\n\nframe\n")
@@ -325,13 +361,14 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
 
         errors = len(catalog.errors)
         log.info(
-            "sigma-catalog: %d documents from %d files (%d read), %d errors, %d warnings (listed on errors/); "
-            "search index %.1f KB (%.1f KB gzipped); catalog %.2f s, site model %.2f s",
+            "sigma-catalog: %d documents from %d files (%d read), %d errors, %d warnings (listed on errors/); %s; %s",
             len(catalog.entries), len(catalog.files), self._loads.read, errors, len(catalog.problems) - errors,
-            len(index) / 1024, self.search_index_size[1] / 1024, loaded - started, time.perf_counter() - loaded,
+            "search index %.1f KB (%.1f KB gzipped)" % (self.search_index_size[0] / 1024, self.search_index_size[1] / 1024)
+            if self.search_index_size else "catalog.json, CSV and search index written after the build",
+            ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()),
         )
         for problem in catalog.problems:
-            log.debug("%s: %s: %s [%s]", builder._location(problem), problem.severity.value, problem.message, problem.code)
+            log.debug("%s: %s: %s [%s]", builder.location(problem), problem.severity.value, problem.message, problem.code)
         return files
 
     def _knowledge(self):
@@ -369,8 +406,11 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         ours = []
         for src_uri in self._browse_pages:
             file = files.get_file_from_path(src_uri)
-            if file is not None and file.page is not None and id(file.page) not in listed:
-                ours.append(file.page)
+            if file is not None and file.page is not None:
+                # set here, not only read from the stub: `--dirty` rebuilds do not read unchanged stubs
+                file.page.title = self._titles[src_uri]
+                if id(file.page) not in listed:
+                    ours.append(file.page)
         if not ours:
             return nav
         position = 0
@@ -408,9 +448,29 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
 
     # -- our own pages -----------------------------------------------------------------------------
 
+    def on_pre_build(self, *, config: MkDocsConfig) -> None:
+        # Python's cyclic collector rescans the catalog's millions of objects again and again while
+        # MkDocs and Jinja allocate: paused for the build, restored in on_post_build/on_build_error.
+        self._collector_was_enabled = gc.isenabled()
+        gc.disable()
+        self._finish_deferred_exports()
+        if not self._dirty:
+            self._in_site.clear()  # MkDocs empties the site folder before a build that is not --dirty
+
     def on_post_build(self, *, config: MkDocsConfig) -> None:
-        with _no_gc():
-            self._write_pages(config)
+        try:
+            with _no_gc():
+                self._write_pages(config)
+        finally:
+            self._restore_collector()
+
+    def on_build_error(self, *, error: Exception) -> None:
+        self._restore_collector()
+
+    def _restore_collector(self) -> None:
+        if getattr(self, "_collector_was_enabled", False):
+            gc.enable()
+        self._collector_was_enabled = False
 
     def _write_pages(self, config: MkDocsConfig) -> None:
         started = time.perf_counter()
@@ -429,19 +489,26 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         else:
             rendered = written = _render_all(pages, self._renderer, frame, site_dir)
         made: set[Path] = set()
+        current = {page.path + "index.html" for page in pages}
         for path, target in self._site.redirects.items():
             relative = path + "index.html"
-            if relative in self._taken or not _SAFE_PAGE_PATH.fullmatch(path):
+            if relative in self._taken or relative in current or not _SAFE_PAGE_PATH.fullmatch(path):
                 continue
-            html = self._renderer.render("redirect.html", path, {"target": target}).encode("utf-8")
+            current.add(relative)
+            if self._in_site.get(relative) == target:
+                continue
             destination = site_dir / relative
-            if self._in_site.get(relative) == html and destination.exists():
-                continue
             _ensure_dir(destination.parent, made)
-            destination.write_bytes(html)
+            destination.write_bytes(self._renderer.render("redirect.html", path, {"target": target}).encode("utf-8"))
             if self._command == "serve":
-                self._in_site[relative] = html
+                self._in_site[relative] = target
+        # what earlier builds of this `mkdocs serve` wrote that is gone now (a rule was deleted)
+        for relative in [r for r in self._in_site if r not in current]:
+            (site_dir / relative).unlink(missing_ok=True)
+            del self._in_site[relative]
         self._finish_frame(site_dir, config)
+        if self._deferred is not None:
+            self._start_deferred_exports(site_dir)
         log.info(
             "sigma-catalog: %d pages (%d rendered, %d written), %d redirects in %.2f s",
             len(pages), rendered, written, len(self._site.redirects), time.perf_counter() - started,
@@ -464,22 +531,19 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
             current.add(relative)
             fingerprint = hashlib.blake2b(salt + page.fingerprint(), digest_size=16).hexdigest()
             cached = cache_root / relative
-            if manifest.get(page.path) != fingerprint or not cached.exists():
+            if manifest.get(page.path) != fingerprint or (relative not in self._cache_ok and not cached.exists()):
                 _ensure_dir(cached.parent, made)
                 cached.write_bytes(_page_html(page, self._renderer, frame))
                 manifest[page.path] = fingerprint
                 rendered += 1
+            self._cache_ok.add(relative)  # in the cache, as the manifest says (checked once per process)
             target = site_dir / relative
-            if self._in_site.get(relative) == fingerprint and target.exists():
+            if self._in_site.get(relative) == fingerprint:
                 continue
             _ensure_dir(target.parent, made)
             shutil.copyfile(cached, target)
             self._in_site[relative] = fingerprint
             copied += 1
-        # pages of earlier builds that are gone now (rules deleted while `mkdocs serve` runs)
-        for relative in [r for r in self._in_site if r not in current and not r.startswith("rule/")]:
-            (site_dir / relative).unlink(missing_ok=True)
-            del self._in_site[relative]
         for path in [p for p in manifest if p + "index.html" not in current]:
             (cache_root / path / "index.html").unlink(missing_ok=True)
             del manifest[path]
@@ -534,7 +598,35 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
                 with gzip.GzipFile(str(gz), "wb", mtime=0) as stream:
                     stream.write(new.encode("utf-8"))
 
+    # -- mkdocs serve: exports after the build ---------------------------------------------------------
+
+    def _start_deferred_exports(self, site_dir: Path) -> None:
+        catalog, builder, directory_urls = self._deferred
+        memo = self._json_memo
+
+        def write() -> None:
+            try:
+                with _no_gc():
+                    for export in _data_files(catalog, builder, directory_urls, memo):
+                        _write_if_changed(site_dir / export.path, export.data)
+            except Exception as error:  # a thread: report, do not lose it
+                log.error("sigma-catalog: writing catalog.json, the CSV and the search index failed: %s", error)
+
+        self._deferred = None
+        self._export_thread = threading.Thread(target=write, name="sigma-catalog exports", daemon=True)
+        self._export_thread.start()
+
+    def wait_for_exports(self) -> None:
+        """Under `mkdocs serve`, until catalog.json, the CSV and the search index are written."""
+        self._finish_deferred_exports()
+
+    def _finish_deferred_exports(self) -> None:
+        thread, self._export_thread = self._export_thread, None
+        if thread is not None:
+            thread.join()
+
     def on_shutdown(self) -> None:
+        self._finish_deferred_exports()
         # The mkdocs command is ending. A final collection over the catalog's millions of objects
         # would only delay the exit (seconds for SigmaHQ): keep the collector off them.
         gc.freeze()
@@ -547,6 +639,14 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         if self._attack_data is not None:
             server.watch(str(self._attack_data))
         return server
+
+
+def _data_files(catalog: pipeline.Catalog, builder: SiteBuilder, directory_urls: bool, memo: dict | None) -> list[ExportFile]:
+    """catalog.json, the CSV and the search index of one build."""
+    files = data_exports(catalog, directory_urls=directory_urls, display_file=builder.display_file,
+                         display_problem=builder.display_problem_path, memo=memo, key_of=builder.dependencies)
+    files.append(ExportFile(SEARCH_INDEX, search_index(catalog, directory_urls), "search index"))
+    return files
 
 
 def _page_html(page, renderer: Renderer, frame: Frame) -> bytes:

@@ -148,15 +148,12 @@ def highlight_yaml(text: str) -> Markup:
 
 # --- JSON -----------------------------------------------------------------------------------------
 
-_JSON_HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
-
-
 def html_safe_json(data: object, indent: int | None = None) -> bytes:
     """JSON whose text holds no <, > or & (escaped as \\u003c...): rule text stays inert even where
     a JSON file is shown as HTML by mistake. The data reads back unchanged."""
     separators = (",", ":") if indent is None else (",", ": ")
     text = json.dumps(data, ensure_ascii=False, indent=indent, separators=separators)
-    return text.translate(_JSON_HTML).encode("utf-8")
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode("utf-8")
 
 
 # --- URLs ---------------------------------------------------------------------------------------

@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""Site build benchmark: the SigmaHQ catalog against a plain MkDocs + Material site of as many pages.
+
+In one run, each in a fresh `mkdocs build` subprocess:
+
+1. the catalog site of the SigmaHQ corpus (the sigma-catalog plugin, cold build cache);
+2. the baseline: a plain MkDocs + Material site (default plugins, so its search index too) of as many
+   simple Markdown pages as the catalog has rule pages, each about as large as a rule page's
+   content (the rule's title, description, a small table and its YAML in a highlighted code block),
+   kept out of the navigation like our rule pages;
+3. the catalog at 4x the corpus (every rule copied three more times with new ids and titles), to see
+   that time, memory and output grow linearly;
+4. `mkdocs serve` (with and without --dirty): edit one rule, time until the served page shows it.
+
+Printed: wall time, peak memory (RUSAGE_CHILDREN of each build), output size and file count, their
+ratios, the average rule page, the search index (raw and gzipped) and the serve edit times.
+
+    python scripts/bench_site.py [--corpus ../shared/corpora/sigmahq] [--work DIR] [--skip-4x] [--skip-serve]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+FOLDERS = ["rules", "rules-emerging-threats", "rules-threat-hunting", "rules-placeholder", "rules-compliance",
+           "deprecated", "unsupported"]
+ENV = dict(os.environ, NO_MKDOCS_2_WARNING="1", PYTHONDONTWRITEBYTECODE="1")
+
+#: Runs a command and reports its wall time and its resource usage (the largest process of its tree).
+_MEASURE = r"""
+import json, resource, subprocess, sys, time
+started = time.perf_counter()
+done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+wall = time.perf_counter() - started
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+sys.stderr.write(done.stderr[-4000:] if done.returncode else "")
+print(json.dumps({"wall": wall, "rss_kb": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime, "rc": done.returncode}))
+"""
+
+
+@dataclass
+class Build:
+    name: str
+    wall: float
+    cpu: float
+    rss_mb: float
+    bytes: int
+    files: int
+    site: Path
+
+    @property
+    def mb(self) -> float:
+        return self.bytes / 1e6
+
+
+def build(name: str, config: Path, site: Path) -> Build:
+    shutil.rmtree(site, ignore_errors=True)
+    result = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(BIN / "mkdocs"), "build", "-q", "-f", str(config), "-d", str(site)],
+        capture_output=True, text=True, env=ENV,
+    )
+    if result.returncode or not result.stdout.strip():
+        sys.exit(f"{name}: the build failed:\n{result.stderr}")
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    if data["rc"]:
+        sys.exit(f"{name}: mkdocs exited with {data['rc']}:\n{result.stderr}")
+    total = files = 0
+    for directory, _, names in os.walk(site):
+        for file_name in names:
+            total += os.path.getsize(os.path.join(directory, file_name))
+            files += 1
+    return Build(name, data["wall"], data["cpu"], data["rss_kb"] / 1024, total, files, site)
+
+
+# --- projects ---------------------------------------------------------------------------------------
+
+
+def catalog_project(root: Path, folders: list[Path]) -> Path:
+    (root / "docs").mkdir(parents=True, exist_ok=True)
+    listed = "".join(f"        - {folder}\n" for folder in folders)
+    config = root / "mkdocs.yml"
+    config.write_text(
+        "site_name: SigmaHQ catalog\ntheme:\n  name: material\n  font: false\n"
+        "plugins:\n  - sigma-catalog:\n      cache_dir: .cache/sigma-catalog\n      rules:\n" + listed,
+        encoding="utf-8",
+    )
+    return config
+
+
+def _field(text: str, key: str) -> str:
+    match = re.search(rf"^{key}:\s*(.*)$", text, re.M)
+    value = match.group(1).strip().strip("'\"") if match else ""
+    return value if value not in ("|", ">", "|-", ">-") else ""
+
+
+def baseline_project(root: Path, rule_files: list[Path], pages: int) -> Path:
+    """As many plain Markdown pages as the catalog has rule pages, each built from one rule file."""
+    docs = root / "docs"
+    (docs / "pages").mkdir(parents=True, exist_ok=True)
+    (docs / "index.md").write_text("# Baseline\n\nPlain Markdown pages of the same number and size.\n", encoding="utf-8")
+    for number in range(pages):
+        text = rule_files[number % len(rule_files)].read_text(encoding="utf-8-sig", errors="replace")
+        title = _field(text, "title") or f"Page {number}"
+        description = _field(text, "description") or "A page of the baseline site."
+        keys = re.findall(r"^([a-z]+):", text, re.M)
+        table = "| Key | Position |\n|---|---|\n" + "".join(f"| {key} | {index} |\n" for index, key in enumerate(keys))
+        fence = "````" if "```" in text else "```"
+        (docs / "pages" / f"p{number:05d}.md").write_text(
+            f"# {title}\n\n{description}\n\n## Summary\n\n{table}\n## Rule body\n\n{fence}yaml\n{text}\n{fence}\n",
+            encoding="utf-8",
+        )
+    config = root / "mkdocs.yml"
+    config.write_text(
+        "site_name: Baseline\ntheme:\n  name: material\n  font: false\nnav:\n  - index.md\nnot_in_nav: |\n  /pages/\n"
+        "markdown_extensions:\n  - tables\n  - pymdownx.highlight\n  - pymdownx.superfences\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+_ID = re.compile(r"^(id:\s*)([0-9A-Fa-f-]{8,})\s*$", re.M)
+_TITLE = re.compile(r"^(title:[ \t]*)(.+?)[ \t]*$", re.M)
+
+
+def _retitle(match: re.Match, copy: int) -> str:
+    value = match.group(2)
+    if value[:1] in "'\"" and value[-1:] == value[:1] and len(value) > 1:
+        return f"{match.group(1)}{value[:-1]} (copy {copy}){value[-1]}"
+    return f"{match.group(1)}{value} (copy {copy})"
+
+
+def multiply_corpus(corpus: Path, target: Path, copies: int) -> list[Path]:
+    """`copies` copies of the corpus folders; every copy after the first with new ids and titles."""
+    roots = []
+    for copy in range(copies):
+        for name in FOLDERS:
+            source = corpus / name
+            if not source.is_dir():
+                continue
+            destination = target / f"copy{copy}" / name
+            roots.append(destination)
+            for path in source.rglob("*"):
+                if not path.is_file():
+                    continue
+                out = destination / path.relative_to(source)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                if copy == 0 or path.suffix not in (".yml", ".yaml"):
+                    shutil.copyfile(path, out)
+                    continue
+                text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
+                text = _ID.sub(lambda m: m.group(1) + str(uuid.uuid5(uuid.NAMESPACE_URL, f"{m.group(2)}/{copy}")), text)
+                text = _TITLE.sub(lambda m: _retitle(m, copy), text)
+                out.write_text(text, encoding="utf-8", errors="surrogateescape")
+    return roots
+
+
+# --- serve ------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def serve_edit_times(config: Path, rule: Path, slug: str, dirty: bool, edits: int = 3) -> tuple[list[float], float]:
+    """Start `mkdocs serve`, edit `rule`'s title `edits` times: seconds from each edit until the
+    server tells browsers to reload (its "Reloading browsers" line) with the page showing the edit.
+
+    The page is fetched once per reload, not polled: a browser waits on live reload the same way,
+    and polling the server while it rebuilds would slow the rebuild down."""
+    port = _free_port()
+    command = [str(BIN / "mkdocs"), "serve", "-f", str(config), "-a", f"127.0.0.1:{port}"]
+    if dirty:
+        command.append("--dirty")
+    log_path = config.parent / f"serve-{'dirty' if dirty else 'clean'}.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/rules/{slug}/"
+    original = rule.read_text(encoding="utf-8")
+
+    def reloads() -> int:
+        return log_path.read_text(errors="replace").count("Reloading browsers")
+
+    try:
+        started = time.perf_counter()
+        while "Serving on" not in log_path.read_text(errors="replace"):
+            if process.poll() is not None or time.perf_counter() - started > 900:
+                sys.exit(f"mkdocs serve did not come up:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        first = time.perf_counter() - started
+        time.sleep(3)  # let the first build's background exports finish
+        times = []
+        for number in range(edits):
+            seen = reloads()
+            marker = f"EDITED{number}x{os.getpid()}"
+            rule.write_text(_TITLE.sub(lambda m: f"{m.group(1)}{marker} {m.group(2)}", original, count=1), encoding="utf-8")
+            edited = time.perf_counter()
+            while True:
+                if reloads() > seen:
+                    body = _get(url)
+                    if body is not None and marker in body:
+                        times.append(time.perf_counter() - edited)
+                        break
+                    seen = reloads()
+                if time.perf_counter() - edited > 300:
+                    sys.exit(f"the edit never showed:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.05)
+            time.sleep(3)  # as a person would: read the page, then edit again
+        return times, first
+    finally:
+        rule.write_text(original, encoding="utf-8")
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+# --- report -----------------------------------------------------------------------------------------
+
+
+def rule_page_stats(site: Path) -> tuple[int, float, float]:
+    pages = list((site / "rules").glob("*/index.html"))
+    sizes = [page.stat().st_size for page in pages]
+    return len(pages), statistics.mean(sizes) / 1024, max(sizes) / 1024
+
+
+def report(catalog: Build, baseline: Build | None, big: Build | None) -> None:
+    print()
+    print(f"{'':28}{'catalog':>14}{'baseline':>14}{'ratio':>9}")
+
+    def row(label: str, ours: float, theirs: float | None, fmt: str = "{:.2f}") -> None:
+        ratio = f"{ours / theirs:.2f}" if theirs else ""
+        print(f"{label:28}{fmt.format(ours):>14}{(fmt.format(theirs) if theirs is not None else ''):>14}{ratio:>9}")
+
+    row("wall time (s)", catalog.wall, baseline.wall if baseline else None)
+    row("CPU time (s)", catalog.cpu, baseline.cpu if baseline else None)
+    row("peak memory (MB)", catalog.rss_mb, baseline.rss_mb if baseline else None, "{:.0f}")
+    row("output (MB)", catalog.mb, baseline.mb if baseline else None, "{:.1f}")
+    row("output files", catalog.files, baseline.files if baseline else None, "{:.0f}")
+    count, average, largest = rule_page_stats(catalog.site)
+    print(f"\nrule pages: {count}, average {average:.1f} KB, largest {largest:.1f} KB")
+    if baseline:
+        pages = list((baseline.site / "pages").glob("*/index.html"))
+        print(f"baseline pages: {len(pages)}, average {statistics.mean(p.stat().st_size for p in pages) / 1024:.1f} KB"
+              f"; its search index {(baseline.site / 'search/search_index.json').stat().st_size / 1e6:.1f} MB")
+    index = (catalog.site / "assets/sigma-catalog/search-index.json").read_bytes()
+    print(f"search index: {len(index) / 1e6:.2f} MB, {len(gzip.compress(index)) / 1e6:.2f} MB gzipped")
+    if big:
+        print(f"\n4x corpus: wall {big.wall:.2f} s ({big.wall / catalog.wall:.2f}x), CPU {big.cpu:.2f} s "
+              f"({big.cpu / catalog.cpu:.2f}x), peak memory {big.rss_mb:.0f} MB ({big.rss_mb / catalog.rss_mb:.2f}x), "
+              f"output {big.mb:.1f} MB ({big.mb / catalog.mb:.2f}x), {big.files} files ({big.files / catalog.files:.2f}x)")
+        count4, average4, _ = rule_page_stats(big.site)
+        print(f"4x rule pages: {count4} ({count4 / count:.2f}x), average {average4:.1f} KB")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared/corpora/sigmahq")
+    parser.add_argument("--work", type=Path, help="working folder (default: a new temporary folder, removed afterwards)")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-4x", action="store_true")
+    parser.add_argument("--skip-serve", action="store_true")
+    arguments = parser.parse_args()
+    if not arguments.corpus.is_dir():
+        print(f"no corpus at {arguments.corpus}: nothing to measure", file=sys.stderr)
+        return 0
+    work = arguments.work or Path(tempfile.mkdtemp(prefix="bench-site-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        folders = [arguments.corpus / name for name in FOLDERS if (arguments.corpus / name).is_dir()]
+        print(f"corpus: {arguments.corpus} ({', '.join(f.name for f in folders)}); work: {work}")
+        catalog_config = catalog_project(work / "catalog", folders)
+        catalog = build("catalog", catalog_config, work / "catalog/site")
+        print(f"catalog:  {catalog.wall:.2f} s, {catalog.rss_mb:.0f} MB, {catalog.mb:.1f} MB in {catalog.files} files")
+        baseline = None
+        if not arguments.skip_baseline:
+            rule_files = sorted(p for f in folders for p in f.rglob("*.yml"))
+            pages = len(list((catalog.site / "rules").glob("*/index.html")))
+            baseline = build("baseline", baseline_project(work / "baseline", rule_files, pages), work / "baseline/site")
+            print(f"baseline: {baseline.wall:.2f} s, {baseline.rss_mb:.0f} MB, {baseline.mb:.1f} MB in {baseline.files} files")
+        big = None
+        if not arguments.skip_4x:
+            roots = multiply_corpus(arguments.corpus, work / "corpus4x", 4)
+            big = build("catalog 4x", catalog_project(work / "catalog4x", roots), work / "catalog4x/site")
+            print(f"4x:       {big.wall:.2f} s, {big.rss_mb:.0f} MB, {big.mb:.1f} MB in {big.files} files")
+        report(catalog, baseline, big)
+        if not arguments.skip_serve:
+            copy = work / "serve/corpus"
+            for folder in folders:
+                shutil.copytree(folder, copy / folder.name)
+            config = catalog_project(work / "serve", [copy / folder.name for folder in folders])
+            rule = next(p for p in sorted((copy / "rules").rglob("*.yml")) if _ID.search(p.read_text(encoding="utf-8")))
+            slug = _ID.search(rule.read_text(encoding="utf-8")).group(2).lower()
+            print(f"\nmkdocs serve: editing {rule.relative_to(copy)}")
+            for dirty in (True, False):
+                times, first = serve_edit_times(config, rule, slug, dirty)
+                print(f"  serve{' --dirty' if dirty else ''}: first build served after {first:.1f} s; edit shown after "
+                      + ", ".join(f"{t:.2f}" for t in times) + f" s (median {statistics.median(times):.2f} s)")
+    finally:
+        if arguments.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
