@@ -65,7 +65,7 @@ def entry_to_json(entry: Entry, catalog: Catalog) -> dict:
         data["logsource"] = {"product": ls.product, "category": ls.category, "service": ls.service}
     if isinstance(document, (CorrelationRule, FilterRule)):
         data["targets"] = [target.slug for target in entry.targets]
-        data["references"] = list(document.rules)
+        data["rule_references"] = list(document.rules)
     if isinstance(document, CorrelationRule):
         data["correlation"] = {
             "type": document.type,

@@ -8,11 +8,11 @@ import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from catalog.analysis import Exclusion, RuleAnalysis, analyse, exclusions_of
 from catalog.corpus import CorpusIndex
-from catalog.loader import RuleFile, load
+from catalog.loader import LoadResult, RuleFile, load
 from catalog.model import CorrelationRule, FilterRule, Rule, SigmaDocument
 from catalog.problems import Problem, Severity
 
@@ -70,9 +70,11 @@ class Catalog:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Loading creates a few hundred thousand long-lived, acyclic objects; the cyclic garbage
-    collector would rescan them again and again (it doubled the loading time), so it waits."""
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a catalog is built or rendered.
+
+    Loading creates a few hundred thousand long-lived, acyclic objects; the collector would rescan
+    them again and again (it doubled the loading time, and took half of page rendering)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -82,12 +84,18 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def build_catalog(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None" = None) -> Catalog:
-    with _collector_paused():
-        return _build(roots, attack)
+def build_catalog(
+    roots: Sequence[str | os.PathLike],
+    attack: "AttackKnowledge | None" = None,
+    *,
+    load: Callable[[Sequence[str | os.PathLike]], LoadResult] = load,
+) -> Catalog:
+    """The catalog of the rule folders; `load` may be replaced by a caching loader (mkdocs serve)."""
+    with collector_paused():
+        return _build(roots, attack, load)
 
 
-def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None") -> Catalog:
+def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None", load: Callable[[Sequence[str | os.PathLike]], LoadResult]) -> Catalog:
     loaded = load(roots)
     problems = list(loaded.problems)
     entries = _entries(loaded.documents, problems)

@@ -183,7 +183,7 @@ def _free_port() -> int:
 
 def _get(url: str) -> str | None:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=10) as response:
             return response.read().decode("utf-8", errors="replace")
     except OSError:
         return None
@@ -228,7 +228,6 @@ def serve_edit_times(config: Path, rule: Path, slug: str, dirty: bool, edits: in
                     if body is not None and marker in body:
                         times.append(time.perf_counter() - edited)
                         break
-                    seen = reloads()
                 if time.perf_counter() - edited > 300:
                     sys.exit(f"the edit never showed:\n{log_path.read_text()[-3000:]}")
                 time.sleep(0.05)

@@ -498,6 +498,19 @@ def test_rule_folder_mapping_with_source_url(tmp_path):
     assert "from Our rules" in html
 
 
+def test_links_hold_without_directory_urls(tmp_path):
+    config = write_project(tmp_path, {"a.yml": OTHER_RULE, "b.yml": EXCLUSIONS_RULE})
+    config.write_text("use_directory_urls: false\n" + config.read_text(), encoding="utf-8")
+    (tmp_path / "docs/json-schema.md").write_text("# schema\n", encoding="utf-8")
+    result = run_build("mkdocs", config, tmp_path / "site")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert broken_links(tmp_path / "site") == []
+    index = json.loads((tmp_path / "site/assets/sigma-catalog/search-index.json").read_text(encoding="utf-8"))
+    assert index["page"] == "rules/{slug}/index.html"
+    html = (tmp_path / "site/rules/0d9f4c52-6a1c-4c53-9a44-3c2b7b4c1a03/index.html").read_text(encoding="utf-8")
+    assert 'href="../../rules/index.html"' in html
+
+
 def test_source_url_must_be_http(tmp_path):
     config = write_project(tmp_path, {"a.yml": OTHER_RULE})
     text = config.read_text().replace("        - rules\n", "        - path: rules\n          source_url: javascript:alert(1)\n")
@@ -558,6 +571,25 @@ def test_serve_rebuilds_only_what_changed(tmp_path):
     build(config(), serve_url="http://127.0.0.1:8000/", dirty=True)
     assert not (site / "rules" / victim_id / "index.html").exists()
     assert not (site / "rule" / victim_id / "index.html").exists()
+
+
+def test_load_cache_reads_only_changed_files(tmp_path, monkeypatch):
+    from catalog import pipeline
+    from catalog.site import plugin
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yml").write_text(OTHER_RULE, encoding="utf-8")
+    (rules / "b.yml").write_text(EXCLUSIONS_RULE, encoding="utf-8")
+    cache = plugin._LoadCache()
+    first = cache.load([str(rules)])
+    assert cache.read == 2 and len(first.documents) == 2
+    again = cache.load([str(rules)])
+    assert cache.read == 0
+    assert [d is e for d, e in zip(first.documents, again.documents)] == [True, True]  # the same objects
+    (rules / "b.yml").write_text(EXCLUSIONS_RULE.replace("Exclusions of every shape", "Changed"), encoding="utf-8")
+    changed = cache.load([str(rules)])
+    assert cache.read == 1 and changed.documents[0] is first.documents[0] and changed.documents[1].title == "Changed"
 
 
 # --- units ----------------------------------------------------------------------------------------

@@ -26,10 +26,8 @@ loader), rule pages and catalog.json records whose inputs did not change are reu
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -42,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
+import jinja2
 from mkdocs.config import base
 from mkdocs.config import config_options as c
 from mkdocs.config.defaults import MkDocsConfig
@@ -154,27 +153,6 @@ class _LoadCache:
         return result
 
 
-def _build_catalog(roots: list[str], kb, loads: _LoadCache) -> pipeline.Catalog:
-    """`build_catalog`, handing it our cached loader where the pipeline accepts one."""
-    if "load" in inspect.signature(pipeline.build_catalog).parameters:
-        return pipeline.build_catalog(roots, attack=kb, load=loads.load)
-    return pipeline.build_catalog(roots, attack=kb)
-
-
-@contextlib.contextmanager
-def _no_gc():
-    """Pause the cyclic garbage collector: the catalog of thousands of rules is a large heap of
-    small objects, and collections triggered while building pages over it took half the time.
-    Our data has no reference cycles to speak of; the collector is restored afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _write_if_changed(path: Path, data: bytes) -> bool:
     """Write `data` unless the file already holds exactly it (keeps its mtime for --dirty builds)."""
     try:
@@ -254,13 +232,13 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
 
     @event_priority(50)  # before other plugins look at the files, so they see ours
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
-        with _no_gc():
+        with pipeline.collector_paused():
             return self._on_files(files, config)
 
     def _on_files(self, files: Files, config: MkDocsConfig) -> Files:
         started = time.perf_counter()
         kb = self._knowledge()
-        catalog = _build_catalog([folder.root for folder in self._folders], kb, self._loads)
+        catalog = pipeline.build_catalog([folder.root for folder in self._folders], attack=kb, load=self._loads.load)
         loaded = time.perf_counter()
         serving = self._command == "serve"
         signature = (tuple(self._folders), config.site_name, str(self._attack_data), config.use_directory_urls, config.site_url)
@@ -311,7 +289,7 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
             "catalog_json": site_pages.CATALOG_JSON,
             "techniques_csv": site_pages.TECHNIQUES_CSV,
             "layers": [{"file": layer.path, "name": layer.label, "techniques": layer.techniques} for layer in layers],
-            "schema_path": "json-schema/" if files.get_file_from_path("json-schema.md") else None,
+            "schema_path": schema.url if (schema := files.get_file_from_path("json-schema.md")) else None,
         }
         for page in site.browse:
             if page.template in ("exports.html",):
@@ -425,6 +403,15 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
             previous.next_page, following.previous_page = following, previous
         return nav
 
+    def on_env(self, env, *, config: MkDocsConfig, files: Files):
+        # MkDocs makes a new theme environment for every build, so the theme's templates would be
+        # compiled again on every `mkdocs serve` rebuild: keep their compiled form in the cache.
+        if env.bytecode_cache is None:
+            folder = self._cache / "jinja"
+            folder.mkdir(parents=True, exist_ok=True)
+            env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(folder))
+        return env
+
     def on_page_content(self, html: str, *, page: MkDocsPage, config: MkDocsConfig, files: Files) -> str:
         src_uri = page.file.src_uri
         if src_uri == FRAME_SRC_URI:
@@ -459,7 +446,7 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         try:
-            with _no_gc():
+            with pipeline.collector_paused():
                 self._write_pages(config)
         finally:
             self._restore_collector()
@@ -606,7 +593,7 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
 
         def write() -> None:
             try:
-                with _no_gc():
+                with pipeline.collector_paused():
                     for export in _data_files(catalog, builder, directory_urls, memo):
                         _write_if_changed(site_dir / export.path, export.data)
             except Exception as error:  # a thread: report, do not lose it
@@ -662,7 +649,7 @@ _PARALLEL_MINIMUM = 400
 def _render_range(bounds: tuple[int, int]) -> int:
     pages, renderer, frame, site_dir = _JOB  # type: ignore[misc]
     made: set[Path] = set()
-    with _no_gc():
+    with pipeline.collector_paused():
         for page in pages[bounds[0]:bounds[1]]:
             target = site_dir / page.path / "index.html"
             _ensure_dir(target.parent, made)
@@ -675,6 +662,8 @@ def _render_all(pages: list, renderer: Renderer, frame: Frame, site_dir: Path) -
     worker processes (rendering is pure Python, one process uses one CPU)."""
     global _JOB
     workers = min(os.cpu_count() or 1, 8)
+    for template in {page.template for page in pages}:
+        renderer.env.get_template(template)  # compiled once here, not once per worker
     _JOB = (pages, renderer, frame, site_dir)
     try:
         if workers > 1 and len(pages) >= _PARALLEL_MINIMUM and sys.platform.startswith("linux"):
