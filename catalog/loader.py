@@ -79,27 +79,28 @@ def discover(roots: Sequence[str | os.PathLike]) -> tuple[list[RuleFile], list[P
             continue
         real_base = base.resolve()
         found: list[RuleFile] = []
-        for directory, subdirectories, names in os.walk(base):
+        # Plain strings, not Path objects, while walking: this runs on every rebuild of mkdocs serve.
+        for directory, subdirectories, names in os.walk(root_text):
             subdirectories.sort()
+            inside = os.path.relpath(directory, root_text).replace(os.sep, "/")
+            prefix = "" if inside == "." else inside + "/"
             for name in subdirectories:  # os.walk does not enter linked folders: say so for outside ones
-                path = Path(directory, name)
-                if path.is_symlink() and not path.resolve().is_relative_to(real_base):
-                    display = display_path(root_text, path.relative_to(base).as_posix())
-                    problems.append(_problem(display, 0, 0, "symlink-outside", "the folder is a symbolic link to a place outside the rule folder; its files are not read"))
+                if _links_outside(os.path.join(directory, name), real_base):
+                    problems.append(_problem(display_path(root_text, prefix + name), 0, 0, "symlink-outside", "the folder is a symbolic link to a place outside the rule folder; its files are not read"))
             for name in names:
                 if not name.endswith(RULE_SUFFIXES):
                     continue
-                path = Path(directory, name)
-                relative = path.relative_to(base).as_posix()
-                candidate = RuleFile(root_text, relative, path)
-                if path.is_symlink() and not path.resolve().is_relative_to(real_base):
-                    problems.append(
-                        _problem(candidate.display, 0, 0, "symlink-outside", "the file is a symbolic link to a place outside the rule folder; it is not read")
-                    )
+                full = os.path.join(directory, name)
+                if _links_outside(full, real_base):
+                    problems.append(_problem(display_path(root_text, prefix + name), 0, 0, "symlink-outside", "the file is a symbolic link to a place outside the rule folder; it is not read"))
                     continue
-                found.append(candidate)
+                found.append(RuleFile(root_text, prefix + name, Path(full)))
         files.extend(sorted(found, key=lambda rule_file: rule_file.relative))
     return files, problems
+
+
+def _links_outside(path: str, real_base: Path) -> bool:
+    return os.path.islink(path) and not Path(path).resolve().is_relative_to(real_base)
 
 
 def load(roots: Sequence[str | os.PathLike]) -> LoadResult:

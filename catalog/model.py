@@ -42,7 +42,9 @@ class SearchIdentifier:
         return tuple(item for alternative in self.alternatives for item in alternative)
 
 
-@dataclass(frozen=True, slots=True)
+# Compared by identity: its analysis is remembered per object (catalog.pipeline), so a rule file
+# that mkdocs serve did not re-read is not analysed again.
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class Detection:
     identifiers: dict[str, SearchIdentifier]
     conditions: tuple[Condition, ...]

@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import re
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 from catalog.analysis import Exclusion, RuleAnalysis, analyse, exclusions_of
 from catalog.corpus import CorpusIndex
 from catalog.loader import LoadResult, RuleFile, load
-from catalog.model import CorrelationRule, FilterRule, Rule, SigmaDocument
+from catalog.model import CorrelationRule, Detection, FilterRule, Rule, SigmaDocument
 from catalog.problems import Problem, Severity
 
 if TYPE_CHECKING:
@@ -69,6 +70,18 @@ class Catalog:
         return [problem for problem in self.problems if problem.severity is Severity.ERROR]
 
 
+#: Analyses of the detections still alive: a loader that hands back the same document objects for
+#: unchanged files (the site plugin's, under mkdocs serve) gets their analyses back for free.
+_analyses: "weakref.WeakKeyDictionary[Detection, RuleAnalysis]" = weakref.WeakKeyDictionary()
+
+
+def _analysis(detection: Detection) -> RuleAnalysis:
+    analysis = _analyses.get(detection)
+    if analysis is None:
+        analysis = _analyses[detection] = analyse(detection)
+    return analysis
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a catalog is built or rendered.
@@ -103,7 +116,7 @@ def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None",
     for entry in entries:
         document = entry.document
         if isinstance(document, (Rule, FilterRule)):
-            entry.analysis = analyse(document.detection)
+            entry.analysis = _analysis(document.detection)
             if isinstance(document, Rule):
                 corpus.add(entry.slug, entry.analysis.indicators)
     _link(entries, problems)
