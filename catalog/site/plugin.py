@@ -20,8 +20,8 @@ How a build goes (public plugin API of MkDocs 1.6 only; ProperDocs runs it uncha
 - `on_serve`: watch the rule folders.
 
 Under `mkdocs serve` the plugin object lives across rebuilds (it defines `on_startup`), and so do
-its caches: rule files that did not change are not parsed again (where the pipeline accepts our
-loader), rule pages and catalog.json records whose inputs did not change are reused.
+its caches: rule files that did not change are not parsed again (the pipeline takes our loader,
+and remembers their analyses), rule pages and catalog.json records whose inputs did not change are reused.
 """
 
 from __future__ import annotations
