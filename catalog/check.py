@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence, TextIO
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 from catalog.pipeline import Catalog, build_catalog
 from catalog.problems import Problem, Severity
@@ -427,15 +427,3 @@ def run_command(arguments) -> int:
     write_report(result, arguments.format, sys.stdout, arguments.strict)
     return 1 if result.failed(arguments.strict) else 0
 
-
-def main(argv: Iterable[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="catalog")
-    register(parser.add_subparsers(dest="command", required=True))
-    arguments = parser.parse_args(["check", *(sys.argv[1:] if argv is None else argv)])
-    return run_command(arguments)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
