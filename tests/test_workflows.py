@@ -1,0 +1,48 @@
+"""The GitHub Actions workflows are linted (actionlint) and audited for security (zizmor)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+BIN = Path(sys.executable).parent  # the test extra installs both tools into this environment
+
+
+def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_there_are_workflows_to_check():
+    assert sorted(path.name for path in WORKFLOWS.glob("*.yml")) == ["catalog-comment.yml", "catalog.yml"]
+
+
+def test_actionlint_finds_nothing():
+    result = _run(str(BIN / "actionlint"), "-no-color", *map(str, sorted(WORKFLOWS.glob("*.yml"))))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_finds_nothing_even_as_an_auditor():
+    # --offline: no GitHub API look-ups; the auditor persona also reports low-confidence findings.
+    result = _run(str(BIN / "zizmor"), "--offline", "--persona", "auditor", "--no-progress", str(WORKFLOWS))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout + result.stderr
+
+
+def test_actionlint_does_find_a_broken_workflow(tmp_path):
+    """The lint is real: an expression error in a copy of the workflow is reported."""
+    broken = tmp_path / "broken.yml"
+    broken.write_text((WORKFLOWS / "catalog.yml").read_text().replace("github.base_ref", "github.no_such_context("))
+    result = _run(str(BIN / "actionlint"), "-no-color", str(broken))
+    assert result.returncode != 0 and "broken.yml" in result.stdout
+
+
+def test_zizmor_does_find_an_unpinned_action(tmp_path):
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    text = (WORKFLOWS / "catalog.yml").read_text()
+    (workflows / "catalog.yml").write_text(text.replace("actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1", "actions/checkout@v7", 1))
+    result = _run(str(BIN / "zizmor"), "--offline", "--no-progress", str(workflows))
+    assert result.returncode != 0 and "unpinned-uses" in result.stdout
