@@ -15,6 +15,8 @@ from typing import Iterable, Sequence
 
 from catalog.conditions import ConditionError, Condition, parse_condition, references
 from catalog.model import (
+    HAYABUSA,
+    SIGMA,
     CorrelationCondition,
     CorrelationRule,
     Detection,
@@ -27,11 +29,22 @@ from catalog.model import (
     Scalar,
     SearchIdentifier,
     SigmaDocument,
+    Simulation,
     display_path,
 )
 from catalog.modifiers import parse_modifiers
-from catalog.problems import Problem, RuleError, Severity
-from catalog.yamlsafe import YamlError, YamlList, YamlMap, load_documents
+from catalog.problems import (
+    DUPLICATE_KEY,
+    LOGSOURCE_LIST,
+    NOT_A_RULE,
+    SECTION_NAME_KEY,
+    SIMULATION,
+    UNKNOWN_RULETYPE,
+    Problem,
+    RuleError,
+    Severity,
+)
+from catalog.yamlsafe import YamlDocument, YamlError, YamlList, YamlMap, load_documents
 
 #: Larger files are refused before parsing: no real rule comes near this.
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -39,7 +52,11 @@ RULE_SUFFIXES = (".yml", ".yaml")
 
 STATUSES = {"stable", "test", "experimental", "deprecated", "unsupported"}
 LEVELS = {"informational", "low", "medium", "high", "critical"}
-CORRELATION_TYPES = {"event_count", "value_count", "temporal", "temporal_ordered"}
+CORRELATION_TYPES = {"event_count", "value_count", "temporal", "temporal_ordered", "value_sum", "value_avg", "value_percentile", "value_median"}
+#: Correlation types that compare a value of `condition.field` (Sigma 2.1 added sum, avg, percentile).
+VALUE_CORRELATIONS = {"value_count", "value_sum", "value_avg", "value_percentile", "value_median"}
+#: Keys that make a YAML document a rule of some kind; a document with none of them is something else.
+RULE_KEYS = ("title", "detection", "correlation", "filter")
 CORRELATION_OPERATORS = {"gt", "gte", "lt", "lte", "eq", "neq"}
 RELATION_TYPES = {"derived", "obsolete", "merged", "renamed", "similar"}
 _TIMESPAN = re.compile(r"^\d+[smhdwMy]$")
@@ -158,6 +175,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
         data = yaml_document.data
         if data is None:
             continue
+        problems.extend(_duplicate_key_problems(display, yaml_document))
         if not isinstance(data, YamlMap):
             problems.append(_problem(display, yaml_document.line, 1, "not-a-map", f"a Sigma document must be a map of keys, not {_describe(data)}"))
             continue
@@ -176,6 +194,10 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
             continue
         if global_part is not None:
             data = _merged(global_part, data)
+        if not any(key in data for key in RULE_KEYS):  # a CI workflow, a config file: say so once, calmly
+            keys = ", ".join(str(key) for key in list(data)[:5])
+            problems.append(_problem(display, yaml_document.line, 1, NOT_A_RULE, f"not a rule: the YAML has none of title, detection, correlation or filter (its keys: {keys[:120]})", Severity.INFO))
+            continue
         previous = data
         source = RuleSource(
             root=root,
@@ -191,6 +213,15 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
         except RuleError as error:
             problems.append(error.problem)
     return documents, problems
+
+
+def _duplicate_key_problems(display: str, document: YamlDocument) -> list[Problem]:
+    return [
+        _problem(display, duplicate.line, duplicate.column, DUPLICATE_KEY,
+                 f"duplicate key '{duplicate.key[:60]}' on lines {duplicate.first_line} and {duplicate.line}: "
+                 f"the value of line {duplicate.first_line} is lost, the rule is read with the value of line {duplicate.line}")
+        for duplicate in document.duplicates
+    ]
 
 
 def _merged(base: YamlMap, override: YamlMap) -> YamlMap:
@@ -288,21 +319,25 @@ class _DocumentReader:
         return text
 
     def text_list(self, data: YamlMap, key: str) -> tuple[str, ...]:
+        return self.text_list_placed(data, key)[0]
+
+    def text_list_placed(self, data: YamlMap, key: str) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
+        """A list of text values and where each is written; a single text is a one-item list (Sigma 2.1)."""
         value = data.get(key)
         if value is None:
-            return ()
+            return (), ()
         if isinstance(value, (str, int, float)):
-            self.warn(data.value_position(key), "wrong-type", f"'{key}' should be a list; read the single value as a one-item list")
-            return (str(value),)
+            return (str(value),), (data.value_position(key),)
         if not isinstance(value, YamlList):
             raise self.fail(data.value_position(key), "wrong-type", f"'{key}' must be a list of text values, not {_describe(value)}")
-        items = []
+        items, positions = [], []
         for index, item in enumerate(value):
             if isinstance(item, (dict, list)):
                 raise self.fail(value.item_position(index), "wrong-type", f"the items of '{key}' must be text, item {index + 1} is {_describe(item)}")
             if item is not None:
                 items.append(str(item))
-        return tuple(items)
+                positions.append(value.item_position(index))
+        return tuple(items), tuple(positions)
 
     def mapping(self, data: YamlMap, key: str, required: bool = False) -> YamlMap | None:
         value = data.get(key)
@@ -318,13 +353,38 @@ class _DocumentReader:
 
     def document(self, data: YamlMap, source: RuleSource) -> SigmaDocument:
         common = self.common(data, source)
-        if "correlation" in data:
+        section = self.sigma2_section(data)
+        if section == "correlation":
             return self.correlation(data, common)
-        if "filter" in data:
+        if section == "filter":
             return self.filter(data, common)
         if "detection" not in data:
-            raise self.fail((data.line, data.column), "not-a-rule", "not a Sigma rule: the document has no 'detection', 'correlation' or 'filter'")
+            raise self.fail((data.line, data.column), "missing-field", "the required field 'detection' is missing (a Sigma 2 document has 'correlation' or 'filter' instead)")
         return Rule(**common, logsource=self.logsource(data), detection=self.detection(self.mapping(data, "detection", True), "detection"))
+
+    def sigma2_section(self, data: YamlMap) -> str | None:
+        """`correlation` or `filter` when the document is one; a detection rule may carry a custom
+        key of the same name (a free-text note): that stays a custom key, with a warning."""
+        for section in ("correlation", "filter"):
+            if section not in data:
+                continue
+            if "detection" in data and not isinstance(data[section], YamlMap):
+                self.warn(data.key_position(section), SECTION_NAME_KEY,
+                          f"'{section}' is a Sigma 2 section name, but this detection rule uses it for {_describe(data[section])}; read as a custom key")
+                continue
+            return section
+        return None
+
+    def dialect(self, data: YamlMap) -> str:
+        """The rule format: Hayabusa's own (`ruletype: Hayabusa`, or a `details:` key), else Sigma."""
+        ruletype = data.get("ruletype")
+        if ruletype is None:
+            return HAYABUSA if "details" in data and "detection" in data else SIGMA
+        name = str(ruletype).strip().lower()
+        if name not in (SIGMA, HAYABUSA):
+            self.warn(data.value_position("ruletype"), UNKNOWN_RULETYPE, f"ruletype '{str(ruletype)[:40]}' is not Sigma or Hayabusa; the rule is read as Sigma", Severity.INFO)
+            return SIGMA
+        return name
 
     def common(self, data: YamlMap, source: RuleSource) -> dict:
         rule_id = self.text(data, "id")
@@ -342,6 +402,7 @@ class _DocumentReader:
             author = ", ".join(str(item) for item in author if item is not None)
         else:
             author = self.text(data, "author")
+        tags, tag_positions = self.text_list_placed(data, "tags")
         return dict(
             source=source,
             title=self.text(data, "title", required=True),
@@ -355,11 +416,31 @@ class _DocumentReader:
             modified=self.text(data, "modified"),
             license=self.text(data, "license"),
             references=tuple(dict.fromkeys(self.text_list(data, "references"))),
-            tags=self.text_list(data, "tags"),
+            tags=tags,
             falsepositives=self.text_list(data, "falsepositives"),
             related=self.related(data),
             fields=self.text_list(data, "fields"),
+            regression_tests_path=self.text(data, "regression_tests_path"),
+            simulation=self.simulation(data),
+            dialect=self.dialect(data),
+            id_position=data.value_position("id") if rule_id is not None else None,
+            tag_positions=tag_positions,
         )
+
+    def simulation(self, data: YamlMap) -> tuple[Simulation, ...]:
+        """SigmaHQ's `simulation:` list (atomic tests); an entry that is not a map is left out, with a warning."""
+        value = data.get("simulation")
+        if value is None:
+            return ()
+        entries = value if isinstance(value, YamlList) else [value]
+        found = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, YamlMap) or any(isinstance(item, (dict, list)) for item in entry.values()):
+                where = value.item_position(index) if isinstance(value, YamlList) else data.value_position("simulation")
+                self.warn(where, SIMULATION, f"simulation entry {index + 1} must be a map of text values (type, name, technique, atomic_guid); left out")
+                continue
+            found.append(Simulation(*(None if entry.get(key) is None else str(entry[key]) for key in ("type", "name", "technique", "atomic_guid"))))
+        return tuple(found)
 
     def related(self, data: YamlMap) -> tuple[RelatedRule, ...]:
         value = data.get("related")
@@ -383,12 +464,28 @@ class _DocumentReader:
             if "logsource" not in data:
                 self.warn((data.line, data.column), "missing-logsource", "the rule has no 'logsource'")
             return LogSource()
-        return LogSource(
-            product=self.text(logsource, "product"),
-            category=self.text(logsource, "category"),
-            service=self.text(logsource, "service"),
-            definition=self.text(logsource, "definition"),
-        )
+        values = {key: self.logsource_values(logsource, key) for key in ("product", "category", "service")}
+        definition = self.text(logsource, "definition")
+        joined = {key: ", ".join(found) if found else None for key, found in values.items()}
+        listed: tuple[LogSource, ...] = ()
+        if any(len(found) > 1 for found in values.values()):
+            listed = tuple(
+                LogSource(product, category, service, definition)
+                for product in values["product"] or (None,)
+                for category in values["category"] or (None,)
+                for service in values["service"] or (None,)
+            )
+        return LogSource(**joined, definition=definition, listed=listed)
+
+    def logsource_values(self, logsource: YamlMap, key: str) -> tuple[str, ...]:
+        """A log source field's value; written as a list, every value is kept, with a warning."""
+        if not isinstance(logsource.get(key), YamlList):
+            text = self.text(logsource, key)
+            return (text,) if text is not None else ()
+        found = tuple(dict.fromkeys(self.text_list(logsource, key)))
+        self.warn(logsource.value_position(key), LOGSOURCE_LIST,
+                  f"logsource '{key}' is a list ({', '.join(found)[:80]}); Sigma expects one value: the rule is listed under each")
+        return found
 
     # -- detection ---------------------------------------------------------------------------
 
@@ -506,7 +603,9 @@ class _DocumentReader:
         condition = None
         if "condition" in body:
             condition = self.correlation_condition(body)
-        elif kind in {"event_count", "value_count"}:
+            if kind in VALUE_CORRELATIONS and condition.field is None:
+                self.warn(body.value_position("condition"), "missing-field", f"a {kind} correlation needs the 'field' whose values it compares")
+        elif kind == "event_count" or kind in VALUE_CORRELATIONS:
             raise self.fail((body.line, body.column), "missing-field", f"a {kind} correlation needs a 'condition'")
         aliases = {}
         for alias, mapping in (self.mapping(body, "aliases") or {}).items():
@@ -529,7 +628,7 @@ class _DocumentReader:
         condition = self.mapping(body, "condition", True)
         operators = []
         for operator, value in condition.items():
-            if operator == "field":
+            if operator in ("field", "percentile"):
                 continue
             if operator not in CORRELATION_OPERATORS:
                 raise self.fail(condition.key_position(operator), "correlation-condition", f"'{operator}' is not a correlation condition operator ({', '.join(sorted(CORRELATION_OPERATORS))})")
@@ -538,13 +637,21 @@ class _DocumentReader:
             operators.append((operator, value))
         if not operators:
             raise self.fail((condition.line, condition.column), "correlation-condition", "the correlation condition has no operator (gte, gt, lte, lt, eq, neq)")
-        return CorrelationCondition(tuple(operators), self.text(condition, "field"))
+        percentile = condition.get("percentile")
+        if percentile is not None and (isinstance(percentile, bool) or not isinstance(percentile, int) or not 0 <= percentile <= 100):
+            raise self.fail(condition.value_position("percentile"), "wrong-type", f"'percentile' must be a whole number from 0 to 100, not {_describe(percentile)}")
+        return CorrelationCondition(tuple(operators), self.text(condition, "field"), percentile)
 
     def filter(self, data: YamlMap, common: dict) -> FilterRule:
         body = self.mapping(data, "filter", True)
+        if "rules" not in body:
+            raise self.fail((body.line, body.column), "missing-field", "a filter needs 'rules': the rules it applies to, or 'any'")
+        rules = self.references_list(body, "rules", required=False)
+        any_rule = not rules or (len(rules) == 1 and rules[0].strip().lower() == "any")  # Sigma 2.1: `rules: any`
         return FilterRule(
             **common,
-            rules=self.references_list(body, "rules"),
+            rules=() if any_rule else rules,
             logsource=self.logsource(data),
             detection=self.detection(body, "filter", extra_keys=("rules",)),
+            any_rule=any_rule,
         )

@@ -122,7 +122,7 @@ def as_stix21(bundle: dict, *, with_collection: bool = True) -> dict:
 
 def accounted(tags: list[str], mapping: AttackMapping) -> list[str]:
     """The attack.* tags that ended up nowhere in the mapping (should be none)."""
-    placed = {m.tag.lower() for row in mapping.rows for m in row.techniques}
+    placed = {tag.lower() for row in mapping.rows for m in row.techniques for tag in (m.tag, *m.also_tags)}
     tactics = {row.tactic.shortname for row in mapping.rows} | {row.tactic.id.lower() for row in mapping.rows}
     ids = {*mapping.unknown_techniques, *(g.id for g in mapping.groups), *(s.id for s in mapping.software)}
     other = {t.lower() for t in mapping.other_tags}
@@ -231,10 +231,13 @@ def test_technique_without_its_tactic_is_derived(kb):
 
 
 def test_revoked_and_its_replacement_both_written(kb):
-    mapping = map_tags(["attack.execution", "attack.t1059.001", "attack.t1086"], kb)
-    (row,) = mapping.rows
-    assert [(m.technique.id, m.tag, m.replaced) for m in row.techniques] == [
-        ("T1059.001", "attack.t1059.001", None), ("T1059.001", "attack.t1086", "T1086")]
+    """The technique is listed once, under the tag written directly, noting the revoked tag."""
+    for tags in (["attack.execution", "attack.t1059.001", "attack.t1086"], ["attack.execution", "attack.t1086", "attack.t1059.001"]):
+        mapping = map_tags(tags, kb)
+        (row,) = mapping.rows
+        assert [(m.technique.id, m.tag, m.replaced, m.also_tags) for m in row.techniques] == [
+            ("T1059.001", "attack.t1059.001", None, ("attack.t1086",))]
+        assert len(mapping.techniques) == 1
 
 
 def test_deprecated_is_kept_and_flagged(kb):
