@@ -184,7 +184,8 @@ class CorrelationCondition:
     @property
     def text(self) -> str:
         bounds = " and ".join(f"{op} {value}" for op, value in self.operators)
-        return f"{self.field} {bounds}" if self.field else bounds
+        measured = f"percentile {self.percentile} of {self.field}" if self.percentile is not None and self.field else self.field
+        return f"{measured} {bounds}" if measured else bounds
 
 
 @dataclass(slots=True, kw_only=True)
