@@ -251,7 +251,9 @@ class DocumentReader:
         value = data.get("related")
         if value is None:
             return ()
-        if not isinstance(value, YamlList):
+        if isinstance(value, YamlMap):  # one relation where a list is expected: a one-item list
+            value = [value]
+        elif not isinstance(value, YamlList):
             raise self.fail(data.value_position("related"), "wrong-type", f"'related' must be a list of maps with 'id' and 'type', not {describe(value)}")
         related = []
         for index, item in enumerate(value):

@@ -338,6 +338,27 @@ def test_unparseable_yaml_is_still_a_located_problem():
 # --- 9. Sigma 2.1 / 2.2 ------------------------------------------------------------------------
 
 
+def test_single_values_where_lists_are_expected():
+    correlation, problems = load_one(
+        """
+        title: Gizmo burst
+        author: [Ann, Bob]
+        related: {id: 6a1d0c1e-9999-4d2b-9a55-000000000009, type: derived}
+        falsepositives: Load tests
+        correlation:
+            type: event_count
+            rules: gizmo
+            group-by: Host
+            timespan: 1m
+            condition: {gte: 10}
+        """
+    )
+    assert problems == []
+    assert correlation.author == "Ann, Bob" and correlation.falsepositives == ("Load tests",)
+    assert [(related.id[-4:], related.type) for related in correlation.related] == [("0009", "derived")]
+    assert (correlation.rules, correlation.group_by) == (("gizmo",), ("Host",))
+
+
 @pytest.mark.parametrize("kind", ["value_sum", "value_avg", "value_percentile"])
 def test_value_correlation_types(kind):
     percentile = "\n                percentile: 95" if kind == "value_percentile" else ""
