@@ -223,7 +223,10 @@ def _indicators(item: DetectionItem, identifier: str) -> list[Indicator]:
     for value in item.values:
         kind = chain.kind(value, keyword)
         text = _text(value)
-        normalised = _number_key(value) if _is_number(value) else text if chain.case_sensitive else text.lower()
+        if isinstance(value, str) or not _is_number(value):  # strings first: nearly every value is one
+            normalised = text if chain.case_sensitive else text.lower()
+        else:
+            normalised = _number_key(value)
         found.append(Indicator(item.field, kind, text, identifier, chain.match_all, (field_key, kind, normalised), chain.field_reference))
     return found
 

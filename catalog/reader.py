@@ -170,12 +170,13 @@ class DocumentReader:
     def sigma2_section(self, data: YamlMap) -> str | None:
         """`correlation` or `filter` when the document is one; a detection rule may carry a custom
         key of the same name (a free-text note): that stays a custom key, with a warning."""
-        for section in ("correlation", "filter"):
+        for section, defining_key in (("correlation", "type"), ("filter", "rules")):
             if section not in data:
                 continue
-            if "detection" in data and not isinstance(data[section], YamlMap):
+            value = data[section]
+            if "detection" in data and not (isinstance(value, YamlMap) and defining_key in value):
                 self.warn(data.key_position(section), SECTION_NAME_KEY,
-                          f"'{section}' is a Sigma 2 section name, but this detection rule uses it for {describe(data[section])}; read as a custom key")
+                          f"'{section}' is a Sigma 2 section name, but this detection rule uses it for {describe(value)}; read as a custom key")
                 continue
             return section
         return None

@@ -313,6 +313,21 @@ def test_custom_key_named_like_a_sigma2_section():
     assert (problem.code, problem.severity, problem.line) == ("section-name-key", Severity.WARNING, 2)
 
 
+def test_custom_map_named_like_a_sigma2_section():
+    """A map without the section's defining key (a filter's `rules`) next to `detection:` is a custom key too."""
+    rule, problems = load_one(
+        """
+        title: Annotated with a map
+        filter: {reviewed_by: Ann}
+        logsource: {product: acme}
+        detection:
+            sel: {Name: gizmo}
+            condition: sel
+        """
+    )
+    assert isinstance(rule, Rule) and [problem.code for problem in problems] == ["section-name-key"]
+
+
 def test_yaml_that_is_not_a_rule_is_one_notice():
     documents, problems = load(
         """
