@@ -157,7 +157,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
         if global_part is not None:
             data = _merged(global_part, data)
         if not any(key in data for key in RULE_KEYS):  # a CI workflow, a config file: say so once, calmly
-            keys = ", ".join(str(key) for key in list(data)[:5])
+            keys = ", ".join(str(key) for key in list(data.positions())[:5])  # as written (`on`, not True)
             problems.append(_problem(display, yaml_document.line, 1, NOT_A_RULE, f"not a rule: the YAML has none of title, detection, correlation or filter (its keys: {keys[:120]})", Severity.INFO))
             continue
         previous = data
