@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from catalog.conditions import And, Condition, ConditionNode, IdentifierRef, Not, Or, Quantified, references
+from catalog.conditions import And, Condition, ConditionNode, IdentifierRef, Not, Or, Quantified, conjuncts, references
 from catalog.model import Detection, DetectionItem, SearchIdentifier
 from catalog.modifiers import parse_modifiers
 from catalog.yamltext import to_yaml
@@ -42,14 +42,19 @@ class Stage:
 class Indicator:
     field: str | None  # None for keywords
     kind: str
-    value: str  # as written
+    value: str  # as written: numbers keep their form (0x17), spaces around a value are kept
     identifier: str
     match_all: bool
-    key: IndicatorKey
+    key: IndicatorKey  # numbers by value (0x17 and 23 are one key); fieldref kinds never equal a literal's
+    field_reference: bool = False  # `fieldref`: `value` names another field, it is not a literal
 
     @property
     def field_label(self) -> str:
         return self.field if self.field is not None else "(keyword)"
+
+    @property
+    def edge_spaces(self) -> bool:
+        return edge_spaces(self.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,7 @@ class ExcludedItem:
     kind: str
     values: tuple[str, ...]
     match_all: bool = False
+    field_reference: bool = False  # `fieldref`: the values name other fields, they are not literals
 
     @property
     def field_label(self) -> str:
@@ -160,10 +166,9 @@ def _stages(condition: Condition, detection: Detection) -> list[Stage]:
 
 
 def exclusions_of(expression: ConditionNode, identifiers: dict[str, SearchIdentifier], source: str | None = None) -> list[Exclusion]:
-    """The exclusions of the top-level `not` conjuncts of a condition expression."""
-    conjuncts = expression.operands if isinstance(expression, And) else (expression,)
+    """The exclusions of the top-level `not` conjuncts of a condition expression (ANDs flattened)."""
     found: list[Exclusion] = []
-    for conjunct in conjuncts:
+    for conjunct in conjuncts(expression):
         if isinstance(conjunct, Not):
             found.extend(_negated(conjunct.operand, identifiers, source))
     return found
@@ -206,7 +211,8 @@ def _excluded_item(item: DetectionItem) -> ExcludedItem:
     chain = parse_modifiers(item.modifiers)
     kinds = dict.fromkeys(chain.kind(value, item.field is None) for value in item.values)
     values = sorted((_text(value) for value in item.values), key=lambda text: (text.casefold(), text))
-    return ExcludedItem(item.field, " / ".join(kinds) or chain.kind("", item.field is None), tuple(values), chain.match_all)
+    kind = " / ".join(kinds) or chain.kind("", item.field is None)
+    return ExcludedItem(item.field, kind, tuple(values), chain.match_all, chain.field_reference)
 
 
 def _indicators(item: DetectionItem, identifier: str) -> list[Indicator]:
@@ -217,9 +223,28 @@ def _indicators(item: DetectionItem, identifier: str) -> list[Indicator]:
     for value in item.values:
         kind = chain.kind(value, keyword)
         text = _text(value)
-        normalised = text if chain.case_sensitive else text.lower()
-        found.append(Indicator(item.field, kind, text, identifier, chain.match_all, (field_key, kind, normalised)))
+        if isinstance(value, str) or not _is_number(value):  # strings first: nearly every value is one
+            normalised = text if chain.case_sensitive else text.lower()
+        else:
+            normalised = _number_key(value)
+        found.append(Indicator(item.field, kind, text, identifier, chain.match_all, (field_key, kind, normalised), chain.field_reference))
     return found
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number_key(value: int | float) -> str:
+    """Numbers are counted by value: `0x17`, `023`-style forms and `23` are one indicator."""
+    if isinstance(value, float) and not value.is_integer():
+        return repr(float(value))
+    return str(int(value))
+
+
+def edge_spaces(text: str) -> bool:
+    """Whether a value starts or ends with white space (kept exactly; pages make it visible)."""
+    return text != text.strip()
 
 
 def _text(value: object) -> str:

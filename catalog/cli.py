@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     _register_build(commands)
 
     arguments = parser.parse_args(argv)
-    return arguments.handler(arguments)
+    try:
+        return arguments.handler(arguments)
+    except BrokenPipeError:
+        # the reader stopped early (`catalog check ... | head -1`): exit quietly; stdout goes to
+        # devnull so the interpreter's final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _analyze(arguments: argparse.Namespace) -> int:

@@ -173,8 +173,11 @@ class _Parser:
             _, opened_at = self.take()
             self.nested(opened_at)
             inner = self.expression()
-            if self.peek() != ")":
+            if self.peek() is None:
                 raise ConditionError("'(' is never closed", opened_at)
+            if self.peek() != ")":
+                word, offset = self.tokens[self.position]
+                raise ConditionError(f"unexpected '{word}' where 'and', 'or' or ')' was expected", offset)
             self.take()
             self.depth -= 1
             return inner
@@ -233,6 +236,21 @@ def render(node: ConditionNode) -> str:
         text = render(operand)
         parts.append(f"({text})" if isinstance(node, And) and isinstance(operand, Or) else text)
     return joiner.join(parts)
+
+
+def conjuncts(node: ConditionNode) -> tuple[ConditionNode, ...]:
+    """The top-level AND terms of a condition, with nested pure-AND groups flattened.
+
+    Parentheses leave no trace in the tree, so `sel and (sel2 and not filter)` is an AND inside an
+    AND: both are one conjunction. `all of X` ANDs its members, so each member is a conjunct too.
+    Tools that convert rules write `logsource_selection and (...)`; without flattening every
+    exclusion inside the parentheses would be lost.
+    """
+    if isinstance(node, And):
+        return tuple(term for operand in node.operands for term in conjuncts(operand))
+    if isinstance(node, Quantified) and not node.is_any:
+        return tuple(IdentifierRef(name, node.offset) for name in node.identifiers)
+    return (node,)
 
 
 def references(node: ConditionNode, negated: bool = False) -> Iterator[tuple[str, bool]]:

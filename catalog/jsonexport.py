@@ -62,10 +62,17 @@ def entry_to_json(entry: Entry, catalog: Catalog) -> dict:
     }
     if isinstance(document, (Rule, FilterRule)):
         ls = document.logsource
-        data["logsource"] = {"product": ls.product, "category": ls.category, "service": ls.service}
+        data["logsource"] = {
+            "product": ls.product,
+            "category": ls.category,
+            "service": ls.service,
+            "each": [{"product": one.product, "category": one.category, "service": one.service} for one in ls.listed],
+        }
     if isinstance(document, (CorrelationRule, FilterRule)):
         data["targets"] = [target.slug for target in entry.targets]
         data["rule_references"] = list(document.rules)
+    if isinstance(document, FilterRule):
+        data["any_rule"] = document.any_rule
     if isinstance(document, CorrelationRule):
         data["correlation"] = {
             "type": document.type,
@@ -92,6 +99,7 @@ def entry_to_json(entry: Entry, catalog: Catalog) -> dict:
                             "derived": mapped.derived,
                             "replaced": mapped.replaced,
                             "deprecated": mapped.deprecated,
+                            "also_tags": list(mapped.also_tags),
                         }
                         for mapped in row.techniques
                     ],
@@ -120,6 +128,11 @@ def _metadata(document: SigmaDocument) -> dict:
         "tags": list(document.tags),
         "falsepositives": list(document.falsepositives),
         "related": [{"id": related.id, "type": related.type} for related in document.related],
+        "dialect": document.dialect,
+        "regression_tests_path": document.regression_tests_path,
+        "simulation": [
+            {"type": test.type, "name": test.name, "technique": test.technique, "atomic_guid": test.atomic_guid} for test in document.simulation
+        ],
     }
 
 
@@ -143,6 +156,7 @@ def _analysis(analysis: RuleAnalysis, catalog: Catalog) -> dict:
                 "value": indicator.value,
                 "identifier": indicator.identifier,
                 "all": indicator.match_all,
+                "field_reference": indicator.field_reference,
                 "corpus_count": catalog.corpus.count(indicator.key),
             }
             for indicator in analysis.indicators
@@ -162,7 +176,10 @@ def _exclusion(exclusion: Exclusion) -> dict:
             {
                 "identifier": search.identifier,
                 "alternatives": [
-                    [{"field": item.field, "kind": item.kind, "values": list(item.values), "all": item.match_all} for item in alternative]
+                    [
+                        {"field": item.field, "kind": item.kind, "values": list(item.values), "all": item.match_all, "field_reference": item.field_reference}
+                        for item in alternative
+                    ]
                     for alternative in search.alternatives
                 ],
             }

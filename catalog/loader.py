@@ -7,43 +7,22 @@ warnings ride along with a document that still loads).
 from __future__ import annotations
 
 import os
-import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
-from catalog.conditions import ConditionError, Condition, parse_condition, references
-from catalog.model import (
-    CorrelationCondition,
-    CorrelationRule,
-    Detection,
-    DetectionItem,
-    FilterRule,
-    LogSource,
-    RelatedRule,
-    Rule,
-    RuleSource,
-    Scalar,
-    SearchIdentifier,
-    SigmaDocument,
-    display_path,
-)
-from catalog.modifiers import parse_modifiers
-from catalog.problems import Problem, RuleError, Severity
-from catalog.yamlsafe import YamlError, YamlList, YamlMap, load_documents
+from catalog.model import RuleSource, SigmaDocument, display_path
+from catalog.problems import DUPLICATE_KEY, NOT_A_RULE, Problem, RuleError, Severity
+from catalog.reader import DocumentReader, describe
+from catalog.reader import problem as _problem
+from catalog.yamlsafe import YamlDocument, YamlError, YamlMap, load_documents
 
 #: Larger files are refused before parsing: no real rule comes near this.
 MAX_FILE_BYTES = 20 * 1024 * 1024
 RULE_SUFFIXES = (".yml", ".yaml")
 
-STATUSES = {"stable", "test", "experimental", "deprecated", "unsupported"}
-LEVELS = {"informational", "low", "medium", "high", "critical"}
-CORRELATION_TYPES = {"event_count", "value_count", "temporal", "temporal_ordered"}
-CORRELATION_OPERATORS = {"gt", "gte", "lt", "lte", "eq", "neq"}
-RELATION_TYPES = {"derived", "obsolete", "merged", "renamed", "similar"}
-_TIMESPAN = re.compile(r"^\d+[smhdwMy]$")
-_IDENTIFIER_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+#: Keys that make a YAML document a rule of some kind; a document with none of them is something else.
+RULE_KEYS = ("title", "detection", "correlation", "filter")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +137,9 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
         data = yaml_document.data
         if data is None:
             continue
+        problems.extend(_duplicate_key_problems(display, yaml_document))
         if not isinstance(data, YamlMap):
-            problems.append(_problem(display, yaml_document.line, 1, "not-a-map", f"a Sigma document must be a map of keys, not {_describe(data)}"))
+            problems.append(_problem(display, yaml_document.line, 1, "not-a-map", f"a Sigma document must be a map of keys, not {describe(data)}"))
             continue
         action = data.get("action")
         if action == "global":
@@ -176,6 +156,10 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
             continue
         if global_part is not None:
             data = _merged(global_part, data)
+        if not any(key in data for key in RULE_KEYS):  # a CI workflow, a config file: say so once, calmly
+            keys = ", ".join(str(key) for key in list(data.positions())[:5])  # as written (`on`, not True)
+            problems.append(_problem(display, yaml_document.line, 1, NOT_A_RULE, f"not a rule: the YAML has none of title, detection, correlation or filter (its keys: {keys[:120]})", Severity.INFO))
+            continue
         previous = data
         source = RuleSource(
             root=root,
@@ -185,12 +169,21 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
             raw_text=global_text + own_text if global_part is not None else own_text,
             documents_in_file=len(present),
         )
-        reader = _DocumentReader(display, problems, lines)
+        reader = DocumentReader(display, problems, lines)
         try:
             documents.append(reader.document(data, source))
         except RuleError as error:
             problems.append(error.problem)
     return documents, problems
+
+
+def _duplicate_key_problems(display: str, document: YamlDocument) -> list[Problem]:
+    return [
+        _problem(display, duplicate.line, duplicate.column, DUPLICATE_KEY,
+                 f"duplicate key '{duplicate.key[:60]}' on lines {duplicate.first_line} and {duplicate.line}: "
+                 f"the value of line {duplicate.first_line} is lost, the rule is read with the value of line {duplicate.line}")
+        for duplicate in document.duplicates
+    ]
 
 
 def _merged(base: YamlMap, override: YamlMap) -> YamlMap:
@@ -205,346 +198,3 @@ def _merged(base: YamlMap, override: YamlMap) -> YamlMap:
         result.placed(key, override)
     result.pop("action", None)
     return result
-
-
-def _position_in_scalar(lines: Sequence[str], start: tuple[int, int], value: str, offset: int) -> tuple[int, int]:
-    """Line and column of character `offset` of a text value written at `start` (1-based).
-
-    Quotes, block indicators and line folding change only whitespace around the words, so the
-    place is found by counting the non-blank characters before `offset` in the value and in the
-    source. An offset at the end of the value points just after its last character.
-    """
-    line, column = start[0] - 1, start[1] - 1
-    if not 0 <= line < len(lines):
-        return start[0], start[1] + offset
-    if not value.strip():
-        return start
-    opening = lines[line][column : column + 1]
-    if opening in ("'", '"'):
-        column += 1
-    elif opening in ("|", ">"):
-        line, column = line + 1, 0
-    wanted = sum(1 for char in value[:offset] if not char.isspace())
-    at_end = not value[offset:].strip()
-    if at_end:
-        wanted -= 1  # find the last character, then step past it
-    last = (line, column - 1)
-    while line < len(lines):
-        text = lines[line]
-        while column < len(text):
-            if not text[column].isspace():
-                if wanted <= 0:
-                    return (line + 1, column + 2) if at_end else (line + 1, column + 1)
-                wanted -= 1
-                last = (line, column)
-            column += 1
-        line, column = line + 1, 0
-    return last[0] + 1, last[1] + 2
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, dict):
-        return "a map"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "null"
-    return f"the {type(value).__name__} {value!r}"[:80]
-
-
-def _problem(path: str, line: int, column: int, code: str, message: str, severity: Severity = Severity.ERROR) -> Problem:
-    return Problem(path, line, column, severity, code, message)
-
-
-class _DocumentReader:
-    """Reads one YAML map into a typed document; type errors raise RuleError, doubts become warnings."""
-
-    def __init__(self, display: str, problems: list[Problem], lines: Sequence[str] = ()):
-        self.display = display
-        self.problems = problems
-        self.lines = lines  # the file's text, to place errors inside multi-line or quoted values
-
-    # -- reporting ---------------------------------------------------------------------------
-
-    def fail(self, position: tuple[int, int], code: str, message: str) -> RuleError:
-        return RuleError(_problem(self.display, position[0], position[1], code, message))
-
-    def warn(self, position: tuple[int, int], code: str, message: str, severity: Severity = Severity.WARNING) -> None:
-        self.problems.append(_problem(self.display, position[0], position[1], code, message, severity))
-
-    # -- typed field readers -----------------------------------------------------------------
-
-    def text(self, data: YamlMap, key: str, required: bool = False) -> str | None:
-        if key not in data or data[key] is None:
-            if required:
-                raise self.fail((data.line, data.column), "missing-field", f"the required field '{key}' is missing")
-            return None
-        value = data[key]
-        if isinstance(value, (dict, list)):
-            raise self.fail(data.value_position(key), "wrong-type", f"'{key}' must be text, not {_describe(value)}")
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        if required and not text.strip():
-            raise self.fail(data.value_position(key), "missing-field", f"the required field '{key}' is empty")
-        return text
-
-    def text_list(self, data: YamlMap, key: str) -> tuple[str, ...]:
-        value = data.get(key)
-        if value is None:
-            return ()
-        if isinstance(value, (str, int, float)):
-            self.warn(data.value_position(key), "wrong-type", f"'{key}' should be a list; read the single value as a one-item list")
-            return (str(value),)
-        if not isinstance(value, YamlList):
-            raise self.fail(data.value_position(key), "wrong-type", f"'{key}' must be a list of text values, not {_describe(value)}")
-        items = []
-        for index, item in enumerate(value):
-            if isinstance(item, (dict, list)):
-                raise self.fail(value.item_position(index), "wrong-type", f"the items of '{key}' must be text, item {index + 1} is {_describe(item)}")
-            if item is not None:
-                items.append(str(item))
-        return tuple(items)
-
-    def mapping(self, data: YamlMap, key: str, required: bool = False) -> YamlMap | None:
-        value = data.get(key)
-        if value is None:
-            if required:
-                raise self.fail((data.line, data.column), "missing-field", f"the required field '{key}' is missing")
-            return None
-        if not isinstance(value, YamlMap):
-            raise self.fail(data.value_position(key), "wrong-type", f"'{key}' must be a map, not {_describe(value)}")
-        return value
-
-    # -- documents ---------------------------------------------------------------------------
-
-    def document(self, data: YamlMap, source: RuleSource) -> SigmaDocument:
-        common = self.common(data, source)
-        if "correlation" in data:
-            return self.correlation(data, common)
-        if "filter" in data:
-            return self.filter(data, common)
-        if "detection" not in data:
-            raise self.fail((data.line, data.column), "not-a-rule", "not a Sigma rule: the document has no 'detection', 'correlation' or 'filter'")
-        return Rule(**common, logsource=self.logsource(data), detection=self.detection(self.mapping(data, "detection", True), "detection"))
-
-    def common(self, data: YamlMap, source: RuleSource) -> dict:
-        rule_id = self.text(data, "id")
-        if rule_id is not None:
-            try:
-                uuid.UUID(rule_id)
-            except ValueError:
-                self.warn(data.value_position("id"), "id-not-uuid", f"the id '{rule_id[:60]}' is not a UUID")
-        for key, allowed in (("status", STATUSES), ("level", LEVELS)):
-            value = self.text(data, key)
-            if value is not None and value not in allowed:
-                self.warn(data.value_position(key), f"unknown-{key}", f"{key} '{value[:40]}' is not one of {', '.join(sorted(allowed))}")
-        author = data.get("author")
-        if isinstance(author, YamlList):  # some repositories list their authors: keep them all
-            author = ", ".join(str(item) for item in author if item is not None)
-        else:
-            author = self.text(data, "author")
-        return dict(
-            source=source,
-            title=self.text(data, "title", required=True),
-            id=rule_id,
-            name=self.text(data, "name"),
-            status=self.text(data, "status"),
-            level=self.text(data, "level"),
-            description=self.text(data, "description"),
-            author=author,
-            date=self.text(data, "date"),
-            modified=self.text(data, "modified"),
-            license=self.text(data, "license"),
-            references=tuple(dict.fromkeys(self.text_list(data, "references"))),
-            tags=self.text_list(data, "tags"),
-            falsepositives=self.text_list(data, "falsepositives"),
-            related=self.related(data),
-            fields=self.text_list(data, "fields"),
-        )
-
-    def related(self, data: YamlMap) -> tuple[RelatedRule, ...]:
-        value = data.get("related")
-        if value is None:
-            return ()
-        if not isinstance(value, YamlList):
-            raise self.fail(data.value_position("related"), "wrong-type", f"'related' must be a list of maps with 'id' and 'type', not {_describe(value)}")
-        related = []
-        for index, item in enumerate(value):
-            if not isinstance(item, YamlMap):
-                raise self.fail(value.item_position(index), "wrong-type", f"item {index + 1} of 'related' must be a map with 'id' and 'type'")
-            relation = self.text(item, "type") or "related"
-            if relation not in RELATION_TYPES:
-                self.warn(item.value_position("type"), "unknown-relation", f"relation type '{relation[:40]}' is not one of {', '.join(sorted(RELATION_TYPES))}")
-            related.append(RelatedRule(self.text(item, "id", required=True), relation))
-        return tuple(related)
-
-    def logsource(self, data: YamlMap) -> LogSource:
-        logsource = self.mapping(data, "logsource")
-        if logsource is None:
-            if "logsource" not in data:
-                self.warn((data.line, data.column), "missing-logsource", "the rule has no 'logsource'")
-            return LogSource()
-        return LogSource(
-            product=self.text(logsource, "product"),
-            category=self.text(logsource, "category"),
-            service=self.text(logsource, "service"),
-            definition=self.text(logsource, "definition"),
-        )
-
-    # -- detection ---------------------------------------------------------------------------
-
-    def detection(self, detection: YamlMap, where: str, extra_keys: Iterable[str] = ()) -> Detection:
-        reserved = {"condition", "timeframe", *extra_keys}
-        identifiers: dict[str, SearchIdentifier] = {}
-        positions = detection.positions()
-        for name, definition in detection.items():
-            if name in reserved:
-                continue
-            position = positions.get(str(name), (detection.line, detection.column))
-            if not isinstance(name, str):
-                raise self.fail(position, "wrong-type", f"search identifier names must be text, not {_describe(name)}")
-            if not _IDENTIFIER_NAME.match(name):
-                self.warn(position, "identifier-name", f"the search identifier name '{name[:60]}' has characters a condition cannot refer to")
-            identifiers[name] = self.search_identifier(name, definition, position)
-        if not identifiers:
-            raise self.fail((detection.line, detection.column), "no-search", f"'{where}' defines no search identifier")
-        conditions = self.conditions(detection, identifiers, where)
-        used = {name for condition in conditions for name, _ in references(condition.expression)}
-        for name, identifier in identifiers.items():
-            if name not in used:
-                self.warn((identifier.line, identifier.column), "unused-identifier", f"the search identifier '{name}' is defined but no condition uses it")
-        timeframe = self.text(detection, "timeframe")
-        return Detection(identifiers=identifiers, conditions=conditions, timeframe=timeframe)
-
-    def conditions(self, detection: YamlMap, identifiers: dict[str, SearchIdentifier], where: str) -> tuple[Condition, ...]:
-        if detection.get("condition") is None:
-            raise self.fail((detection.line, detection.column), "missing-field", f"'{where}' has no 'condition'")
-        value = detection["condition"]
-        if isinstance(value, YamlList):
-            texts = [(item, value.item_position(index)) for index, item in enumerate(value)]
-        else:
-            texts = [(value, detection.value_position("condition"))]
-        conditions = []
-        for text, position in texts:
-            if not isinstance(text, str):
-                raise self.fail(position, "wrong-type", f"a condition must be text, not {_describe(text)}")
-            try:
-                condition = parse_condition(text, list(identifiers))
-            except ConditionError as error:
-                where_error = _position_in_scalar(self.lines, position, text, error.offset)
-                shown = " ".join(text.split())[:120]  # one line, as a problem is printed
-                raise self.fail(where_error, "condition", f"condition '{shown}': {error.message}") from None
-            if condition.uppercase_operators:
-                self.warn(position, "uppercase-operator", f"condition operators should be lower case: {', '.join(dict.fromkeys(condition.uppercase_operators))}")
-            if condition.aggregation is not None:
-                self.warn(position, "legacy-aggregation", f"legacy aggregation '| {condition.aggregation[:80]}' is kept as text; Sigma 2 expresses it as a correlation rule")
-            conditions.append(condition)
-        return tuple(conditions)
-
-    def search_identifier(self, name: str, definition: object, position: tuple[int, int]) -> SearchIdentifier:
-        if isinstance(definition, YamlMap):
-            alternatives = (self.items(definition, name),)
-        elif isinstance(definition, YamlList):
-            maps = [item for item in definition if isinstance(item, YamlMap)]
-            keywords = [item for item in definition if not isinstance(item, (YamlMap, YamlList))]
-            for index, item in enumerate(definition):
-                if isinstance(item, YamlList):
-                    raise self.fail(definition.item_position(index), "wrong-type", f"'{name}' holds a list inside a list; use a list of maps or of values")
-            alternatives = tuple(self.items(item, name) for item in maps)
-            if keywords:
-                alternatives += ((DetectionItem(None, (), tuple(keywords), definition.line, definition.column),),)
-            if not alternatives:
-                raise self.fail(position, "empty-search", f"the search identifier '{name}' is an empty list")
-        elif definition is None:
-            raise self.fail(position, "empty-search", f"the search identifier '{name}' is empty")
-        else:
-            alternatives = ((DetectionItem(None, (), (definition,), *position),),)
-        return SearchIdentifier(name, alternatives, definition, *position)
-
-    def items(self, mapping: YamlMap, name: str) -> tuple[DetectionItem, ...]:
-        items = []
-        positions = mapping.positions()
-        for key, value in mapping.items():
-            position = positions.get(str(key), (mapping.line, mapping.column))
-            if not isinstance(key, str):
-                key = str(key).lower() if isinstance(key, bool) else str(key)
-            field_name, *modifiers = key.split("|")
-            chain = parse_modifiers(tuple(modifiers))
-            for message in chain.problems:
-                self.warn(position, "modifier", f"'{name}', field '{key[:80]}': {message}", Severity.ERROR)
-            if isinstance(value, YamlMap):
-                raise self.fail(mapping.value_position(key), "wrong-type", f"'{name}', field '{key[:80]}': a map where a value or a list of values belongs")
-            if isinstance(value, YamlList):
-                for index, item in enumerate(value):
-                    if isinstance(item, (YamlMap, YamlList)):
-                        raise self.fail(value.item_position(index), "wrong-type", f"'{name}', field '{key[:80]}': item {index + 1} is {_describe(item)}, not a value")
-                values: tuple[Scalar, ...] = tuple(value)
-                if not values:
-                    self.warn(position, "empty-values", f"'{name}', field '{key[:80]}' has an empty list of values")
-            else:
-                values = (value,)
-            items.append(DetectionItem(field_name or None, tuple(modifiers), values, *position))
-        if not items:
-            raise self.fail((mapping.line, mapping.column), "empty-search", f"the search identifier '{name}' holds an empty map")
-        return tuple(items)
-
-    # -- Sigma 2 documents -------------------------------------------------------------------
-
-    def references_list(self, data: YamlMap, key: str, required: bool = True) -> tuple[str, ...]:
-        refs = self.text_list(data, key)
-        if required and not refs:
-            raise self.fail((data.line, data.column), "missing-field", f"'{key}' must name at least one rule")
-        return refs
-
-    def correlation(self, data: YamlMap, common: dict) -> CorrelationRule:
-        body = self.mapping(data, "correlation", True)
-        kind = self.text(body, "type", required=True)
-        if kind not in CORRELATION_TYPES:
-            raise self.fail(body.value_position("type"), "correlation-type", f"correlation type '{kind[:40]}' is not one of {', '.join(sorted(CORRELATION_TYPES))}")
-        timespan = self.text(body, "timespan", required=True)
-        if not _TIMESPAN.match(timespan):
-            self.warn(body.value_position("timespan"), "timespan", f"timespan '{timespan[:40]}' is not a number followed by s, m, h, d, w, M or y")
-        condition = None
-        if "condition" in body:
-            condition = self.correlation_condition(body)
-        elif kind in {"event_count", "value_count"}:
-            raise self.fail((body.line, body.column), "missing-field", f"a {kind} correlation needs a 'condition'")
-        aliases = {}
-        for alias, mapping in (self.mapping(body, "aliases") or {}).items():
-            if not isinstance(mapping, YamlMap):
-                raise self.fail(body["aliases"].value_position(alias), "wrong-type", f"alias '{alias}' must map rule names to fields")
-            aliases[str(alias)] = {str(rule): str(target) for rule, target in mapping.items()}
-        generate = body.get("generate", False)
-        return CorrelationRule(
-            **common,
-            type=kind,
-            rules=self.references_list(body, "rules"),
-            group_by=self.text_list(body, "group-by"),
-            timespan=timespan,
-            condition=condition,
-            generate=generate is True,
-            aliases=aliases,
-        )
-
-    def correlation_condition(self, body: YamlMap) -> CorrelationCondition:
-        condition = self.mapping(body, "condition", True)
-        operators = []
-        for operator, value in condition.items():
-            if operator == "field":
-                continue
-            if operator not in CORRELATION_OPERATORS:
-                raise self.fail(condition.key_position(operator), "correlation-condition", f"'{operator}' is not a correlation condition operator ({', '.join(sorted(CORRELATION_OPERATORS))})")
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise self.fail(condition.value_position(operator), "wrong-type", f"the threshold of '{operator}' must be a whole number, not {_describe(value)}")
-            operators.append((operator, value))
-        if not operators:
-            raise self.fail((condition.line, condition.column), "correlation-condition", "the correlation condition has no operator (gte, gt, lte, lt, eq, neq)")
-        return CorrelationCondition(tuple(operators), self.text(condition, "field"))
-
-    def filter(self, data: YamlMap, common: dict) -> FilterRule:
-        body = self.mapping(data, "filter", True)
-        return FilterRule(
-            **common,
-            rules=self.references_list(body, "rules"),
-            logsource=self.logsource(data),
-            detection=self.detection(body, "filter", extra_keys=("rules",)),
-        )

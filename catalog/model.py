@@ -53,14 +53,30 @@ class Detection:
 
 @dataclass(frozen=True, slots=True)
 class LogSource:
+    """A rule's log source. A field written as a list (`category: [a, b]`) is shown joined
+    (`a, b`); `each` gives the single log sources it stands for, to list the rule under each."""
+
     product: str | None = None
     category: str | None = None
     service: str | None = None
     definition: str | None = None
+    listed: tuple["LogSource", ...] = ()  # one per combination of listed values; empty when none is a list
 
     @property
     def label(self) -> str:
         return " / ".join(part for part in (self.product, self.category, self.service) if part) or "any"
+
+    @property
+    def each(self) -> tuple["LogSource", ...]:
+        return self.listed or (self,)
+
+    def covers(self, other: "LogSource") -> bool:
+        """Whether a filter on this log source applies to a rule on `other` (unset fields match all)."""
+        return any(
+            all(mine is None or mine == theirs for mine, theirs in ((a.product, b.product), (a.category, b.category), (a.service, b.service)))
+            for a in self.each
+            for b in other.each
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +111,21 @@ def display_path(root: str, relative: str) -> str:
     return f"{root.rstrip('/')}/{relative}" if root not in ("", ".") else relative
 
 
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    """One `simulation:` entry (SigmaHQ's convention): a test that should make the rule fire."""
+
+    type: str | None = None  # e.g. atomic-red-team
+    name: str | None = None
+    technique: str | None = None
+    atomic_guid: str | None = None
+
+
+#: Rule formats the loader recognises; `Rule.dialect` says which one a document is written in.
+SIGMA = "sigma"
+HAYABUSA = "hayabusa"
+
+
 @dataclass(slots=True, kw_only=True)
 class SigmaDocument:
     """What every Sigma document carries: metadata shown on its page."""
@@ -115,8 +146,21 @@ class SigmaDocument:
     falsepositives: tuple[str, ...] = ()
     related: tuple[RelatedRule, ...] = ()
     fields: tuple[str, ...] = ()
+    regression_tests_path: str | None = None
+    simulation: tuple[Simulation, ...] = ()
+    dialect: str = SIGMA  # HAYABUSA for Hayabusa's own format (`ruletype: Hayabusa`, `details:`)
+    id_position: tuple[int, int] | None = None  # line, column of the id's value
+    tag_positions: tuple[tuple[int, int], ...] = ()  # line, column of each of `tags`, in order
 
     kind = "rule"
+
+    def tag_position(self, tag: str) -> tuple[int, int] | None:
+        """Where `tag` (compared without case and surrounding spaces) is written, if it is."""
+        wanted = tag.strip().lower()
+        for written, position in zip(self.tags, self.tag_positions):
+            if written.strip().lower() == wanted:
+                return position
+        return None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -131,15 +175,17 @@ class Rule(SigmaDocument):
 
 @dataclass(frozen=True, slots=True)
 class CorrelationCondition:
-    """`condition:` of a correlation: an operator and a threshold, over `field` for value_count."""
+    """`condition:` of a correlation: an operator and a threshold, over `field` for the value_* types."""
 
     operators: tuple[tuple[str, int], ...]  # e.g. (("gte", 10),), several form a range
     field: str | None = None
+    percentile: int | None = None  # value_percentile: which percentile of `field` is compared
 
     @property
     def text(self) -> str:
         bounds = " and ".join(f"{op} {value}" for op, value in self.operators)
-        return f"{self.field} {bounds}" if self.field else bounds
+        measured = f"percentile {self.percentile} of {self.field}" if self.percentile is not None and self.field else self.field
+        return f"{measured} {bounds}" if measured else bounds
 
 
 @dataclass(slots=True, kw_only=True)
@@ -161,8 +207,9 @@ class CorrelationRule(SigmaDocument):
 class FilterRule(SigmaDocument):
     """Sigma 2 filter: extra exclusions applied to the rules it names."""
 
-    rules: tuple[str, ...]
+    rules: tuple[str, ...]  # empty when `any_rule`
     logsource: LogSource = field(default_factory=LogSource)
     detection: Detection
+    any_rule: bool = False  # `rules: any` (or an empty list): every rule of a matching log source
 
     kind = "filter"

@@ -42,10 +42,13 @@ class ModifierChain:
     qualifiers: tuple[str, ...]  # transforms, regex flags, time parts and neq, in written order
     match_all: bool
     problems: tuple[str, ...]
+    field_reference: bool = False  # `fieldref`: the values name other fields, they are not literals
 
     def kind(self, value: object, keyword: bool) -> str:
         """The indicator kind of one value, e.g. `contains, base64offset` or `regex, i`."""
-        if self.match is not None:
+        if self.field_reference and self.match != "fieldref":
+            base = f"fieldref, {MATCH_KINDS[self.match]}"  # `fieldref|endswith`: pySigma's field-reference matches
+        elif self.match is not None:
             base = MATCH_KINDS[self.match]
         elif value is None:
             base = "null"
@@ -60,7 +63,7 @@ class ModifierChain:
     @property
     def case_sensitive(self) -> bool:
         """Regular expressions, `cased` strings and field names (`fieldref`) compare exactly."""
-        return self.match in ("re", "fieldref") or "cased" in self.qualifiers
+        return self.match == "re" or self.field_reference or "cased" in self.qualifiers
 
 
 @lru_cache(maxsize=4096)
@@ -73,6 +76,9 @@ def parse_modifiers(modifiers: tuple[str, ...]) -> ModifierChain:
         if name not in KNOWN:
             problems.append(f"unknown modifier '{raw}'")
         elif name in MATCH_KINDS:
+            if match == "fieldref" and name in _STRING_MATCHES:
+                match = name  # the other field's value is matched as a prefix, suffix or part
+                continue
             if match is not None:
                 problems.append(f"'{raw}' cannot follow '{match}': a value has one comparison")
             match = name
@@ -92,7 +98,8 @@ def parse_modifiers(modifiers: tuple[str, ...]) -> ModifierChain:
             qualifiers.append(name)
     if match in {"cidr", "exists", "gt", "gte", "lt", "lte"} and qualifiers:
         problems.append(f"'{match}' takes no other modifier")
-    return ModifierChain(match, tuple(qualifiers), "all" in (m.lower() for m in modifiers), tuple(problems))
+    field_reference = "fieldref" in (m.lower() for m in modifiers)
+    return ModifierChain(match, tuple(qualifiers), "all" in (m.lower() for m in modifiers), tuple(problems), field_reference)
 
 
 def has_wildcard(value: str) -> bool:

@@ -9,13 +9,13 @@ import re
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Iterator, Sequence
 
 from catalog.analysis import Exclusion, RuleAnalysis, analyse, exclusions_of
 from catalog.corpus import CorpusIndex
 from catalog.loader import LoadResult, RuleFile, load
 from catalog.model import CorrelationRule, Detection, FilterRule, Rule, SigmaDocument
-from catalog.problems import Problem, Severity
+from catalog.problems import DIALECT_EXCLUDED, Problem, Severity
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge, AttackMapping
@@ -102,16 +102,21 @@ def build_catalog(
     attack: "AttackKnowledge | None" = None,
     *,
     load: Callable[[Sequence[str | os.PathLike]], LoadResult] = load,
+    dialects: Collection[str] | None = None,
 ) -> Catalog:
-    """The catalog of the rule folders; `load` may be replaced by a caching loader (mkdocs serve)."""
+    """The catalog of the rule folders; `load` may be replaced by a caching loader (mkdocs serve).
+
+    `dialects` (e.g. {"sigma"}) keeps only documents of those rule formats; each one left out is
+    listed as a notice, so every rule given to the build is still accounted for."""
     with collector_paused():
-        return _build(roots, attack, load)
+        return _build(roots, attack, load, dialects)
 
 
-def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None", load: Callable[[Sequence[str | os.PathLike]], LoadResult]) -> Catalog:
+def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None", load: Callable[[Sequence[str | os.PathLike]], LoadResult], dialects: Collection[str] | None) -> Catalog:
     loaded = load(roots)
     problems = list(loaded.problems)
-    entries = _entries(loaded.documents, problems)
+    documents = loaded.documents if dialects is None else _of_dialects(loaded.documents, dialects, problems)
+    entries = _entries(documents, problems)
     corpus = CorpusIndex()
     for entry in entries:
         document = entry.document
@@ -125,6 +130,16 @@ def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None",
     return Catalog(entries, problems, loaded.files, corpus, attack.release if attack is not None else None)
 
 
+def _of_dialects(documents: list[SigmaDocument], dialects: Collection[str], problems: list[Problem]) -> list[SigmaDocument]:
+    kept = []
+    for document in documents:
+        if document.dialect in dialects:
+            kept.append(document)
+        else:
+            problems.append(_document_problem(document, DIALECT_EXCLUDED, f"a {document.dialect} rule, left out: the build takes {', '.join(sorted(dialects))} rules", Severity.INFO))
+    return kept
+
+
 def slugify(text: str, limit: int = 80) -> str:
     """Lower-case ASCII letters, digits and single dashes only: safe as a file and URL name."""
     return _NOT_SLUG.sub("-", text.lower()).strip("-")[:limit].strip("-")
@@ -133,14 +148,9 @@ def slugify(text: str, limit: int = 80) -> str:
 def _entries(documents: list[SigmaDocument], problems: list[Problem]) -> list[Entry]:
     entries: list[Entry] = []
     taken: set[str] = set()
-    first_with_id: dict[str, SigmaDocument] = {}
+    _duplicate_ids(documents, problems)
     for document in documents:
         rule_id = (document.id or "").strip().lower()
-        if rule_id and rule_id in first_with_id:
-            other = first_with_id[rule_id]
-            problems.append(_document_problem(document, "duplicate-id", f"the id {rule_id} is also used by '{other.title}' ({other.source.display_path})"))
-        else:
-            first_with_id.setdefault(rule_id, document)
         base = rule_id if _SLUG_ID.match(rule_id) else slugify(document.name or document.title) or "rule"
         slug, number = base, 1
         while slug in taken:
@@ -149,6 +159,26 @@ def _entries(documents: list[SigmaDocument], problems: list[Problem]) -> list[En
         taken.add(slug)
         entries.append(Entry(document, slug))
     return entries
+
+
+def _duplicate_ids(documents: list[SigmaDocument], problems: list[Problem]) -> None:
+    """Each document sharing an id gets an error at its id line naming the others (the first keeps the id's address)."""
+    by_id: dict[str, list[SigmaDocument]] = {}
+    for document in documents:
+        rule_id = (document.id or "").strip().lower()
+        if rule_id:
+            by_id.setdefault(rule_id, []).append(document)
+    for rule_id, sharing in by_id.items():
+        for document in sharing if len(sharing) > 1 else ():
+            others = "; ".join(f"'{other.title}' ({_inside_rule_folder(other)})" for other in sharing if other is not document)
+            line, column = document.id_position or (document.source.line, 1)
+            problems.append(Problem(document.source.file_display, line, column, Severity.ERROR, "duplicate-id", f"the id {rule_id} is also used by {others}"))
+
+
+def _inside_rule_folder(document: SigmaDocument) -> str:
+    """A document's file as a path inside its rule folder (never absolute), with the document number in a collection."""
+    source = document.source
+    return source.path if source.documents_in_file == 1 else f"{source.path} (document {source.document + 1})"
 
 
 def _link(entries: list[Entry], problems: list[Problem]) -> None:
@@ -160,6 +190,11 @@ def _link(entries: list[Entry], problems: list[Problem]) -> None:
                 lookup.setdefault(reference.strip().lower(), entry)
     for entry in entries:
         document = entry.document
+        if isinstance(document, FilterRule) and document.any_rule:
+            for target in entries:
+                if isinstance(target.document, Rule) and document.logsource.covers(target.document.logsource):
+                    entry.targets.append(target)
+                    target.filters.append(entry)
         if isinstance(document, (CorrelationRule, FilterRule)):
             for reference in document.rules:
                 target = lookup.get(reference.strip().lower())
@@ -178,9 +213,9 @@ def _map_attack(entries: list[Entry], attack: "AttackKnowledge", problems: list[
     for entry in entries:
         entry.attack = map_tags(entry.document.tags, attack)
         for finding in entry.attack.findings:
-            severity = Severity.WARNING if finding.severity == "warning" else None
-            if severity is not None:
-                problems.append(_document_problem(entry.document, f"attack-{finding.code}", finding.message, severity))
+            if finding.severity == "warning":
+                line, column = entry.document.tag_position(finding.tag) or (entry.document.source.line, 1)
+                problems.append(Problem(entry.document.source.file_display, line, column, Severity.WARNING, f"attack-{finding.code}", finding.message))
 
 
 def _document_problem(document: SigmaDocument, code: str, message: str, severity: Severity = Severity.ERROR) -> Problem:

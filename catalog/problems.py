@@ -9,6 +9,7 @@ from enum import Enum
 class Severity(str, Enum):
     ERROR = "error"
     WARNING = "warning"
+    INFO = "info"  # a notice: nothing is wrong with a rule (e.g. a file that is not a rule at all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +49,15 @@ class RuleError(Exception):
     def __init__(self, problem: Problem):
         super().__init__(str(problem))
         self.problem = problem
+
+
+# --- Problem codes of the engine's reading of any Sigma repository (issue 8) --------------------
+# Kept in their own block so they merge cleanly with the constants above; docs/analysis.md lists
+# each with its severity and an example.
+NOT_A_RULE = "not-a-rule"  # info: YAML that is not a rule (no title, detection, correlation or filter)
+DUPLICATE_KEY = "duplicate-key"  # error: a key written twice in one map; the rule loads with the last value
+LOGSOURCE_LIST = "logsource-list"  # warning: a log source field given as a list; every value kept
+SECTION_NAME_KEY = "section-name-key"  # warning: `correlation:`/`filter:` text in a detection rule, read as a custom key
+UNKNOWN_RULETYPE = "unknown-ruletype"  # info: a `ruletype` other than Sigma or Hayabusa; read as Sigma
+DIALECT_EXCLUDED = "dialect-excluded"  # info: a document of a dialect the build leaves out
+SIMULATION = "simulation"  # warning: a `simulation` entry that is not a map of text values; left out

@@ -1,9 +1,10 @@
-"""Safe YAML reading with positions: duplicate keys are errors, aliases cannot explode.
+"""Safe YAML reading with positions: duplicate keys are recorded, aliases cannot explode.
 
 Parsing and composing run in libyaml (PyYAML's C loader) where available, the pure-Python loader
-otherwise. Construction is ours: it keeps the line and column of every map, list and key, refuses
-duplicate keys (PyYAML would silently keep the last), refuses non-standard tags, and caps the number
-of values a document may expand to, so an alias bomb fails fast instead of eating memory.
+otherwise. Construction is ours: it keeps the line and column of every map, list and key, records
+duplicate keys (PyYAML silently keeps the last value; the loader reports them), keeps the written
+form of numbers (`0x17`), refuses non-standard tags, and caps the number of values a document may
+expand to, so an alias bomb fails fast instead of eating memory.
 """
 
 from __future__ import annotations
@@ -135,10 +136,21 @@ class YamlList(_Placed, list):
 
 
 @dataclass(frozen=True, slots=True)
+class DuplicateKey:
+    """A key written twice in one map: YAML keeps the last value, the first is lost."""
+
+    key: str
+    first_line: int
+    line: int  # of the repeat, whose value is kept
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
 class YamlDocument:
     data: object
     line: int  # where the document's content starts
     end_line: int
+    duplicates: tuple[DuplicateKey, ...] = ()
 
 
 def load_documents(text: str) -> Iterator[YamlDocument]:
@@ -150,7 +162,8 @@ def load_documents(text: str) -> Iterator[YamlDocument]:
             if node is None:
                 continue
             builder = _Builder()
-            yield YamlDocument(builder.build(node), node.start_mark.line + 1, node.end_mark.line + 1)
+            data = builder.build(node)
+            yield YamlDocument(data, node.start_mark.line + 1, node.end_mark.line + 1, tuple(builder.duplicates))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         message = " ".join(part for part in (error.context, error.problem) if part)
@@ -165,6 +178,29 @@ def load_documents(text: str) -> Iterator[YamlDocument]:
         loader.dispose()
 
 
+class WrittenInt(int):
+    """An integer that remembers how the rule wrote it (`0x17`, `007`, `+5`): shown as written."""
+
+    def __str__(self) -> str:
+        return self.written
+
+
+class WrittenFloat(float):
+    """A float that remembers how the rule wrote it (`1e3`, `.5`): shown as written."""
+
+    def __str__(self) -> str:
+        return self.written
+
+
+def written_number(value: object, source: str) -> object:
+    """`value` as constructed, or a number that keeps its source text when `str` would change it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or str(value) == source:
+        return value
+    number = WrittenInt(value) if isinstance(value, int) else WrittenFloat(value)
+    number.written = source
+    return number
+
+
 class _Builder:
     """Turns a composed node tree into YamlMap / YamlList / scalars."""
 
@@ -172,6 +208,7 @@ class _Builder:
 
     def __init__(self) -> None:
         self.budget = MAX_VALUES
+        self.duplicates: list[DuplicateKey] = []
 
     def build(self, node: yaml.Node) -> object:
         self.budget -= 1
@@ -189,7 +226,8 @@ class _Builder:
         construct = _PLAIN_SCALARS.get(tag)
         if construct is None or not isinstance(node, yaml.ScalarNode):
             raise YamlError(f"the YAML tag '{tag}' is not allowed in a rule (only plain YAML values are)", *_position(node))
-        return construct(self._scalars, node)
+        return written_number(construct(self._scalars, node), node.value)
+
 
     def _mapping(self, node: yaml.MappingNode) -> YamlMap:
         result = YamlMap()
@@ -204,13 +242,8 @@ class _Builder:
                 raise YamlError("a map or list is used as a key", *_position(key_node))
             key = build(key_node)
             if key in result and not (result.moved and key in result.moved):
-                first_line = result.key_position(key)[0]
-                line = key_node.start_mark.line + 1
-                raise YamlError(
-                    f"duplicate key '{key}': first written on line {first_line}, again on line {line}"
-                    " (YAML would silently keep only the last value)",
-                    *_position(key_node),
-                )
+                # reported by the loader (an error); the rule still loads with the last value, as YAML reads it
+                self.duplicates.append(DuplicateKey(str(key), result.key_position(key)[0], *_position(key_node)))
             if result.moved:
                 result.moved.pop(key, None)  # written here: overrides a merged key
             result[key] = build(value_node)

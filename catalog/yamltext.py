@@ -57,7 +57,7 @@ def _scalar(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return repr(value)
+        return str(value)  # as the rule wrote it (catalog.yamlsafe.WrittenInt)
     if isinstance(value, (dict, list)):
         return "{}" if isinstance(value, dict) else "[]"
     return _quoted(str(value))

@@ -122,7 +122,7 @@ def as_stix21(bundle: dict, *, with_collection: bool = True) -> dict:
 
 def accounted(tags: list[str], mapping: AttackMapping) -> list[str]:
     """The attack.* tags that ended up nowhere in the mapping (should be none)."""
-    placed = {m.tag.lower() for row in mapping.rows for m in row.techniques}
+    placed = {tag.lower() for row in mapping.rows for m in row.techniques for tag in (m.tag, *m.also_tags)}
     tactics = {row.tactic.shortname for row in mapping.rows} | {row.tactic.id.lower() for row in mapping.rows}
     ids = {*mapping.unknown_techniques, *(g.id for g in mapping.groups), *(s.id for s in mapping.software)}
     other = {t.lower() for t in mapping.other_tags}
@@ -231,10 +231,13 @@ def test_technique_without_its_tactic_is_derived(kb):
 
 
 def test_revoked_and_its_replacement_both_written(kb):
-    mapping = map_tags(["attack.execution", "attack.t1059.001", "attack.t1086"], kb)
-    (row,) = mapping.rows
-    assert [(m.technique.id, m.tag, m.replaced) for m in row.techniques] == [
-        ("T1059.001", "attack.t1059.001", None), ("T1059.001", "attack.t1086", "T1086")]
+    """The technique is listed once, under the tag written directly, noting the revoked tag."""
+    for tags in (["attack.execution", "attack.t1059.001", "attack.t1086"], ["attack.execution", "attack.t1086", "attack.t1059.001"]):
+        mapping = map_tags(tags, kb)
+        (row,) = mapping.rows
+        assert [(m.technique.id, m.tag, m.replaced, m.also_tags) for m in row.techniques] == [
+            ("T1059.001", "attack.t1059.001", None, ("attack.t1086",))]
+        assert len(mapping.techniques) == 1
 
 
 def test_deprecated_is_kept_and_flagged(kb):
@@ -301,7 +304,9 @@ def test_corpus_resolves_against_v19_1(kb, corpus_tags):
     counts, mappings = corpus_counts(corpus_tags, kb)
     assert len(corpus_tags) == 4039 and counts["attack tags"] == 11517
     assert counts["unknown techniques"] == 0  # every technique tag exists in v19.1
+    # a revoked id resolves to its replacement; next to the replacement's own tag it is noted in also_tags
     replaced = {(m.replaced, m.technique.id) for mp in mappings for m in mp.techniques if m.replaced}
+    replaced |= {(tag.upper().removeprefix("ATTACK."), m.technique.id) for mp in mappings for m in mp.techniques for tag in m.also_tags}
     assert {("T1086", "T1059.001"), ("T1050", "T1543.003"), ("T1562.001", "T1685")} <= replaced
     # the only tactic tags v19.1 lacks are the retired defense-evasion ones
     unknown_tactics = {f.tag.lower() for mp in mappings for f in mp.findings if f.code == "unknown-tactic"}

@@ -48,7 +48,7 @@ def rule(rule_id: str = "5b9e2c3a-0000-4000-8000-000000000001", *, tags: str = "
 #: One small broken rule per finding kind: (file name, text, expected code, expected severity, words in the message).
 CASES = [
     ("yaml.yml", "title: [unclosed\n", "yaml", "error", "YAML syntax error"),
-    ("duplicate_key.yml", rule() + "level: low\n", "yaml", "error", "duplicate key 'level'"),
+    ("duplicate_key.yml", rule() + "level: low\n", "duplicate-key", "error", "duplicate key 'level'"),
     ("missing_title.yml", rule().replace("title: A rule\n", ""), "missing-field", "error", "'title' is missing"),
     ("wrong_type.yml", rule().replace("status: test\n", "status: test\nreferences: {a: b}\n"), "wrong-type", "error", "'references' must be a list"),
     ("condition_syntax.yml", rule(detection="selection:\n    Image: x\ncondition: selection and (\n"), "condition", "error", "where an identifier"),
@@ -104,6 +104,8 @@ def test_each_kind_of_finding(broken, capsys):
         assert all(p.line > 0 for p in matching if p.code in ("yaml", "condition", "modifier", "unused-identifier", "wrong-type"))
     duplicate = [p for p in findings(result, "dup_b.yml") if p.code == "duplicate-id"]
     assert duplicate and "dup_a.yml" in duplicate[0].message and duplicate[0].severity is Severity.ERROR
+    twin = [p for p in findings(result, "dup_a.yml") if p.code == "duplicate-id"]
+    assert twin and "(dup_b.yml)" in twin[0].message and str(broken) not in twin[0].message
     unresolved = [p for p in findings(result, "correlation.yml") if p.code == "unresolved-reference"]
     assert unresolved and "'no-such-rule'" in unresolved[0].message
     # the ATT&CK findings are not reported twice (the engine's warnings plus ours)
@@ -144,7 +146,7 @@ def test_json_format(broken, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["failed"] is True and data["strict"] is False
     assert data["summary"]["errors"] == sum(1 for p in data["problems"] if p["severity"] == "error") > 0
-    assert data["summary"]["by_code"]["duplicate-id"] == 1
+    assert data["summary"]["by_code"]["duplicate-id"] == 2  # one at the id line of each file
     assert {"path", "line", "column", "severity", "code", "message"} <= set(data["problems"][0])
 
 

@@ -76,7 +76,7 @@ def test_analyze_json_content(in_project, tmp_path, capsys):
     assert exclusion["searches"] == [
         {
             "identifier": "filter",
-            "alternatives": [[{"field": "Image", "kind": "ends_with", "values": ["\\svchost.exe", "\\wmiapsrv.exe", "\\wmiprvse.exe"], "all": False}]],
+            "alternatives": [[{"field": "Image", "kind": "ends_with", "values": ["\\svchost.exe", "\\wmiapsrv.exe", "\\wmiprvse.exe"], "all": False, "field_reference": False}]],
         }
     ]
     kinds = [(indicator["field"], indicator["kind"]) for indicator in analysis["indicators"]]

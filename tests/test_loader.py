@@ -78,18 +78,21 @@ def test_tab_indentation():
     assert problem.code == "yaml" and problem.line == 3
 
 
-def test_duplicate_key_names_both_lines():
-    problem = the_error(RULE + "level: high\ntitle: Again\n")
-    assert problem.code == "yaml"
-    assert (problem.line, problem.column) == (9, 1)
-    assert "duplicate key 'title': first written on line 1, again on line 9" in problem.message
+def test_duplicate_key_is_an_error_but_the_rule_loads_with_the_last_value():
+    documents, problems = load(RULE + "level: high\ntitle: Again\n")
+    (problem,) = problems
+    assert (problem.code, problem.severity, problem.line, problem.column) == ("duplicate-key", Severity.ERROR, 9, 1)
+    assert "duplicate key 'title' on lines 1 and 9" in problem.message and "value of line 9" in problem.message
+    assert documents[0].title == "Again"  # as YAML reads it, and as the finding says
 
 
 def test_duplicate_key_inside_detection():
     text = RULE.replace("    condition: selection\n", "    selection:\n        Image: x\n    condition: selection\n")
-    problem = the_error(text)
-    assert "duplicate key 'selection': first written on line 5, again on line 7" in problem.message
+    documents, problems = load(text)
+    (problem,) = problems
+    assert "duplicate key 'selection' on lines 5 and 7" in problem.message
     assert (problem.line, problem.column) == (7, 5)
+    assert documents[0].detection.identifiers["selection"].items[0].values == ("x",)
 
 
 def test_undefined_identifier_in_the_condition():
@@ -134,11 +137,13 @@ def test_a_list_inside_a_list_of_values():
     assert problem.code == "wrong-type" and "item 1 is a list, not a value" in problem.message
 
 
-def test_single_text_where_a_list_belongs_is_a_warning():
-    documents, problems = load(RULE + "falsepositives: Unknown\n")
-    assert documents[0].falsepositives == ("Unknown",)
-    (problem,) = problems
-    assert problem.severity is Severity.WARNING and problem.code == "wrong-type"
+def test_single_text_where_a_list_belongs_is_a_one_item_list():
+    """Sigma 2.1 allows one text where a list is expected: no finding."""
+    documents, problems = load(RULE + "falsepositives: Unknown\ntags: attack.t1059\nreferences: https://example.org/a\nfields: CommandLine\n")
+    document = documents[0]
+    assert (document.falsepositives, document.tags, document.references, document.fields) == (
+        ("Unknown",), ("attack.t1059",), ("https://example.org/a",), ("CommandLine",))
+    assert problems == []
 
 
 def test_missing_title():
@@ -151,9 +156,9 @@ def test_not_a_map():
     assert (problem.code, problem.line, problem.column) == ("not-a-map", 1, 1)
 
 
-def test_not_a_sigma_document():
+def test_a_title_without_detection():
     problem = the_error("title: t\ndescription: nothing to detect\n")
-    assert problem.code == "not-a-rule"
+    assert problem.code == "missing-field" and "'detection'" in problem.message
 
 
 def test_non_utf8_bytes(tmp_path):

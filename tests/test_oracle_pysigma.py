@@ -81,7 +81,6 @@ ALLOWED = {
     # not met in the corpus, pinned by the synthetic rules below (global-precedence is documented
     # but not recognised automatically: a conflict between template and document fails the test)
     "global-precedence": "where a global template and its document both set a key, pySigma keeps the template's value",
-    "duplicate-key": "pySigma's collection loader keeps the last of duplicate keys silently; we refuse the file",
     "uppercase-operator": "pySigma rejects `AND`/`OR`/`NOT`; we accept them with a warning",
     "any-of": "pySigma accepts `any of x`; Sigma has only `1 of` and `all of`, so we report it",
     "utf16le-modifier": "pySigma does not know the `utf16le` modifier of the Sigma spec; we accept it",
@@ -307,8 +306,6 @@ def _why_pysigma_rejects(error: str, mine: Rule, problems) -> str | None:
 def _why_we_reject(problems) -> str | None:
     """The deliberate difference behind a rule that pySigma reads and we reject, if it is one."""
     for problem in problems:
-        if problem.code == "yaml" and problem.message.startswith("duplicate key"):
-            return "duplicate-key"
         if problem.code == "condition" and re.search(r"\bany of\b", problem.message):
             return "any-of"
     return None
@@ -513,7 +510,6 @@ DIFFERENCES = {
     "legacy-aggregation": ("pysigma-rejects", HEAD + "    sel: {F: 1}\n    filter: {G: 2}\n    condition: sel and not filter | count() by User > 5\n"),
     "timeframe-identifier": ("compared", HEAD + "    sel: {F: 1}\n    timeframe: 5m\n    condition: 1 of them\n"),
     "global-key-order": ("compared", "action: global\ntitle: g\ndetection:\n    sel_a: {F: 1}\n    condition: all of sel_*\n---\nlogsource: {product: windows}\ndetection:\n    sel_b: {G: 2}\n"),
-    "duplicate-key": ("we-reject", HEAD + "    sel: {F: 1}\n    sel: {G: 2}\n    condition: sel\n"),
     "uppercase-operator": ("pysigma-rejects", HEAD + "    a: {F: 1}\n    b: {G: 2}\n    condition: a AND NOT b\n"),
     "any-of": ("we-reject", HEAD + "    sel1: {F: 1}\n    condition: any of sel*\n"),
     "utf16le-modifier": ("pysigma-rejects", HEAD + "    sel: {F|utf16le|base64offset|contains: x}\n    condition: sel\n"),
@@ -530,9 +526,16 @@ def test_synthetic_rule_shows_the_deliberate_difference(category):
     assert (outcome.status, outcome.categories, outcome.mismatches) == (status, [category], [])
 
 
+def test_duplicate_key_read_like_pysigma():
+    """Both keep the last of two equal keys (we add a `duplicate-key` error naming both lines)."""
+    text = HEAD + "    sel: {F: 1}\n    sel: {G: 2}\n    condition: sel\n"
+    outcome = _one(text, "duplicate-key")
+    assert (outcome.status, outcome.categories, outcome.mismatches, outcome.pysigma_error) == ("compared", [], [], None)
+    (mine,) = load_text(text, "synthetic", "x.yml")[0]
+    assert alternatives_ours(mine.detection.identifiers["sel"]) == [((("G", (), (("num", 2),)),))]
+
+
 def test_difference_details():
-    # duplicate keys: pySigma's collection reader keeps `sel: {G: 2}` and accepts the rule
-    assert _one(DIFFERENCES["duplicate-key"][1], "d").pysigma_error is None
     # mixed lists: pySigma has one alternative per list item, we have the keyword values as one item
     text = DIFFERENCES["mixed-list-keywords"][1]
     (theirs,) = SigmaCollection.from_dicts(list(yaml.load_all(text, Loader=_YAML_LOADER)), collect_errors=True).rules

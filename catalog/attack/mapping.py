@@ -37,6 +37,7 @@ class MappedTechnique:
     derived: bool  # listed under a tactic of the technique that the rule does not tag
     replaced: str | None  # the revoked id the rule wrote (T1086), when `technique` replaces it
     deprecated: bool
+    also_tags: tuple[str, ...] = ()  # other tags of the rule resolving to this technique (a revoked id and its replacement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +150,8 @@ def map_tags(tags: Sequence[str], kb: AttackKnowledge) -> AttackMapping:
                  f"'{tag}' is not an ATT&CK tag (attack.tNNNN[.NNN], attack.gNNNN, attack.sNNNN or a tactic name){hint}")
 
     # Place each technique under the rule's tactics that it belongs to, else under all of its own.
-    placed: dict[str, dict[tuple[str, str], MappedTechnique]] = {}
-    for tag, technique, replaced in written:
+    placed: dict[str, dict[str, MappedTechnique]] = {}
+    for tag, technique, replaced, also_tags in _one_per_technique(written):
         own = [name for name in technique.tactics if name in tagged_tactics]
         derived = not own
         if derived:
@@ -158,9 +159,8 @@ def map_tags(tags: Sequence[str], kb: AttackKnowledge) -> AttackMapping:
             note(tag, "info", "technique-tactic-not-tagged",
                  f"{technique.id} belongs to {names}, which the rule does not tag; listed there as derived")
         for name in own or technique.tactics:
-            # keyed by tag too: a rule writing both T1086 and T1059.001 shows both, one as the replacement
-            placed.setdefault(name, {})[(technique.id, tag)] = MappedTechnique(
-                technique, tag, derived, replaced, technique.deprecated
+            placed.setdefault(name, {})[technique.id] = MappedTechnique(
+                technique, tag, derived, replaced, technique.deprecated, also_tags
             )
 
     rows = tuple(
@@ -177,6 +177,21 @@ def map_tags(tags: Sequence[str], kb: AttackKnowledge) -> AttackMapping:
         findings=tuple(findings),
         release=kb.release,
     )
+
+
+def _one_per_technique(
+    written: list[tuple[str, Technique, str | None]],
+) -> list[tuple[str, Technique, str | None, tuple[str, ...]]]:
+    """One entry per technique: a rule tagging T1086 (revoked) and its replacement T1059.001 lists
+    T1059.001 once, under the tag written directly, noting the other tag."""
+    by_id: dict[str, list[tuple[str, Technique, str | None]]] = {}
+    for item in written:
+        by_id.setdefault(item[1].id, []).append(item)
+    merged = []
+    for items in by_id.values():
+        tag, technique, replaced = next((item for item in items if item[2] is None), items[0])
+        merged.append((tag, technique, replaced, tuple(item[0] for item in items if item[0] != tag)))
+    return merged
 
 
 def _row_order(mapped: MappedTechnique) -> tuple[str, bool, str]:
