@@ -30,8 +30,8 @@ from catalog.model import (
     display_path,
 )
 from catalog.modifiers import parse_modifiers
-from catalog.problems import Problem, RuleError, Severity
-from catalog.yamlsafe import YamlError, YamlList, YamlMap, load_documents
+from catalog.problems import EXPANDS_TOO_LARGE, SYMLINK_LOOP, Problem, RuleError, Severity, internal_error
+from catalog.yamlsafe import MAX_EXPANDED_CHARACTERS, YamlError, YamlList, YamlMap, load_documents
 
 #: Larger files are refused before parsing: no real rule comes near this.
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -85,22 +85,37 @@ def discover(roots: Sequence[str | os.PathLike]) -> tuple[list[RuleFile], list[P
             inside = os.path.relpath(directory, root_text).replace(os.sep, "/")
             prefix = "" if inside == "." else inside + "/"
             for name in subdirectories:  # os.walk does not enter linked folders: say so for outside ones
-                if _links_outside(os.path.join(directory, name), real_base):
-                    problems.append(_problem(display_path(root_text, prefix + name), 0, 0, "symlink-outside", "the folder is a symbolic link to a place outside the rule folder; its files are not read"))
+                problem = _link_problem(os.path.join(directory, name), real_base, display_path(root_text, prefix + name), "folder")
+                if problem is not None:
+                    problems.append(problem)
             for name in names:
-                if not name.endswith(RULE_SUFFIXES):
-                    continue
                 full = os.path.join(directory, name)
-                if _links_outside(full, real_base):
-                    problems.append(_problem(display_path(root_text, prefix + name), 0, 0, "symlink-outside", "the file is a symbolic link to a place outside the rule folder; it is not read"))
-                    continue
-                found.append(RuleFile(root_text, prefix + name, Path(full)))
+                problem = _link_problem(full, real_base, display_path(root_text, prefix + name), "file")
+                if problem is not None and (name.endswith(RULE_SUFFIXES) or problem.code == SYMLINK_LOOP):
+                    problems.append(problem)
+                elif name.endswith(RULE_SUFFIXES) and problem is None:
+                    found.append(RuleFile(root_text, prefix + name, Path(full)))
         files.extend(sorted(found, key=lambda rule_file: rule_file.relative))
     return files, problems
 
 
-def _links_outside(path: str, real_base: Path) -> bool:
-    return os.path.islink(path) and not Path(path).resolve().is_relative_to(real_base)
+def _link_problem(path: str, real_base: Path, display: str, kind: str) -> Problem | None:
+    """Why a symbolic link is not followed: it loops, or leads out of the rule folder (None: not a link, or inside).
+
+    Links out are refused so a rule folder cannot make the build read (and publish) other files of
+    the machine; os.walk never enters linked folders, so only links to files inside are read."""
+    if not os.path.islink(path):
+        return None
+    try:
+        target = Path(os.path.realpath(path, strict=True))
+    except FileNotFoundError:
+        return None  # a dangling link: its file cannot be read, which reading it will say
+    except (OSError, RuntimeError):
+        return _problem(display, 0, 0, SYMLINK_LOOP, f"the {kind} is a symbolic link that leads back to itself (a loop); it is not read")
+    if target.is_relative_to(real_base):
+        return None
+    detail = "its files are not read" if kind == "folder" else "it is not read"
+    return _problem(display, 0, 0, "symlink-outside", f"the {kind} is a symbolic link to a place outside the rule folder; {detail}")
 
 
 def load(roots: Sequence[str | os.PathLike]) -> LoadResult:
@@ -114,6 +129,14 @@ def load(roots: Sequence[str | os.PathLike]) -> LoadResult:
 
 
 def load_file(rule_file: RuleFile) -> tuple[list[SigmaDocument], list[Problem]]:
+    """The documents and problems of one file; whatever goes wrong reading it costs this file only."""
+    try:
+        return _read_file(rule_file)
+    except Exception as error:  # noqa: BLE001 - a bug or a limit must not take the other files down
+        return [], [internal_error(rule_file.display, error)]
+
+
+def _read_file(rule_file: RuleFile) -> tuple[list[SigmaDocument], list[Problem]]:
     display = rule_file.display
     try:
         size = rule_file.path.stat().st_size
@@ -140,7 +163,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
     try:
         yaml_documents = list(load_documents(text))
     except YamlError as error:
-        return [], [_problem(display, error.line, error.column, "yaml", error.message)]
+        return [], [_problem(display, error.line, error.column, error.code, error.message)]
 
     lines = text.splitlines(keepends=True)
     present = [document for document in yaml_documents if document.data is not None]
@@ -149,6 +172,9 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
     documents: list[SigmaDocument] = []
     global_part: YamlMap | None = None
     global_text = ""
+    # `action: global` copies its part into every document after it: that counts against the file's limit too
+    characters = sum(yaml_document.characters for yaml_document in yaml_documents)
+    global_characters = 0
     previous: YamlMap | None = None
     slice_start = 0
     for index, yaml_document in enumerate(yaml_documents):
@@ -163,10 +189,10 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
             continue
         action = data.get("action")
         if action == "global":
-            global_part, global_text = data, own_text
+            global_part, global_text, global_characters = data, own_text, yaml_document.characters
             continue
         if action == "reset":
-            global_part, global_text = None, ""
+            global_part, global_text, global_characters = None, "", 0
             continue
         if action == "repeat" and previous is not None:
             data = _merged(previous, data)
@@ -175,6 +201,10 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
             problems.append(_problem(display, line, column, "unknown-action", f"unknown collection action '{action}' (Sigma knows global, reset and repeat)"))
             continue
         if global_part is not None:
+            characters += global_characters
+            if characters > MAX_EXPANDED_CHARACTERS:
+                problems.append(_problem(display, yaml_document.line, 1, EXPANDS_TOO_LARGE, f"with its 'action: global' part copied into every document, the file expands to more than {MAX_EXPANDED_CHARACTERS:,} characters; the documents from here on are not read"))
+                break
             data = _merged(global_part, data)
         previous = data
         source = RuleSource(
@@ -195,8 +225,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
 
 def _merged(base: YamlMap, override: YamlMap) -> YamlMap:
     """`override` laid over `base`, maps merged key by key, positions kept."""
-    result = YamlMap(base)
-    result.node, result.moved = override.node, {}
+    result = YamlMap(base, node=override.node)
     for key in base:
         result.placed(key, base)
     for key, value in override.items():

@@ -15,7 +15,7 @@ from catalog.analysis import Exclusion, RuleAnalysis, analyse, exclusions_of
 from catalog.corpus import CorpusIndex
 from catalog.loader import LoadResult, RuleFile, load
 from catalog.model import CorrelationRule, Detection, FilterRule, Rule, SigmaDocument
-from catalog.problems import Problem, Severity
+from catalog.problems import Problem, Severity, internal_error
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge, AttackMapping
@@ -111,18 +111,34 @@ def build_catalog(
 def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None", load: Callable[[Sequence[str | os.PathLike]], LoadResult]) -> Catalog:
     loaded = load(roots)
     problems = list(loaded.problems)
-    entries = _entries(loaded.documents, problems)
+    entries = []
+    for entry in _entries(loaded.documents, problems):
+        # one document can only cost its own page: a failure analysing it becomes its problem
+        try:
+            findings = _analyse(entry, attack)
+        except Exception as error:  # noqa: BLE001 - a bug or a limit must not take the catalog down
+            source = entry.document.source
+            problems.append(internal_error(source.file_display, error, "analysing", source.line))
+            continue
+        problems.extend(findings)
+        entries.append(entry)
     corpus = CorpusIndex()
     for entry in entries:
-        document = entry.document
-        if isinstance(document, (Rule, FilterRule)):
-            entry.analysis = _analysis(document.detection)
-            if isinstance(document, Rule):
-                corpus.add(entry.slug, entry.analysis.indicators)
+        if isinstance(entry.document, Rule):
+            corpus.add(entry.slug, entry.analysis.indicators)
     _link(entries, problems)
-    if attack is not None:
-        _map_attack(entries, attack, problems)
     return Catalog(entries, problems, loaded.files, corpus, attack.release if attack is not None else None)
+
+
+def _analyse(entry: Entry, attack: "AttackKnowledge | None") -> list[Problem]:
+    """Analyse one entry and map its ATT&CK tags; returns its findings."""
+    document = entry.document
+    if isinstance(document, (Rule, FilterRule)):
+        entry.analysis = _analysis(document.detection)
+    findings: list[Problem] = []
+    if attack is not None:
+        _map_attack(entry, attack, findings)
+    return findings
 
 
 def slugify(text: str, limit: int = 80) -> str:
@@ -172,15 +188,14 @@ def _link(entries: list[Entry], problems: list[Problem]) -> None:
             entry.related.append((related.type, lookup.get(related.id.strip().lower())))
 
 
-def _map_attack(entries: list[Entry], attack: "AttackKnowledge", problems: list[Problem]) -> None:
+def _map_attack(entry: Entry, attack: "AttackKnowledge", problems: list[Problem]) -> None:
     from catalog.attack import map_tags
 
-    for entry in entries:
-        entry.attack = map_tags(entry.document.tags, attack)
-        for finding in entry.attack.findings:
-            severity = Severity.WARNING if finding.severity == "warning" else None
-            if severity is not None:
-                problems.append(_document_problem(entry.document, f"attack-{finding.code}", finding.message, severity))
+    entry.attack = map_tags(entry.document.tags, attack)
+    for finding in entry.attack.findings:
+        severity = Severity.WARNING if finding.severity == "warning" else None
+        if severity is not None:
+            problems.append(_document_problem(entry.document, f"attack-{finding.code}", finding.message, severity))
 
 
 def _document_problem(document: SigmaDocument, code: str, message: str, severity: Severity = Severity.ERROR) -> Problem:
