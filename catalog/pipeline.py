@@ -118,7 +118,7 @@ def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None",
             findings = _analyse(entry, attack)
         except Exception as error:  # noqa: BLE001 - a bug or a limit must not take the catalog down
             source = entry.document.source
-            problems.append(internal_error(source.file_display, error, "analysing", source.line))
+            problems.append(internal_error(source.file_display, error, "analysing this document", source.line))
             continue
         problems.extend(findings)
         entries.append(entry)

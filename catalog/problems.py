@@ -64,8 +64,8 @@ SYMLINK_LOOP = "symlink-loop"
 INTERNAL_ERROR = "internal-error"
 
 
-def internal_error(path: str, error: BaseException, step: str = "reading", line: int = 0) -> Problem:
+def internal_error(path: str, error: BaseException, step: str = "reading this file", line: int = 0) -> Problem:
     """The problem for an unexpected failure while handling one file: it costs that file only."""
     detail = " ".join(str(error).split())[:200]
-    message = f"{step} this failed: {type(error).__name__}{': ' + detail if detail else ''} (a limit or a bug of the catalog; the other files are not affected)"
+    message = f"{step} failed: {type(error).__name__}{': ' + detail if detail else ''} (a limit or a bug of the catalog; the other files are not affected)"
     return Problem(path, line, 1 if line else 0, Severity.ERROR, INTERNAL_ERROR, message)
