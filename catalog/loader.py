@@ -31,6 +31,7 @@ from catalog.model import (
 )
 from catalog.modifiers import parse_modifiers
 from catalog.problems import EXPANDS_TOO_LARGE, SYMLINK_LOOP, Problem, RuleError, Severity, internal_error
+from catalog.timelimit import time_limit
 from catalog.yamlsafe import MAX_EXPANDED_CHARACTERS, YamlError, YamlList, YamlMap, load_documents
 
 #: Larger files are refused before parsing: no real rule comes near this.
@@ -131,7 +132,8 @@ def load(roots: Sequence[str | os.PathLike]) -> LoadResult:
 def load_file(rule_file: RuleFile) -> tuple[list[SigmaDocument], list[Problem]]:
     """The documents and problems of one file; whatever goes wrong reading it costs this file only."""
     try:
-        return _read_file(rule_file)
+        with time_limit():
+            return _read_file(rule_file)
     except Exception as error:  # noqa: BLE001 - a bug or a limit must not take the other files down
         return [], [internal_error(rule_file.display, error)]
 

@@ -16,6 +16,7 @@ from catalog.corpus import CorpusIndex
 from catalog.loader import LoadResult, RuleFile, load
 from catalog.model import CorrelationRule, Detection, FilterRule, Rule, SigmaDocument
 from catalog.problems import Problem, Severity, internal_error
+from catalog.timelimit import time_limit
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge, AttackMapping
@@ -115,7 +116,8 @@ def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None",
     for entry in _entries(loaded.documents, problems):
         # one document can only cost its own page: a failure analysing it becomes its problem
         try:
-            findings = _analyse(entry, attack)
+            with time_limit():
+                findings = _analyse(entry, attack)
         except Exception as error:  # noqa: BLE001 - a bug or a limit must not take the catalog down
             source = entry.document.source
             problems.append(internal_error(source.file_display, error, "analysing this document", source.line))

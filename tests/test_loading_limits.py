@@ -1,13 +1,17 @@
 """What one file may cost: recursive aliases, expansion limits per file, symbolic link loops, key
-positions found without scans, and failures contained to the file (or document) they happen in."""
+positions found without scans, time limits, and failures contained to the file (or document) they
+happen in."""
 
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 import pytest
 
-from catalog import loader, pipeline
+from catalog import loader, pipeline, timelimit
+from catalog.conditions import pattern_matches
 from catalog.loader import discover, load_text
 from catalog.loader import load as load_folders
 from catalog.pipeline import build_catalog
@@ -186,3 +190,53 @@ def test_recursive_alias_does_not_stop_the_catalog(tmp_path, text):
     catalog = build_catalog([tmp_path])
     assert [entry.document.source.path for entry in catalog.entries] == ["fine.yml"]
     assert [(problem.code, problem.line) for problem in catalog.problems] == [(RECURSIVE_ALIAS, 3)]
+
+
+# --- time ---------------------------------------------------------------------------------------
+
+
+def spin(*arguments):
+    while True:
+        pass
+
+
+def test_a_file_that_takes_too_long_to_read_costs_that_file_only(tmp_path, monkeypatch):
+    write_rule(tmp_path / "fine.yml")
+    (tmp_path / "slow.yml").write_text(HEAD + BODY, encoding="utf-8")
+    real = loader.load_text
+    monkeypatch.setattr(timelimit, "FILE_SECONDS", 0.2)
+    monkeypatch.setattr(loader, "load_text", lambda text, root, relative: spin() if relative == "slow.yml" else real(text, root, relative))
+    result = load_folders([tmp_path])
+    assert [document.source.path for document in result.documents] == ["fine.yml"]
+    [problem] = result.problems
+    assert problem.code == INTERNAL_ERROR and "TimeLimitExceeded: took more than 0.2 s" in problem.message
+
+
+def test_a_document_that_takes_too_long_to_analyse_costs_its_page_only(tmp_path, monkeypatch):
+    write_rule(tmp_path / "fine.yml")
+    (tmp_path / "slow.yml").write_text(HEAD + BODY.replace("tool", "slow"), encoding="utf-8")
+    real = pipeline.analyse
+    monkeypatch.setattr(timelimit, "FILE_SECONDS", 0.2)
+    monkeypatch.setattr(pipeline, "analyse", lambda detection: spin() if "slow" in str(detection.identifiers["pick"].definition) else real(detection))
+    catalog = build_catalog([tmp_path])
+    assert [entry.document.source.path for entry in catalog.entries] == ["fine.yml"]
+    assert [(problem.code, problem.path.endswith("slow.yml")) for problem in catalog.problems] == [(INTERNAL_ERROR, True)]
+
+
+def test_an_outer_timer_is_left_alone():
+    signal.setitimer(signal.ITIMER_REAL, 100)
+    try:
+        with timelimit.time_limit(0.01):
+            time.sleep(0.05)  # no limit of our own while the outer timer runs
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 90
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+@pytest.mark.parametrize("pattern,name,matches", [
+    ("sel*", "selection", True), ("*tion", "selection", True), ("s*l*n", "selection", True),
+    ("ab*b", "ab", False), ("a*a", "a", False), ("a*a", "aa", True), ("*", "", True), ("**", "x", True),
+    ("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", "a" * 40, False),  # linear: a regular expression backtracks for minutes
+])
+def test_identifier_patterns_match_without_backtracking(pattern, name, matches):
+    assert pattern_matches(pattern, name) is matches
