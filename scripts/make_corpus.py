@@ -8,9 +8,9 @@ Shapes:
   its rules follow), new names, titles marked with the copy number, and about half of its detection
   values changed, so copies share some indicators and not others, as related rule sets do.
 - `keywords`: keyword-heavy rule sets, fully synthetic: SCALE x 2,532 rules of 100 to 450 values
-  (domains, addresses, file names, command fragments, hashes; a tenth drawn from a pool shared across
-  rules) and SCALE x 5 rules of 50,000 SHA-256 hashes (about 3.6 MB each), about 880,000 distinct
-  indicators per SCALE.
+  (domains, addresses, file names, command fragments, hashes; a quarter drawn from a pool of 150,000
+  the rules share, so about 50,000 values are in two rules or more) and SCALE x 5 rules of 50,000
+  SHA-256 hashes (about 3.7 MB each): about 880,000 distinct indicators at scale 1.
 
 The same seed gives the same files, byte for byte (every file has its own generator, seeded from
 the seed and the file's place, so the result does not depend on the order of the walk).
@@ -35,7 +35,8 @@ DEFAULT_SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "corpor
 KEYWORD_RULES = 2_532  # per unit of scale
 GIANT_RULES = 5  # per unit of scale: rules of GIANT_VALUES hashes
 GIANT_VALUES = 50_000
-SHARED_POOL = 20_000  # values several keyword rules use
+SHARED_POOL = 150_000  # values that keyword rules draw on together (feeds overlap)
+SHARED_SHARE = 0.25  # of an ordinary rule's values come from the pool
 RULES_PER_FOLDER = 100
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 
@@ -159,7 +160,7 @@ def make_keywords(output: Path, scale: int, seed: int) -> int:
         if number in giants:
             values = [f"{rng.getrandbits(256):064x}" for _ in range(GIANT_VALUES)]
         else:
-            values = [rng.choice(pool) if rng.random() < 0.1 else indicator(rng) for _ in range(rng.randrange(100, 452))]
+            values = [rng.choice(pool) if rng.random() < SHARED_SHARE else indicator(rng) for _ in range(rng.randrange(100, 452))]
         values = list(dict.fromkeys(values))
         folder = output / f"group-{number // RULES_PER_FOLDER:03d}"
         folder.mkdir(parents=True, exist_ok=True)
