@@ -172,12 +172,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
     if not present:
         return [], [_problem(display, 0, 0, "empty-file", "the file holds only empty YAML documents")]
     documents: list[SigmaDocument] = []
-    global_part: YamlMap | None = None
-    global_text = ""
-    # `action: global` copies its part into every document after it: that counts against the file's limit too
-    characters = sum(yaml_document.characters for yaml_document in yaml_documents)
-    global_characters = 0
-    previous: YamlMap | None = None
+    collection = _Collection(sum(yaml_document.characters for yaml_document in yaml_documents))
     slice_start = 0
     for index, yaml_document in enumerate(yaml_documents):
         slice_end = len(lines) if index == len(yaml_documents) - 1 else yaml_document.end_line - 1
@@ -191,30 +186,26 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
             continue
         action = data.get("action")
         if action == "global":
-            global_part, global_text, global_characters = data, own_text, yaml_document.characters
+            collection.global_part, collection.global_text, collection.global_cost = data, own_text, yaml_document.characters + len(own_text)
             continue
         if action == "reset":
-            global_part, global_text, global_characters = None, "", 0
+            collection.global_part, collection.global_text, collection.global_cost = None, "", 0
             continue
-        if action == "repeat" and previous is not None:
-            data = _merged(previous, data)
-        elif action is not None and action != "repeat":
+        if action is not None and action != "repeat":
             line, column = data.value_position("action")
             problems.append(_problem(display, line, column, "unknown-action", f"unknown collection action '{action}' (Sigma knows global, reset and repeat)"))
             continue
-        if global_part is not None:
-            characters += global_characters
-            if characters > MAX_EXPANDED_CHARACTERS:
-                problems.append(_problem(display, yaml_document.line, 1, EXPANDS_TOO_LARGE, f"with its 'action: global' part copied into every document, the file expands to more than {MAX_EXPANDED_CHARACTERS:,} characters; the documents from here on are not read"))
-                break
-            data = _merged(global_part, data)
-        previous = data
+        data = collection.complete(data, yaml_document.characters, repeat=action == "repeat")
+        if data is None:
+            problems.append(_problem(display, yaml_document.line, 1, EXPANDS_TOO_LARGE, f"with the parts that 'action: global' and 'action: repeat' copy into its documents, the file expands to more than {MAX_EXPANDED_CHARACTERS:,} characters; the documents from here on are not read"))
+            break
+        has_global = collection.global_part is not None
         source = RuleSource(
             root=root,
             path=relative,
             document=index,
             line=yaml_document.line,
-            raw_text=global_text + own_text if global_part is not None else own_text,
+            raw_text=collection.global_text + own_text if has_global else own_text,
             documents_in_file=len(present),
         )
         reader = _DocumentReader(display, problems, lines)
@@ -223,6 +214,37 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
         except RuleError as error:
             problems.append(error.problem)
     return documents, problems
+
+
+class _Collection:
+    """Sigma's collection actions over the documents of one file, and what their copies cost.
+
+    `action: global` lays its part (and its text) under every later document, `action: repeat` the
+    previous document: each copy counts against the file's limit of expanded characters, since
+    every document is analysed and shown in full (a 10 MB document repeated 1,000 times is 10 GB)."""
+
+    def __init__(self, characters: int):
+        self.used = characters  # the documents as written, aliases expanded
+        self.global_part: YamlMap | None = None
+        self.global_text = ""
+        self.global_cost = 0  # its characters and its text, paid again for every document it completes
+        self.previous: YamlMap | None = None
+        self.previous_cost = 0
+
+    def complete(self, data: YamlMap, characters: int, repeat: bool) -> YamlMap | None:
+        """The document with the previous one (repeat) and the global part under it; None past the limit."""
+        cost = characters
+        if repeat and self.previous is not None:
+            data = _merged(self.previous, data)
+            cost += self.previous_cost
+        if self.global_part is not None:
+            data = _merged(self.global_part, data)
+            cost += self.global_cost
+        self.used += cost - characters  # its own characters are counted already
+        if self.used > MAX_EXPANDED_CHARACTERS:
+            return None
+        self.previous, self.previous_cost = data, cost
+        return data
 
 
 def _merged(base: YamlMap, override: YamlMap) -> YamlMap:

@@ -67,7 +67,8 @@ def test_values_are_budgeted_per_file_not_per_document():
 
 
 def test_global_part_counts_once_per_document_it_is_copied_into():
-    global_part = "action: global\n" + HEAD + f"padding: {'p' * 4_000_000}\n"
+    # each copy costs the part's characters and its text (shown with every rule): 4 M here
+    global_part = "action: global\n" + HEAD + f"padding: {'p' * 2_000_000}\n"
     rule = "---\n" + BODY
     documents, problems = problems_of(global_part + rule * 7)
     assert len(documents) == 7 and problems == []
@@ -75,6 +76,21 @@ def test_global_part_counts_once_per_document_it_is_copied_into():
     assert len(documents) == 7  # the eighth copy crosses the 32 Mi characters
     assert [code for code, _, _ in problems] == [EXPANDS_TOO_LARGE]
     assert problems[0][1] == global_part.count("\n") + 7 * rule.count("\n") + 2  # the eighth document's first line
+
+
+def test_a_comment_in_the_global_part_counts_too():
+    global_part = "action: global\n" + HEAD + "# " + "c" * 6_000_000 + "\n"
+    documents, problems = problems_of(global_part + ("---\n" + BODY) * 6)
+    assert len(documents) == 5 and [code for code, _, _ in problems] == [EXPANDS_TOO_LARGE]
+
+
+def test_repeated_documents_count_what_they_repeat():
+    first = HEAD + BODY + f"padding: {'r' * 4_000_000}\n"
+    repeat = "---\naction: repeat\ntitle: Again\n"
+    documents, problems = problems_of(first + repeat * 7)
+    assert len(documents) == 8 and problems == []
+    documents, problems = problems_of(first + repeat * 9)
+    assert len(documents) == 8 and [code for code, _, _ in problems] == [EXPANDS_TOO_LARGE]
 
 
 def test_document_characters_count_aliases_expanded():
