@@ -218,7 +218,18 @@ def pattern_matches(pattern: str, name: str) -> bool:
         return False
     if "*" not in pattern:
         return name == pattern
-    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), name, re.DOTALL) is not None
+    # the pieces between stars, each found leftmost after the previous one: linear, where a regular
+    # expression of many `.*` backtracks for ages (`1 of *a*a*a*...*b` against a long name)
+    first, *middle, last = pattern.split("*")
+    if len(name) < len(first) + len(last) or not (name.startswith(first) and name.endswith(last)):
+        return False
+    position, end = len(first), len(name) - len(last)
+    for piece in middle:
+        position = name.find(piece, position, end)
+        if position < 0:
+            return False
+        position += len(piece)
+    return True
 
 
 def render(node: ConditionNode) -> str:

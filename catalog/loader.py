@@ -1,4 +1,4 @@
-"""Loading: rule folders -> files -> YAML documents -> typed Sigma documents, or listed problems.
+"""Loading: rule folders -> files (catalog.files) -> YAML documents -> typed Sigma documents, or listed problems.
 
 Nothing here raises for bad input: every file either yields documents or problems (often both:
 warnings ride along with a document that still loads).
@@ -8,32 +8,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
+from catalog.files import RuleFile, discover
 from catalog.model import RuleSource, SigmaDocument, display_path
-from catalog.problems import DUPLICATE_KEY, NOT_A_RULE, Problem, RuleError, Severity
+from catalog.problems import DUPLICATE_KEY, EXPANDS_TOO_LARGE, NOT_A_RULE, Problem, RuleError, Severity, internal_error
 from catalog.reader import DocumentReader, describe
 from catalog.reader import problem as _problem
-from catalog.yamlsafe import YamlDocument, YamlError, YamlMap, load_documents
+from catalog.timelimit import time_limit
+from catalog.yamlsafe import MAX_EXPANDED_CHARACTERS, YamlDocument, YamlError, YamlMap, load_documents
 
 #: Larger files are refused before parsing: no real rule comes near this.
 MAX_FILE_BYTES = 20 * 1024 * 1024
-RULE_SUFFIXES = (".yml", ".yaml")
 
 #: Keys that make a YAML document a rule of some kind; a document with none of them is something else.
 RULE_KEYS = ("title", "detection", "correlation", "filter")
-
-
-@dataclass(frozen=True, slots=True)
-class RuleFile:
-    root: str  # the rule folder as given
-    relative: str  # posix path inside the folder
-    path: Path
-
-    @property
-    def display(self) -> str:
-        return display_path(self.root, self.relative)
 
 
 @dataclass(slots=True)
@@ -41,45 +30,6 @@ class LoadResult:
     files: list[RuleFile] = field(default_factory=list)
     documents: list[SigmaDocument] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-
-
-def discover(roots: Sequence[str | os.PathLike]) -> tuple[list[RuleFile], list[Problem]]:
-    """Every rule file under the folders, sorted by folder then path, symlinks kept inside."""
-    files: list[RuleFile] = []
-    problems: list[Problem] = []
-    for root in roots:
-        root_text = os.fspath(root)
-        base = Path(root_text)
-        if base.is_file():
-            files.append(RuleFile(str(base.parent), base.name, base))
-            continue
-        if not base.is_dir():
-            problems.append(_problem(root_text, 0, 0, "missing-folder", "the rule folder does not exist"))
-            continue
-        real_base = base.resolve()
-        found: list[RuleFile] = []
-        # Plain strings, not Path objects, while walking: this runs on every rebuild of mkdocs serve.
-        for directory, subdirectories, names in os.walk(root_text):
-            subdirectories.sort()
-            inside = os.path.relpath(directory, root_text).replace(os.sep, "/")
-            prefix = "" if inside == "." else inside + "/"
-            for name in subdirectories:  # os.walk does not enter linked folders: say so for outside ones
-                if _links_outside(os.path.join(directory, name), real_base):
-                    problems.append(_problem(display_path(root_text, prefix + name), 0, 0, "symlink-outside", "the folder is a symbolic link to a place outside the rule folder; its files are not read"))
-            for name in names:
-                if not name.endswith(RULE_SUFFIXES):
-                    continue
-                full = os.path.join(directory, name)
-                if _links_outside(full, real_base):
-                    problems.append(_problem(display_path(root_text, prefix + name), 0, 0, "symlink-outside", "the file is a symbolic link to a place outside the rule folder; it is not read"))
-                    continue
-                found.append(RuleFile(root_text, prefix + name, Path(full)))
-        files.extend(sorted(found, key=lambda rule_file: rule_file.relative))
-    return files, problems
-
-
-def _links_outside(path: str, real_base: Path) -> bool:
-    return os.path.islink(path) and not Path(path).resolve().is_relative_to(real_base)
 
 
 def load(roots: Sequence[str | os.PathLike]) -> LoadResult:
@@ -93,6 +43,15 @@ def load(roots: Sequence[str | os.PathLike]) -> LoadResult:
 
 
 def load_file(rule_file: RuleFile) -> tuple[list[SigmaDocument], list[Problem]]:
+    """The documents and problems of one file; whatever goes wrong reading it costs this file only."""
+    try:
+        with time_limit():
+            return _read_file(rule_file)
+    except Exception as error:  # noqa: BLE001 - a bug or a limit must not take the other files down
+        return [], [internal_error(rule_file.display, error)]
+
+
+def _read_file(rule_file: RuleFile) -> tuple[list[SigmaDocument], list[Problem]]:
     display = rule_file.display
     try:
         size = rule_file.path.stat().st_size
@@ -119,16 +78,14 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
     try:
         yaml_documents = list(load_documents(text))
     except YamlError as error:
-        return [], [_problem(display, error.line, error.column, "yaml", error.message)]
+        return [], [_problem(display, error.line, error.column, error.code, error.message)]
 
     lines = text.splitlines(keepends=True)
     present = [document for document in yaml_documents if document.data is not None]
     if not present:
         return [], [_problem(display, 0, 0, "empty-file", "the file holds only empty YAML documents")]
     documents: list[SigmaDocument] = []
-    global_part: YamlMap | None = None
-    global_text = ""
-    previous: YamlMap | None = None
+    collection = _Collection(sum(yaml_document.characters for yaml_document in yaml_documents))
     slice_start = 0
     for index, yaml_document in enumerate(yaml_documents):
         slice_end = len(lines) if index == len(yaml_documents) - 1 else yaml_document.end_line - 1
@@ -143,30 +100,30 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
             continue
         action = data.get("action")
         if action == "global":
-            global_part, global_text = data, own_text
+            collection.global_part, collection.global_text, collection.global_cost = data, own_text, yaml_document.characters + len(own_text)
             continue
         if action == "reset":
-            global_part, global_text = None, ""
+            collection.global_part, collection.global_text, collection.global_cost = None, "", 0
             continue
-        if action == "repeat" and previous is not None:
-            data = _merged(previous, data)
-        elif action is not None and action != "repeat":
+        if action is not None and action != "repeat":
             line, column = data.value_position("action")
             problems.append(_problem(display, line, column, "unknown-action", f"unknown collection action '{action}' (Sigma knows global, reset and repeat)"))
             continue
-        if global_part is not None:
-            data = _merged(global_part, data)
+        data = collection.complete(data, yaml_document.characters, repeat=action == "repeat")
+        if data is None:
+            problems.append(_problem(display, yaml_document.line, 1, EXPANDS_TOO_LARGE, f"with the parts that 'action: global' and 'action: repeat' copy into its documents, the file expands to more than {MAX_EXPANDED_CHARACTERS:,} characters; the documents from here on are not read"))
+            break
         if not any(key in data for key in RULE_KEYS):  # a CI workflow, a config file: say so once, calmly
             keys = ", ".join(str(key) for key in list(data.positions())[:5])  # as written (`on`, not True)
             problems.append(_problem(display, yaml_document.line, 1, NOT_A_RULE, f"not a rule: the YAML has none of title, detection, correlation or filter (its keys: {keys[:120]})", Severity.INFO))
             continue
-        previous = data
+        has_global = collection.global_part is not None
         source = RuleSource(
             root=root,
             path=relative,
             document=index,
             line=yaml_document.line,
-            raw_text=global_text + own_text if global_part is not None else own_text,
+            raw_text=collection.global_text + own_text if has_global else own_text,
             documents_in_file=len(present),
         )
         reader = DocumentReader(display, problems, lines)
@@ -186,10 +143,40 @@ def _duplicate_key_problems(display: str, document: YamlDocument) -> list[Proble
     ]
 
 
+class _Collection:
+    """Sigma's collection actions over the documents of one file, and what their copies cost.
+
+    `action: global` lays its part (and its text) under every later document, `action: repeat` the
+    previous document: each copy counts against the file's limit of expanded characters, since
+    every document is analysed and shown in full (a 10 MB document repeated 1,000 times is 10 GB)."""
+
+    def __init__(self, characters: int):
+        self.used = characters  # the documents as written, aliases expanded
+        self.global_part: YamlMap | None = None
+        self.global_text = ""
+        self.global_cost = 0  # its characters and its text, paid again for every document it completes
+        self.previous: YamlMap | None = None
+        self.previous_cost = 0
+
+    def complete(self, data: YamlMap, characters: int, repeat: bool) -> YamlMap | None:
+        """The document with the previous one (repeat) and the global part under it; None past the limit."""
+        cost = characters
+        if repeat and self.previous is not None:
+            data = _merged(self.previous, data)
+            cost += self.previous_cost
+        if self.global_part is not None:
+            data = _merged(self.global_part, data)
+            cost += self.global_cost
+        self.used += cost - characters  # its own characters are counted already
+        if self.used > MAX_EXPANDED_CHARACTERS:
+            return None
+        self.previous, self.previous_cost = data, cost
+        return data
+
+
 def _merged(base: YamlMap, override: YamlMap) -> YamlMap:
     """`override` laid over `base`, maps merged key by key, positions kept."""
-    result = YamlMap(base)
-    result.node, result.moved = override.node, {}
+    result = YamlMap(base, node=override.node)
     for key in base:
         result.placed(key, base)
     for key, value in override.items():

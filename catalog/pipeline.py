@@ -15,7 +15,8 @@ from catalog.analysis import Exclusion, RuleAnalysis, analyse, exclusions_of
 from catalog.corpus import CorpusIndex
 from catalog.loader import LoadResult, RuleFile, load
 from catalog.model import CorrelationRule, Detection, FilterRule, Rule, SigmaDocument
-from catalog.problems import DIALECT_EXCLUDED, Problem, Severity
+from catalog.problems import DIALECT_EXCLUDED, Problem, Severity, internal_error
+from catalog.timelimit import time_limit
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge, AttackMapping
@@ -116,17 +117,23 @@ def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None",
     loaded = load(roots)
     problems = list(loaded.problems)
     documents = loaded.documents if dialects is None else _of_dialects(loaded.documents, dialects, problems)
-    entries = _entries(documents, problems)
+    entries = []
+    for entry in _entries(documents, problems):
+        # one document can only cost its own page: a failure analysing it becomes its problem
+        try:
+            with time_limit():
+                findings = _analyse(entry, attack)
+        except Exception as error:  # noqa: BLE001 - a bug or a limit must not take the catalog down
+            source = entry.document.source
+            problems.append(internal_error(source.file_display, error, "analysing this document", source.line))
+            continue
+        problems.extend(findings)
+        entries.append(entry)
     corpus = CorpusIndex()
     for entry in entries:
-        document = entry.document
-        if isinstance(document, (Rule, FilterRule)):
-            entry.analysis = _analysis(document.detection)
-            if isinstance(document, Rule):
-                corpus.add(entry.slug, entry.analysis.indicators)
+        if isinstance(entry.document, Rule):
+            corpus.add(entry.slug, entry.analysis.indicators)
     _link(entries, problems)
-    if attack is not None:
-        _map_attack(entries, attack, problems)
     return Catalog(entries, problems, loaded.files, corpus, attack.release if attack is not None else None)
 
 
@@ -138,6 +145,17 @@ def _of_dialects(documents: list[SigmaDocument], dialects: Collection[str], prob
         else:
             problems.append(_document_problem(document, DIALECT_EXCLUDED, f"a {document.dialect} rule, left out: the build takes {', '.join(sorted(dialects))} rules", Severity.INFO))
     return kept
+
+
+def _analyse(entry: Entry, attack: "AttackKnowledge | None") -> list[Problem]:
+    """Analyse one entry and map its ATT&CK tags; returns its findings."""
+    document = entry.document
+    if isinstance(document, (Rule, FilterRule)):
+        entry.analysis = _analysis(document.detection)
+    findings: list[Problem] = []
+    if attack is not None:
+        _map_attack(entry, attack, findings)
+    return findings
 
 
 def slugify(text: str, limit: int = 80) -> str:
@@ -207,15 +225,14 @@ def _link(entries: list[Entry], problems: list[Problem]) -> None:
             entry.related.append((related.type, lookup.get(related.id.strip().lower())))
 
 
-def _map_attack(entries: list[Entry], attack: "AttackKnowledge", problems: list[Problem]) -> None:
+def _map_attack(entry: Entry, attack: "AttackKnowledge", problems: list[Problem]) -> None:
     from catalog.attack import map_tags
 
-    for entry in entries:
-        entry.attack = map_tags(entry.document.tags, attack)
-        for finding in entry.attack.findings:
-            if finding.severity == "warning":
-                line, column = entry.document.tag_position(finding.tag) or (entry.document.source.line, 1)
-                problems.append(Problem(entry.document.source.file_display, line, column, Severity.WARNING, f"attack-{finding.code}", finding.message))
+    entry.attack = map_tags(entry.document.tags, attack)
+    for finding in entry.attack.findings:
+        if finding.severity == "warning":
+            line, column = entry.document.tag_position(finding.tag) or (entry.document.source.line, 1)
+            problems.append(Problem(entry.document.source.file_display, line, column, Severity.WARNING, f"attack-{finding.code}", finding.message))
 
 
 def _document_problem(document: SigmaDocument, code: str, message: str, severity: Severity = Severity.ERROR) -> Problem:

@@ -61,3 +61,23 @@ SECTION_NAME_KEY = "section-name-key"  # warning: `correlation:`/`filter:` text 
 UNKNOWN_RULETYPE = "unknown-ruletype"  # info: a `ruletype` other than Sigma or Hayabusa; read as Sigma
 DIALECT_EXCLUDED = "dialect-excluded"  # info: a document of a dialect the build leaves out
 SIMULATION = "simulation"  # warning: a `simulation` entry that is not a map of text values; left out
+
+# --- Problem codes of the limits that keep one file from costing more than its own page ----------
+# (issue 10; kept apart from the codes above, which are written inline where they are raised)
+
+#: An alias refers to the map or list it is part of (`x: &x [*x]`): the value would be infinite.
+RECURSIVE_ALIAS = "recursive-alias"
+#: Through aliases (or `action: global`), the file expands past yamlsafe's values or characters limit.
+EXPANDS_TOO_LARGE = "expands-too-large"
+#: A file or folder of the rule folder is a symbolic link that leads back to itself.
+SYMLINK_LOOP = "symlink-loop"
+#: Reading or analysing the file failed in a way no other code describes (a bug, or a resource
+#: limit such as MemoryError or RecursionError); the message names the exception.
+INTERNAL_ERROR = "internal-error"
+
+
+def internal_error(path: str, error: BaseException, step: str = "reading this file", line: int = 0) -> Problem:
+    """The problem for an unexpected failure while handling one file: it costs that file only."""
+    detail = " ".join(str(error).split())[:200]
+    message = f"{step} failed: {type(error).__name__}{': ' + detail if detail else ''} (a limit or a bug of the catalog; the other files are not affected)"
+    return Problem(path, line, 1 if line else 0, Severity.ERROR, INTERNAL_ERROR, message)

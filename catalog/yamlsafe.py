@@ -3,8 +3,9 @@
 Parsing and composing run in libyaml (PyYAML's C loader) where available, the pure-Python loader
 otherwise. Construction is ours: it keeps the line and column of every map, list and key, records
 duplicate keys (PyYAML silently keeps the last value; the loader reports them), keeps the written
-form of numbers (`0x17`), refuses non-standard tags, and caps the number of values a document may
-expand to, so an alias bomb fails fast instead of eating memory.
+form of numbers (`0x17`), refuses non-standard tags and aliases that contain themselves, and caps
+what a file may expand to through aliases (values and characters, over all its documents), so an
+alias bomb fails fast instead of eating memory.
 """
 
 from __future__ import annotations
@@ -15,13 +16,19 @@ from typing import Iterator
 import yaml
 from yaml.constructor import SafeConstructor
 
+from catalog.problems import EXPANDS_TOO_LARGE, RECURSIVE_ALIAS
+
 try:
     from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover - libyaml missing: same results, slower
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
-#: A document may expand to at most this many values (a 50,000-value rule stays far below).
+#: A file may expand to at most this many values (a 50,000-value rule stays far below).
 MAX_VALUES = 1_000_000
+#: ... and to at most this many characters of keys and values, each counted as often as aliases
+#: repeat it. The largest real rules (50,000 keyword values) hold about 5 MB; files over 20 MB are
+#: refused before parsing; 32 Mi characters leave room for both and bound what one file costs.
+MAX_EXPANDED_CHARACTERS = 32 * 1024 * 1024
 
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
@@ -58,11 +65,12 @@ class _Loader(_BaseLoader):
 class YamlError(ValueError):
     """A problem at a place of the text (1-based line and column)."""
 
-    def __init__(self, message: str, line: int, column: int):
+    def __init__(self, message: str, line: int, column: int, code: str = "yaml"):
         super().__init__(message)
         self.message = message
         self.line = line
         self.column = column
+        self.code = code
 
 
 def _position(node: yaml.Node) -> tuple[int, int]:
@@ -87,17 +95,26 @@ class _Placed:
 class YamlMap(_Placed, dict):
     """A mapping that can tell where it and each of its keys and values were written.
 
-    Positions are looked up in the composed nodes only when a problem is reported, which keeps
-    loading fast; keys brought in by merging carry their positions with them in `moved`.
+    Positions are looked up in the composed nodes only when asked for, through an index of the
+    keys made at the first question (merges ask for every key: a scan per key would be quadratic);
+    keys brought in by merging carry their positions with them in `moved`.
     """
 
-    __slots__ = ("node", "moved")
+    __slots__ = ("node", "moved", "_index")
+
+    def __init__(self, items: object = (), node: yaml.Node | None = None):
+        super().__init__(items)  # type: ignore[arg-type]
+        self.node = node
+        self.moved: dict[object, tuple[tuple[int, int], tuple[int, int]]] | None = None
+        self._index: dict[str, tuple[yaml.Node, yaml.Node]] | None = None
 
     def _nodes(self, key: object) -> tuple[yaml.Node, yaml.Node] | None:
-        for key_node, value_node in self.node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(key):
-                return key_node, value_node
-        return None
+        if self._index is None:
+            self._index = {}
+            for pair in self.node.value:
+                if isinstance(pair[0], yaml.ScalarNode):
+                    self._index.setdefault(pair[0].value, pair)
+        return self._index.get(str(key))
 
     def key_position(self, key: object) -> tuple[int, int]:
         if self.moved and key in self.moved:
@@ -150,20 +167,25 @@ class YamlDocument:
     data: object
     line: int  # where the document's content starts
     end_line: int
+    characters: int  # of keys and values, aliases expanded (what a copy of it costs)
     duplicates: tuple[DuplicateKey, ...] = ()
 
 
 def load_documents(text: str) -> Iterator[YamlDocument]:
     """Every document of `text`, in order; raises YamlError for the first problem found."""
     loader = _Loader(text)
+    builder = _Builder(text)  # one for the whole file: the limits are per file
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
-            builder = _Builder()
+            characters_before, duplicates_before = builder.characters, len(builder.duplicates)
             data = builder.build(node)
-            yield YamlDocument(data, node.start_mark.line + 1, node.end_mark.line + 1, tuple(builder.duplicates))
+            yield YamlDocument(
+                data, node.start_mark.line + 1, node.end_mark.line + 1,
+                builder.characters - characters_before, tuple(builder.duplicates[duplicates_before:]),
+            )
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         message = " ".join(part for part in (error.context, error.problem) if part)
@@ -202,37 +224,67 @@ def written_number(value: object, source: str) -> object:
 
 
 class _Builder:
-    """Turns a composed node tree into YamlMap / YamlList / scalars."""
+    """Turns composed node trees into YamlMap / YamlList / scalars, within the limits of one file."""
 
     _scalars = SafeConstructor()
 
-    def __init__(self) -> None:
-        self.budget = MAX_VALUES
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.values = 0
+        self.characters = 0
+        self.open: set[yaml.Node] = set()  # maps and lists being built: met again, an alias holds itself
         self.duplicates: list[DuplicateKey] = []
 
     def build(self, node: yaml.Node) -> object:
-        self.budget -= 1
-        if self.budget < 0:
-            raise YamlError(f"the document expands to more than {MAX_VALUES:,} values (an alias bomb?)", *_position(node))
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise YamlError(f"the file expands to more than {MAX_VALUES:,} values (an alias bomb?)", *_position(node), EXPANDS_TOO_LARGE)
         tag = node.tag
+        if tag == _MAP or tag == _SEQ:
+            if node in self.open:
+                raise YamlError("an alias refers to the map or list that contains it (a recursive alias)", *self._recursive_alias(node), RECURSIVE_ALIAS)
+            self.open.add(node)
+            try:
+                return self._mapping(node) if tag == _MAP else self._sequence(node)
+            finally:
+                self.open.discard(node)
+        if isinstance(node.value, str):
+            self.characters += len(node.value)
+            if self.characters > MAX_EXPANDED_CHARACTERS:
+                raise YamlError(
+                    f"the file expands to more than {MAX_EXPANDED_CHARACTERS:,} characters of keys and values (an alias bomb?)",
+                    *_position(node),
+                    EXPANDS_TOO_LARGE,
+                )
         if tag == _STR or tag == _TIMESTAMP:  # dates stay as written: Sigma wants text, not datetime
             return node.value
-        if tag == _MAP:
-            return self._mapping(node)
-        if tag == _SEQ:
-            items = YamlList([self.build(child) for child in node.value])
-            items.node = node
-            return items
         construct = _PLAIN_SCALARS.get(tag)
         if construct is None or not isinstance(node, yaml.ScalarNode):
             raise YamlError(f"the YAML tag '{tag}' is not allowed in a rule (only plain YAML values are)", *_position(node))
         return written_number(construct(self._scalars, node), node.value)
 
 
+    def _sequence(self, node: yaml.SequenceNode) -> YamlList:
+        items = YamlList([self.build(child) for child in node.value])
+        items.node = node
+        return items
+
+    def _recursive_alias(self, node: yaml.Node) -> tuple[int, int]:
+        """Where the first alias naming a map or list it is inside is written (the anchor's place if not found).
+
+        Composed nodes do not remember aliases, so the text's events are read again (only for this error)."""
+        open_anchors: list[str | None] = []
+        for event in yaml.parse(self.text, Loader=_BaseLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                open_anchors.append(event.anchor)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                open_anchors.pop()
+            elif isinstance(event, yaml.AliasEvent) and event.anchor in open_anchors:
+                return event.start_mark.line + 1, event.start_mark.column + 1
+        return _position(node)
+
     def _mapping(self, node: yaml.MappingNode) -> YamlMap:
-        result = YamlMap()
-        result.node = node
-        result.moved = None
+        result = YamlMap(node=node)
         build = self.build
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:

@@ -1,8 +1,9 @@
 """Hostile and broken rules (tests/hostile/): expected errors, safe pages, bounded time and memory.
 
 The corpus and what must happen to each file are in tests/hostile/EXPECTED.yml; the bounds are
-explained in docs/review.md. Big and special inputs (a 5 MB rule, a symbolic link out of the rule
-folder, conditions nested thousands deep) are made at test time.
+explained in docs/review.md. Big and special inputs (a 5 MB rule, alias and merge cases too big to
+commit, symbolic links out of the rule folder and in loops, conditions nested thousands deep) are
+made at test time.
 """
 
 from __future__ import annotations
@@ -51,6 +52,62 @@ def make_huge(path: Path) -> None:
     assert path.stat().st_size > 4_800_000
 
 
+def make_symlink_out(rules: Path) -> None:
+    outside = rules.parent / "outside"
+    outside.mkdir(exist_ok=True)
+    (outside / "secret.yml").write_text(
+        f"title: {SECRET}\nlogsource: {{product: windows}}\ndetection:\n  selection: {{Image: '{SECRET}'}}\n  condition: selection\n",
+        encoding="utf-8",
+    )
+    os.symlink(outside / "secret.yml", rules / "symlink_out.yml")
+
+
+LIMITS_HEAD = "title: {title}\nlogsource: {{product: linux}}\n"
+LIMITS_BODY = "detection:\n  pick:\n    Image: /bin/{name}\n  condition: pick\n"
+
+
+def make_alias_memory(path: Path) -> None:
+    """A 20,000-character value aliased 100,000 times: 420 KB of text, 2 GB once expanded."""
+    text = LIMITS_HEAD.format(title="Alias memory") + f"big: &big {'m' * 20_000}\nmany: [" + ", ".join(["*big"] * 100_000) + "]\n"
+    path.write_text(text + LIMITS_BODY.format(name="memory"), encoding="utf-8")
+
+
+def make_values_across_documents(path: Path) -> None:
+    """300 documents, each expanding to 990,000 values: each under a per-document cap of 1,000,000."""
+    documents = []
+    for number in range(300):
+        documents.append(
+            LIMITS_HEAD.format(title=f"Values {number}") + "row: &row [" + ",".join(["v"] * 1000) + "]\nrows: ["
+            + ",".join(["*row"] * 990) + "]\n" + LIMITS_BODY.format(name=f"values{number}")
+        )
+    path.write_text("---\n".join(documents), encoding="utf-8")
+
+
+def make_merge_many_keys(path: Path) -> None:
+    keys = "".join(f"  key{number}: value{number}\n" for number in range(20_000))
+    text = LIMITS_HEAD.format(title="Merge of many keys") + "base: &base\n" + keys + "merged:\n  <<: *base\n  own: 1\n"
+    path.write_text(text + LIMITS_BODY.format(name="merge"), encoding="utf-8")
+
+
+def make_global_many_keys(path: Path) -> None:
+    keys = "".join(f"key{number}: value{number}\n" for number in range(4_000))
+    documents = "".join("---\n" + LIMITS_BODY.format(name=f"global{number}") for number in range(100))
+    path.write_text("action: global\n" + LIMITS_HEAD.format(title="Global of many keys") + keys + documents, encoding="utf-8")
+
+
+#: The generated cases of EXPECTED.yml: name -> maker(rules folder); big files, links, loops.
+GENERATED = {
+    "huge.yml": lambda rules: make_huge(rules / "huge.yml"),
+    "symlink_out.yml": make_symlink_out,
+    "symlink_loop.yml": lambda rules: os.symlink("symlink_loop.yml", rules / "symlink_loop.yml"),
+    "folder_loop": lambda rules: os.symlink("folder_loop", rules / "folder_loop"),
+    "alias_memory.yml": lambda rules: make_alias_memory(rules / "alias_memory.yml"),
+    "values_across_documents.yml": lambda rules: make_values_across_documents(rules / "values_across_documents.yml"),
+    "merge_many_keys.yml": lambda rules: make_merge_many_keys(rules / "merge_many_keys.yml"),
+    "global_many_keys.yml": lambda rules: make_global_many_keys(rules / "global_many_keys.yml"),
+}
+
+
 def make_nesting(folder: Path) -> None:
     head = "title: Deep\nlogsource: {product: windows}\ndetection:\n  selection: {Image: a}\n"
     (folder / "deep_parentheses.yml").write_text(head + "  condition: " + "(" * 5000 + "selection" + ")" * 5000 + "\n", encoding="utf-8")
@@ -69,14 +126,8 @@ def make_corpus(root: Path) -> Path:
     """A project folder: rules/ with the committed corpus and the generated cases, docs/, mkdocs.yml."""
     rules = root / "rules"
     shutil.copytree(HOSTILE / "rules", rules)
-    make_huge(rules / "huge.yml")
-    outside = root / "outside"
-    outside.mkdir()
-    (outside / "secret.yml").write_text(
-        f"title: {SECRET}\nlogsource: {{product: windows}}\ndetection:\n  selection: {{Image: '{SECRET}'}}\n  condition: selection\n",
-        encoding="utf-8",
-    )
-    os.symlink(outside / "secret.yml", rules / "symlink_out.yml")
+    for maker in GENERATED.values():
+        maker(rules)
     (root / "docs").mkdir()
     (root / "docs" / "index.md").write_text("# Hostile corpus\n", encoding="utf-8")
     (root / "mkdocs.yml").write_text(
@@ -320,11 +371,8 @@ def single_case_project(tmp_path: Path, name: str, source: Path | None = None, m
 
 def _make_generated(name: str):
     def maker(project: Path) -> None:
-        if name == "huge.yml":
-            make_huge(project / "rules" / name)
-        elif name == "symlink_out.yml":
-            (project / "outside.yml").write_text("title: x\n", encoding="utf-8")
-            os.symlink(project / "outside.yml", project / "rules" / name)
+        if name in GENERATED:
+            GENERATED[name](project / "rules")
         else:
             scratch = project / "nesting"
             scratch.mkdir()

@@ -1,0 +1,83 @@
+"""Finding the rule files of rule folders, and deciding which symbolic links are followed.
+
+A rule folder may not make the build read a file elsewhere on the machine: links out of it are
+refused, links in a loop are listed, linked folders are never entered (their files are read where
+they really are).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from catalog.model import display_path
+from catalog.problems import SYMLINK_LOOP, Problem, Severity
+
+RULE_SUFFIXES = (".yml", ".yaml")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFile:
+    root: str  # the rule folder as given
+    relative: str  # posix path inside the folder
+    path: Path
+
+    @property
+    def display(self) -> str:
+        return display_path(self.root, self.relative)
+
+
+def discover(roots: Sequence[str | os.PathLike]) -> tuple[list[RuleFile], list[Problem]]:
+    """Every rule file under the folders, sorted by folder then path, symlinks kept inside."""
+    files: list[RuleFile] = []
+    problems: list[Problem] = []
+    for root in roots:
+        root_text = os.fspath(root)
+        base = Path(root_text)
+        if base.is_file():
+            files.append(RuleFile(str(base.parent), base.name, base))
+            continue
+        if not base.is_dir():
+            problems.append(Problem(root_text, 0, 0, Severity.ERROR, "missing-folder", "the rule folder does not exist"))
+            continue
+        real_base = base.resolve()
+        found: list[RuleFile] = []
+        # Plain strings, not Path objects, while walking: this runs on every rebuild of mkdocs serve.
+        for directory, subdirectories, names in os.walk(root_text):
+            subdirectories.sort()
+            inside = os.path.relpath(directory, root_text).replace(os.sep, "/")
+            prefix = "" if inside == "." else inside + "/"
+            for name in subdirectories:  # os.walk does not enter linked folders: say so for outside ones
+                problem = _link_problem(os.path.join(directory, name), real_base, display_path(root_text, prefix + name), "folder")
+                if problem is not None:
+                    problems.append(problem)
+            for name in names:
+                full = os.path.join(directory, name)
+                problem = _link_problem(full, real_base, display_path(root_text, prefix + name), "file")
+                if problem is not None and (name.endswith(RULE_SUFFIXES) or problem.code == SYMLINK_LOOP):
+                    problems.append(problem)
+                elif name.endswith(RULE_SUFFIXES) and problem is None:
+                    found.append(RuleFile(root_text, prefix + name, Path(full)))
+        files.extend(sorted(found, key=lambda rule_file: rule_file.relative))
+    return files, problems
+
+
+def _link_problem(path: str, real_base: Path, display: str, kind: str) -> Problem | None:
+    """Why a symbolic link is not followed: it loops, or leads out of the rule folder (None: not a link, or inside).
+
+    Links out are refused so a rule folder cannot make the build read (and publish) other files of
+    the machine; os.walk never enters linked folders, so only links to files inside are read."""
+    if not os.path.islink(path):
+        return None
+    try:
+        target = Path(os.path.realpath(path, strict=True))
+    except FileNotFoundError:
+        return None  # a dangling link: its file cannot be read, which reading it will say
+    except (OSError, RuntimeError):
+        return Problem(display, 0, 0, Severity.ERROR, SYMLINK_LOOP, f"the {kind} is a symbolic link that leads back to itself (a loop); it is not read")
+    if target.is_relative_to(real_base):
+        return None
+    detail = "its files are not read" if kind == "folder" else "it is not read"
+    return Problem(display, 0, 0, Severity.ERROR, "symlink-outside", f"the {kind} is a symbolic link to a place outside the rule folder; {detail}")
