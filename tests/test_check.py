@@ -15,13 +15,7 @@ from catalog.check import default_paths, escape_data, escape_property, github_co
 from catalog.cli import main
 from catalog.problems import Problem, Severity
 
-PROJECT = Path(__file__).resolve().parents[1]
-CORPUS = PROJECT.parent / "shared" / "corpora" / "sigmahq"
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CATALOG_CACHE_DIR", str(tmp_path / "cache"))
+from conftest import CORPUS, PROJECT
 
 
 def write(folder: Path, name: str, text: str) -> Path:
