@@ -16,7 +16,6 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from catalog.pipeline import Catalog, build_catalog
@@ -25,10 +24,6 @@ from catalog.problems import Problem, Severity
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
 
-#: The MkDocs plugin's name in mkdocs.yml (`plugins: - sigma-catalog: ...`).
-PLUGIN_NAMES = ("sigma-catalog", "catalog")
-#: Option names that hold the rule folders in the plugin's configuration, most likely first.
-RULE_FOLDER_OPTIONS = ("rules", "rule_dirs", "roots", "paths", "folders")
 DEFAULT_FOLDERS = ("rules",)
 
 FORMATS = ("text", "json", "github")
@@ -287,51 +282,14 @@ def _one_line(error: BaseException) -> str:
 
 
 def default_paths(config_file: str | os.PathLike = "mkdocs.yml") -> list[str]:
-    """The rule folders of the catalog plugin in `config_file`, else `rules`."""
-    config_path = Path(config_file)
-    if not config_path.is_file():
-        return list(DEFAULT_FOLDERS)
-    folders = _folders_from_config(config_path)
-    return folders or list(DEFAULT_FOLDERS)
+    """The rule folders of the catalog plugin in `config_file` (as the plugin reads its options),
+    else `rules`; CheckError when the plugin's entry there is not valid."""
+    from catalog.site.config import ConfigError, rule_folders
 
-
-def _folders_from_config(config_path: Path) -> list[str]:
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        """Safe: tags such as !ENV or !!python/name (which MkDocs would act on) read as null."""
-
-    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
     try:
-        with config_path.open("rb") as stream:
-            data = yaml.load(stream, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
-    except Exception:  # an unreadable mkdocs.yml: fall back to the default folder
-        return []
-    if not isinstance(data, dict):
-        return []
-    for plugin in data.get("plugins") or ():
-        if not isinstance(plugin, dict):
-            continue
-        for name, options in plugin.items():
-            if name not in PLUGIN_NAMES or not isinstance(options, dict):
-                continue
-            for option in RULE_FOLDER_OPTIONS:
-                value = options.get(option)
-                if isinstance(value, (str, dict)):
-                    value = [value]
-                if isinstance(value, list) and value:
-                    # items are paths, or mappings {path, name, source_url} (the plugin accepts both)
-                    paths = [item.get("path") if isinstance(item, dict) else item for item in value]
-                    return [_relative_to(config_path, str(path)) for path in paths if isinstance(path, str) and path]
-    return []
-
-
-def _relative_to(config_path: Path, folder: str) -> str:
-    """Plugin paths are relative to mkdocs.yml; keep them short when mkdocs.yml is in the cwd."""
-    if os.path.isabs(folder):
-        return folder
-    base = config_path.parent
-    return folder if base in (Path(""), Path(".")) else os.path.join(os.fspath(base), folder)
+        return rule_folders(config_file) or list(DEFAULT_FOLDERS)
+    except ConfigError as error:
+        raise CheckError(str(error)) from None
 
 
 # --- output -------------------------------------------------------------------------------
@@ -409,7 +367,11 @@ def register(commands) -> None:
 
 
 def run_command(arguments) -> int:
-    paths = arguments.paths or default_paths(arguments.config)
+    try:
+        paths = arguments.paths or default_paths(arguments.config)
+    except CheckError as error:
+        print(f"catalog check: error: {error}", file=sys.stderr)
+        return 2
     kb = None
     if not arguments.no_attack or arguments.pysigma:
         from catalog.attack import AttackDataError, load_knowledge

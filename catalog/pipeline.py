@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import logging
 import os
 import re
 import weakref
@@ -19,8 +18,6 @@ from catalog.problems import Problem, Severity
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge, AttackMapping
-
-log = logging.getLogger("mkdocs.plugins.sigma_catalog")
 
 _SLUG_ID = re.compile(r"^[0-9a-f][0-9a-f-]{7,63}$")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -42,11 +39,15 @@ class Entry:
     @property
     def filter_exclusions(self) -> list[Exclusion]:
         """Exclusions that Sigma filter rules add to this rule."""
+        return [exclusion for _, exclusion in self.exclusions_by_filter()]
+
+    def exclusions_by_filter(self) -> list[tuple["Entry", Exclusion]]:
+        """(filter entry, exclusion) for every exclusion that a Sigma filter rule adds to this rule."""
         found = []
         for entry in self.filters:
             detection = entry.document.detection
             for condition in detection.conditions:
-                found.extend(exclusions_of(condition.expression, detection.identifiers, entry.document.title))
+                found.extend((entry, exclusion) for exclusion in exclusions_of(condition.expression, detection.identifiers, entry.document.title))
         return found
 
 

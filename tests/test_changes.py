@@ -10,7 +10,9 @@ import pytest
 from catalog.attack import load_knowledge
 from conftest import git
 
-from catalog.changes import ChangeError, ChangeSet, compute_changes, format_text, resolve_revision
+from catalog.changes import ChangeError, ChangeSet, format_text
+from catalog.diff import compute_changes
+from catalog.git import resolve_revision
 
 
 @pytest.fixture(scope="module")

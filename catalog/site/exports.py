@@ -15,8 +15,19 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from catalog.jsonexport import catalog_to_json
 from catalog.model import FilterRule, Rule
 from catalog.pipeline import Catalog, Entry
-from catalog.site.pages import CATALOG_JSON, NAVIGATOR, TECHNIQUES_CSV, key_slug, technique_slug
-from catalog.site.render import external_url, html_safe_json, page_href
+from catalog.site.addresses import (
+    CATALOG_JSON,
+    NAVIGATOR,
+    SEARCH_INDEX,
+    TECHNIQUES_CSV,
+    external_url,
+    key_slug,
+    page_href,
+    rule_path,
+    technique_path,
+)
+from catalog.site.render import html_safe_json
+from catalog.site.search import search_index
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -73,7 +84,7 @@ def _localise(rule: dict, entry: Entry, display_file: Callable[[str, str], str],
     source = rule["source"]
     source["file"] = display_file(entry.document.source.root, entry.document.source.path)
     source["root"] = display_file(entry.document.source.root, "").rstrip("/")
-    rule["page"] = page_href(f"rules/{entry.slug}/", directory_urls)
+    rule["page"] = page_href(rule_path(entry.slug), directory_urls)
 
 
 # --- CSV ------------------------------------------------------------------------------------------
@@ -110,7 +121,7 @@ def techniques_csv(catalog: Catalog, directory_urls: bool = True) -> bytes:
             logsource.product if logsource else None, logsource.category if logsource else None,
             logsource.service if logsource else None,
         ]
-        page = page_href(f"rules/{entry.slug}/", directory_urls)
+        page = page_href(rule_path(entry.slug), directory_urls)
         for row in mapping.rows:
             for mapped in row.techniques:
                 writer.writerow([_cell(v) for v in base + [
@@ -158,7 +169,7 @@ def navigator_layer(name: str, description: str, entries: Sequence[Entry], kb: "
         if site_url and external_url(site_url):
             links.append({
                 "label": "Rules in the catalog",
-                "url": site_url.rstrip("/") + "/" + page_href(f"techniques/{technique_slug(technique_id)}/", directory_urls),
+                "url": site_url.rstrip("/") + "/" + page_href(technique_path(technique_id), directory_urls),
             })
         if links:
             item["links"] = links
@@ -217,11 +228,12 @@ def _json(data: object) -> bytes:
     return html_safe_json(data, indent=1)
 
 
-def data_exports(catalog: Catalog, *, directory_urls: bool, display_file: Callable[[str, str], str],
-                 display_problem: Callable[[str], str], memo: dict | None = None,
-                 key_of: Callable[[Entry], object] | None = None) -> list[ExportFile]:
-    """catalog.json and the rules x techniques CSV (the layers come from `navigator_layers`)."""
+def data_files(catalog: Catalog, *, directory_urls: bool, display_file: Callable[[str, str], str],
+               display_problem: Callable[[str], str], memo: dict | None = None,
+               key_of: Callable[[Entry], object] | None = None) -> list[ExportFile]:
+    """catalog.json, the rules x techniques CSV and the search index (the layers come from `navigator_layers`)."""
     return [
         ExportFile(CATALOG_JSON, catalog_json(catalog, display_file, display_problem, directory_urls, memo, key_of), "catalog.json"),
         ExportFile(TECHNIQUES_CSV, techniques_csv(catalog, directory_urls), "rules-techniques.csv"),
+        ExportFile(SEARCH_INDEX, search_index(catalog, directory_urls), "search index"),
     ]
