@@ -199,22 +199,8 @@ def pysigma_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
     rules: list = []
     where: dict[int, str] = {}  # id(rule) -> file
     for rule_file in catalog.files:
-        display = rule_file.display
-        if display in unreadable:
-            continue
-        try:
-            text = rule_file.path.read_text(encoding="utf-8-sig")
-            collection = SigmaCollection.from_yaml(
-                text, collect_errors=True, source=SigmaRuleLocation(display), resolve_references=False
-            )
-        except Exception as error:  # pySigma raises many kinds for broken input; ours has said why
-            found.append(Problem(display, 0, 0, Severity.WARNING, "pysigma-parse", f"pySigma cannot read the file: {_one_line(error)}"))
-            continue
-        for error in collection.errors:
-            found.append(Problem(display, 0, 0, Severity.WARNING, "pysigma-parse", f"pySigma: {_one_line(error)}"))
-        for rule in collection.rules:
-            where[id(rule)] = display
-            rules.append(rule)
+        if rule_file.display not in unreadable:
+            _pysigma_parse(rule_file, SigmaCollection, SigmaRuleLocation, rules, where, found)
     # one validator over every rule, so the checks that compare rules (ids, titles) see them all
     issues = []
     for rule in rules:
@@ -237,6 +223,22 @@ def pysigma_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
                 line = lines.get((display, str(rule.id) if rule.id else ""), 0) or lines.get((display, rule.title), 0)
             found.append(Problem(display or "(pySigma)", line, 1 if line else 0, severity, code, message))
     return found
+
+
+def _pysigma_parse(rule_file, collection_type, location_type, rules: list, where: dict[int, str], found: list[Problem]) -> None:
+    """pySigma's reading of one file: its rules go to `rules` (and `where`), its errors to `found`."""
+    display = rule_file.display
+    try:
+        text = rule_file.path.read_text(encoding="utf-8-sig")
+        collection = collection_type.from_yaml(text, collect_errors=True, source=location_type(display), resolve_references=False)
+    except Exception as error:  # pySigma raises many kinds for broken input; ours has said why
+        found.append(Problem(display, 0, 0, Severity.WARNING, "pysigma-parse", f"pySigma cannot read the file: {_one_line(error)}"))
+        return
+    for error in collection.errors:
+        found.append(Problem(display, 0, 0, Severity.WARNING, "pysigma-parse", f"pySigma: {_one_line(error)}"))
+    for rule in collection.rules:
+        where[id(rule)] = display
+        rules.append(rule)
 
 
 _UNREADABLE = {"yaml", "not-utf8", "file-too-large", "unreadable", "empty-file", "symlink-outside"}

@@ -149,31 +149,8 @@ def navigator_layer(name: str, description: str, entries: Sequence[Entry], kb: "
                 titles = rules[(mapped.technique.id, row.tactic.shortname)]
                 if entry.document.title not in titles:
                     titles.append(entry.document.title)
-    techniques = []
-    for (technique_id, tactic), titles in sorted(rules.items()):
-        comment = f"{len(titles)} rule{'s' if len(titles) != 1 else ''}: " + "; ".join(titles)
-        item: dict = {
-            "techniqueID": technique_id,
-            "tactic": tactic,
-            "score": len(titles),
-            "comment": comment if len(comment) <= 1000 else comment[:999] + "…",
-            "enabled": True,
-            "showSubtechniques": False,
-        }
-        links = []
-        if kb is not None:
-            technique = kb.technique(technique_id)
-            url = external_url(technique.url) if technique is not None else None
-            if url:
-                links.append({"label": f"{technique_id} on attack.mitre.org", "url": url})
-        if site_url and external_url(site_url):
-            links.append({
-                "label": "Rules in the catalog",
-                "url": site_url.rstrip("/") + "/" + page_href(technique_path(technique_id), directory_urls),
-            })
-        if links:
-            item["links"] = links
-        techniques.append(item)
+    techniques = [_layer_technique(technique_id, tactic, titles, kb, site_url, directory_urls)
+                  for (technique_id, tactic), titles in sorted(rules.items())]
     maximum = max((t["score"] for t in techniques), default=1)
     major = (release or "").split(".")[0]
     versions = {"navigator": NAVIGATOR_VERSION, "layer": LAYER_FORMAT}
@@ -200,6 +177,34 @@ def navigator_layer(name: str, description: str, entries: Sequence[Entry], kb: "
             {"name": "rules", "value": str(len(entries))},
         ],
     }
+
+
+def _layer_technique(technique_id: str, tactic: str, titles: list[str], kb: "AttackKnowledge | None", site_url: str | None,
+                     directory_urls: bool) -> dict:
+    """One (technique, tactic) of a layer: its score, the rule titles, links to ATT&CK and our page."""
+    comment = f"{len(titles)} rule{'s' if len(titles) != 1 else ''}: " + "; ".join(titles)
+    item: dict = {
+        "techniqueID": technique_id,
+        "tactic": tactic,
+        "score": len(titles),
+        "comment": comment if len(comment) <= 1000 else comment[:999] + "…",
+        "enabled": True,
+        "showSubtechniques": False,
+    }
+    links = []
+    if kb is not None:
+        technique = kb.technique(technique_id)
+        url = external_url(technique.url) if technique is not None else None
+        if url:
+            links.append({"label": f"{technique_id} on attack.mitre.org", "url": url})
+    if site_url and external_url(site_url):
+        links.append({
+            "label": "Rules in the catalog",
+            "url": site_url.rstrip("/") + "/" + page_href(technique_path(technique_id), directory_urls),
+        })
+    if links:
+        item["links"] = links
+    return item
 
 
 def navigator_layers(catalog: Catalog, kb: "AttackKnowledge | None", site_name: str, site_url: str | None = None,

@@ -65,6 +65,33 @@ class BuildFiles:
             raise PluginError(f"sigma-catalog: {len(catalog.errors)} rule errors (strict: true):\n{listing}")
 
         mark = time.perf_counter()
+        exports, exports_page, search_size = self._exports(files, config, catalog, kb, builder, serving)
+        timings = {"catalog": loaded - started, "exports": time.perf_counter() - mark}
+        mark = time.perf_counter()
+        site = builder.build(exports_page)
+        if options.base:
+            _add_changes(site, options.base, folders, kb, catalog, builder)
+        timings["site model"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        for export in exports:
+            _add_file(files, config, export.path, cache / "files", export.data)
+        for asset in sorted(ASSET_DIR.iterdir()):
+            if asset.is_file():
+                _add_file(files, config, ASSETS + asset.name, None, source=asset)
+        timings["writing exports"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        self._add_browse_pages(files, config, site, renderer, cache)
+        timings["browse pages"] = time.perf_counter() - mark
+        # the frame page: rendered by the theme, captured in on_post_page, removed in on_post_build
+        frame_meta = {"title": TITLE_MARKER, "description": DESCRIPTION_MARKER, "hide": ["toc"], "search": {"exclude": True}}
+        _add_page(files, config, cache, FRAME_SRC_URI, f"---\n{json.dumps(frame_meta)}\n---\n\nframe\n")
+        self.taken = {file.dest_uri for file in files}
+        self._log(catalog, builder, search_size, timings)
+        return site
+
+    def _exports(self, files: Files, config: MkDocsConfig, catalog: pipeline.Catalog, kb, builder: SiteBuilder,
+                 serving: bool) -> tuple[list[ExportFile], dict, tuple[int, int] | None]:
+        """(the export files to add now, the Exports page's data, the search index's size and gzipped size)."""
         layers = navigator_layers(catalog, kb, config.site_name, config.site_url, config.use_directory_urls)
         for path in (CATALOG_JSON, TECHNIQUES_CSV, SEARCH_INDEX):
             _check_free(files, path)
@@ -89,28 +116,7 @@ class BuildFiles:
             "layers": [{"file": layer.path, "name": layer.label, "techniques": layer.techniques} for layer in layers],
             "schema_path": schema.url if (schema := files.get_file_from_path("json-schema.md")) else None,
         }
-        timings = {"catalog": loaded - started, "exports": time.perf_counter() - mark}
-        mark = time.perf_counter()
-        site = builder.build(exports_page)
-        if options.base:
-            _add_changes(site, options.base, folders, kb, catalog, builder)
-        timings["site model"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        for export in exports:
-            _add_file(files, config, export.path, cache / "files", export.data)
-        for asset in sorted(ASSET_DIR.iterdir()):
-            if asset.is_file():
-                _add_file(files, config, ASSETS + asset.name, None, source=asset)
-        timings["writing exports"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        self._add_browse_pages(files, config, site, renderer, cache)
-        timings["browse pages"] = time.perf_counter() - mark
-        # the frame page: rendered by the theme, captured in on_post_page, removed in on_post_build
-        frame_meta = {"title": TITLE_MARKER, "description": DESCRIPTION_MARKER, "hide": ["toc"], "search": {"exclude": True}}
-        _add_page(files, config, cache, FRAME_SRC_URI, f"---\n{json.dumps(frame_meta)}\n---\n\nframe\n")
-        self.taken = {file.dest_uri for file in files}
-        self._log(catalog, builder, search_size, timings)
-        return site
+        return exports, exports_page, search_size
 
     def _add_browse_pages(self, files: Files, config: MkDocsConfig, site: Site, renderer: Renderer, cache: Path) -> None:
         """The browse pages: MkDocs builds them (they are in the navigation) from stubs in the cache."""
