@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from catalog.pipeline import Catalog, build_catalog
-from catalog.problems import Problem, Severity
+from catalog.problems import Code, Problem, Severity
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -118,20 +118,20 @@ def attack_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
             continue
         source = entry.document.source
         for finding in entry.attack.findings:
-            if finding.severity == "warning":
+            if finding.severity is Severity.WARNING:
                 continue  # already among catalog.problems
             message = finding.message
-            if finding.code == "revoked-technique":
+            if finding.code == Code.REVOKED_TECHNIQUE:
                 current = kb.current_technique(finding.tag.split(".", 1)[1])
                 if current is not None:
                     message += f"; tag attack.{current.id.lower()} instead"
-            elif finding.code == "technique-tactic-not-tagged":
+            elif finding.code == Code.TECHNIQUE_TACTIC_NOT_TAGGED:
                 technique = kb.current_technique(finding.tag.split(".", 1)[1])
                 if technique is not None:
                     message += "; add " + " or ".join(f"attack.{name}" for name in technique.tactics)
-            elif finding.code not in ("revoked-group", "revoked-software"):
+            elif finding.code not in (Code.REVOKED_GROUP, Code.REVOKED_SOFTWARE):
                 continue
-            found.append(Problem(source.file_display, source.line, 1, Severity.WARNING, f"attack-{finding.code}", message))
+            found.append(Problem(source.file_display, source.line, 1, Severity.WARNING, Code.ATTACK_PREFIX + finding.code, message))
     return found
 
 
@@ -186,7 +186,7 @@ def pysigma_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
     from sigma.validators.base import SigmaValidationIssueSeverity
     from sigma.validators.core import validators as core_validators
 
-    unreadable = {problem.path for problem in catalog.problems if problem.code in _UNREADABLE}
+    unreadable = {problem.path for problem in catalog.problems if problem.code in Code.UNREADABLE_FILE}
     lines: dict[tuple[str, str], int] = {}
     for entry in catalog.entries:
         source = entry.document.source
@@ -209,13 +209,13 @@ def pysigma_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
         except Exception as error:  # a validator that chokes on one rule must not stop the others
             display = where[id(rule)]
             found.append(Problem(display, lines.get((display, str(rule.id) if rule.id else ""), 0), 0, Severity.WARNING,
-                                 "pysigma-parse", f"pySigma cannot validate '{rule.title}': {_one_line(error)}"))
+                                 Code.PYSIGMA_PARSE, f"pySigma cannot validate '{rule.title}': {_one_line(error)}"))
     issues.extend(validator.finalize())
     for issue in issues:
         if not _pysigma_issue_wanted(issue):
             continue
         severity = Severity.ERROR if issue.severity is SigmaValidationIssueSeverity.HIGH else Severity.WARNING
-        code, message = "pysigma-" + _issue_code(issue), _issue_message(issue)
+        code, message = Code.PYSIGMA_PREFIX + _issue_code(issue), _issue_message(issue)
         for rule in issue.rules or [None]:
             display = where.get(id(rule), "") if rule is not None else ""
             line = 0
@@ -232,16 +232,15 @@ def _pysigma_parse(rule_file, collection_type, location_type, rules: list, where
         text = rule_file.path.read_text(encoding="utf-8-sig")
         collection = collection_type.from_yaml(text, collect_errors=True, source=location_type(display), resolve_references=False)
     except Exception as error:  # pySigma raises many kinds for broken input; ours has said why
-        found.append(Problem(display, 0, 0, Severity.WARNING, "pysigma-parse", f"pySigma cannot read the file: {_one_line(error)}"))
+        found.append(Problem(display, 0, 0, Severity.WARNING, Code.PYSIGMA_PARSE, f"pySigma cannot read the file: {_one_line(error)}"))
         return
     for error in collection.errors:
-        found.append(Problem(display, 0, 0, Severity.WARNING, "pysigma-parse", f"pySigma: {_one_line(error)}"))
+        found.append(Problem(display, 0, 0, Severity.WARNING, Code.PYSIGMA_PARSE, f"pySigma: {_one_line(error)}"))
     for rule in collection.rules:
         where[id(rule)] = display
         rules.append(rule)
 
 
-_UNREADABLE = {"yaml", "not-utf8", "file-too-large", "unreadable", "empty-file", "symlink-outside"}
 
 
 def _pysigma_issue_wanted(issue: object) -> bool:

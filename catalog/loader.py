@@ -30,7 +30,7 @@ from catalog.model import (
     display_path,
 )
 from catalog.modifiers import parse_modifiers
-from catalog.problems import Problem, RuleError, Severity
+from catalog.problems import Code, Problem, RuleError, Severity
 from catalog.yamlsafe import YamlError, YamlList, YamlMap, load_documents
 
 #: Larger files are refused before parsing: no real rule comes near this.
@@ -75,7 +75,7 @@ def discover(roots: Sequence[str | os.PathLike]) -> tuple[list[RuleFile], list[P
             files.append(RuleFile(str(base.parent), base.name, base))
             continue
         if not base.is_dir():
-            problems.append(_problem(root_text, 0, 0, "missing-folder", "the rule folder does not exist"))
+            problems.append(_problem(root_text, 0, 0, Code.MISSING_FOLDER, "the rule folder does not exist"))
             continue
         real_base = base.resolve()
         found: list[RuleFile] = []
@@ -86,13 +86,13 @@ def discover(roots: Sequence[str | os.PathLike]) -> tuple[list[RuleFile], list[P
             prefix = "" if inside == "." else inside + "/"
             for name in subdirectories:  # os.walk does not enter linked folders: say so for outside ones
                 if _links_outside(os.path.join(directory, name), real_base):
-                    problems.append(_problem(display_path(root_text, prefix + name), 0, 0, "symlink-outside", "the folder is a symbolic link to a place outside the rule folder; its files are not read"))
+                    problems.append(_problem(display_path(root_text, prefix + name), 0, 0, Code.SYMLINK_OUTSIDE, "the folder is a symbolic link to a place outside the rule folder; its files are not read"))
             for name in names:
                 if not name.endswith(RULE_SUFFIXES):
                     continue
                 full = os.path.join(directory, name)
                 if _links_outside(full, real_base):
-                    problems.append(_problem(display_path(root_text, prefix + name), 0, 0, "symlink-outside", "the file is a symbolic link to a place outside the rule folder; it is not read"))
+                    problems.append(_problem(display_path(root_text, prefix + name), 0, 0, Code.SYMLINK_OUTSIDE, "the file is a symbolic link to a place outside the rule folder; it is not read"))
                     continue
                 found.append(RuleFile(root_text, prefix + name, Path(full)))
         files.extend(sorted(found, key=lambda rule_file: rule_file.relative))
@@ -118,16 +118,16 @@ def load_file(rule_file: RuleFile) -> tuple[list[SigmaDocument], list[Problem]]:
     try:
         size = rule_file.path.stat().st_size
         if size > MAX_FILE_BYTES:
-            return [], [_problem(display, 0, 0, "file-too-large", f"the file has {size:,} bytes, more than the {MAX_FILE_BYTES:,} a rule may have")]
+            return [], [_problem(display, 0, 0, Code.FILE_TOO_LARGE, f"the file has {size:,} bytes, more than the {MAX_FILE_BYTES:,} a rule may have")]
         data = rule_file.path.read_bytes()
     except OSError as error:
-        return [], [_problem(display, 0, 0, "unreadable", f"the file cannot be read: {error.strerror}")]
+        return [], [_problem(display, 0, 0, Code.UNREADABLE, f"the file cannot be read: {error.strerror}")]
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
-        return [], [_problem(display, line, column, "not-utf8", f"byte 0x{data[error.start]:02x} is not valid UTF-8; rules must be UTF-8 text")]
+        return [], [_problem(display, line, column, Code.NOT_UTF8, f"byte 0x{data[error.start]:02x} is not valid UTF-8; rules must be UTF-8 text")]
     return load_text(text, rule_file.root, rule_file.relative)
 
 
@@ -136,7 +136,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
     display = display_path(root, relative)
     problems: list[Problem] = []
     if not text.strip():
-        return [], [_problem(display, 0, 0, "empty-file", "the file is empty: there is no rule in it")]
+        return [], [_problem(display, 0, 0, Code.EMPTY_FILE, "the file is empty: there is no rule in it")]
     try:
         yaml_documents = list(load_documents(text))
     except YamlError as error:
@@ -145,7 +145,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
     lines = text.splitlines(keepends=True)
     present = [document for document in yaml_documents if document.data is not None]
     if not present:
-        return [], [_problem(display, 0, 0, "empty-file", "the file holds only empty YAML documents")]
+        return [], [_problem(display, 0, 0, Code.EMPTY_FILE, "the file holds only empty YAML documents")]
     documents: list[SigmaDocument] = []
     global_part: YamlMap | None = None
     global_text = ""
@@ -159,7 +159,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
         if data is None:
             continue
         if not isinstance(data, YamlMap):
-            problems.append(_problem(display, yaml_document.line, 1, "not-a-map", f"a Sigma document must be a map of keys, not {_describe(data)}"))
+            problems.append(_problem(display, yaml_document.line, 1, Code.NOT_A_MAP, f"a Sigma document must be a map of keys, not {_describe(data)}"))
             continue
         action = data.get("action")
         if action == "global":
@@ -172,7 +172,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
             data = _merged(previous, data)
         elif action is not None and action != "repeat":
             line, column = data.value_position("action")
-            problems.append(_problem(display, line, column, "unknown-action", f"unknown collection action '{action}' (Sigma knows global, reset and repeat)"))
+            problems.append(_problem(display, line, column, Code.UNKNOWN_ACTION, f"unknown collection action '{action}' (Sigma knows global, reset and repeat)"))
             continue
         if global_part is not None:
             data = _merged(global_part, data)
@@ -277,14 +277,14 @@ class _DocumentReader:
     def text(self, data: YamlMap, key: str, required: bool = False) -> str | None:
         if key not in data or data[key] is None:
             if required:
-                raise self.fail((data.line, data.column), "missing-field", f"the required field '{key}' is missing")
+                raise self.fail((data.line, data.column), Code.MISSING_FIELD, f"the required field '{key}' is missing")
             return None
         value = data[key]
         if isinstance(value, (dict, list)):
-            raise self.fail(data.value_position(key), "wrong-type", f"'{key}' must be text, not {_describe(value)}")
+            raise self.fail(data.value_position(key), Code.WRONG_TYPE, f"'{key}' must be text, not {_describe(value)}")
         text = str(value).lower() if isinstance(value, bool) else str(value)
         if required and not text.strip():
-            raise self.fail(data.value_position(key), "missing-field", f"the required field '{key}' is empty")
+            raise self.fail(data.value_position(key), Code.MISSING_FIELD, f"the required field '{key}' is empty")
         return text
 
     def text_list(self, data: YamlMap, key: str) -> tuple[str, ...]:
@@ -292,14 +292,14 @@ class _DocumentReader:
         if value is None:
             return ()
         if isinstance(value, (str, int, float)):
-            self.warn(data.value_position(key), "wrong-type", f"'{key}' should be a list; read the single value as a one-item list")
+            self.warn(data.value_position(key), Code.WRONG_TYPE, f"'{key}' should be a list; read the single value as a one-item list")
             return (str(value),)
         if not isinstance(value, YamlList):
-            raise self.fail(data.value_position(key), "wrong-type", f"'{key}' must be a list of text values, not {_describe(value)}")
+            raise self.fail(data.value_position(key), Code.WRONG_TYPE, f"'{key}' must be a list of text values, not {_describe(value)}")
         items = []
         for index, item in enumerate(value):
             if isinstance(item, (dict, list)):
-                raise self.fail(value.item_position(index), "wrong-type", f"the items of '{key}' must be text, item {index + 1} is {_describe(item)}")
+                raise self.fail(value.item_position(index), Code.WRONG_TYPE, f"the items of '{key}' must be text, item {index + 1} is {_describe(item)}")
             if item is not None:
                 items.append(str(item))
         return tuple(items)
@@ -308,10 +308,10 @@ class _DocumentReader:
         value = data.get(key)
         if value is None:
             if required:
-                raise self.fail((data.line, data.column), "missing-field", f"the required field '{key}' is missing")
+                raise self.fail((data.line, data.column), Code.MISSING_FIELD, f"the required field '{key}' is missing")
             return None
         if not isinstance(value, YamlMap):
-            raise self.fail(data.value_position(key), "wrong-type", f"'{key}' must be a map, not {_describe(value)}")
+            raise self.fail(data.value_position(key), Code.WRONG_TYPE, f"'{key}' must be a map, not {_describe(value)}")
         return value
 
     # -- documents ---------------------------------------------------------------------------
@@ -323,7 +323,7 @@ class _DocumentReader:
         if "filter" in data:
             return self.filter(data, common)
         if "detection" not in data:
-            raise self.fail((data.line, data.column), "not-a-rule", "not a Sigma rule: the document has no 'detection', 'correlation' or 'filter'")
+            raise self.fail((data.line, data.column), Code.NOT_A_RULE, "not a Sigma rule: the document has no 'detection', 'correlation' or 'filter'")
         return Rule(**common, logsource=self.logsource(data), detection=self.detection(self.mapping(data, "detection", True), "detection"))
 
     def common(self, data: YamlMap, source: RuleSource) -> dict:
@@ -332,11 +332,11 @@ class _DocumentReader:
             try:
                 uuid.UUID(rule_id)
             except ValueError:
-                self.warn(data.value_position("id"), "id-not-uuid", f"the id '{rule_id[:60]}' is not a UUID")
-        for key, allowed in (("status", STATUSES), ("level", LEVELS)):
+                self.warn(data.value_position("id"), Code.ID_NOT_UUID, f"the id '{rule_id[:60]}' is not a UUID")
+        for key, allowed, code in (("status", STATUSES, Code.UNKNOWN_STATUS), ("level", LEVELS, Code.UNKNOWN_LEVEL)):
             value = self.text(data, key)
             if value is not None and value not in allowed:
-                self.warn(data.value_position(key), f"unknown-{key}", f"{key} '{value[:40]}' is not one of {', '.join(sorted(allowed))}")
+                self.warn(data.value_position(key), code, f"{key} '{value[:40]}' is not one of {', '.join(sorted(allowed))}")
         author = data.get("author")
         if isinstance(author, YamlList):  # some repositories list their authors: keep them all
             author = ", ".join(str(item) for item in author if item is not None)
@@ -366,14 +366,14 @@ class _DocumentReader:
         if value is None:
             return ()
         if not isinstance(value, YamlList):
-            raise self.fail(data.value_position("related"), "wrong-type", f"'related' must be a list of maps with 'id' and 'type', not {_describe(value)}")
+            raise self.fail(data.value_position("related"), Code.WRONG_TYPE, f"'related' must be a list of maps with 'id' and 'type', not {_describe(value)}")
         related = []
         for index, item in enumerate(value):
             if not isinstance(item, YamlMap):
-                raise self.fail(value.item_position(index), "wrong-type", f"item {index + 1} of 'related' must be a map with 'id' and 'type'")
+                raise self.fail(value.item_position(index), Code.WRONG_TYPE, f"item {index + 1} of 'related' must be a map with 'id' and 'type'")
             relation = self.text(item, "type") or "related"
             if relation not in RELATION_TYPES:
-                self.warn(item.value_position("type"), "unknown-relation", f"relation type '{relation[:40]}' is not one of {', '.join(sorted(RELATION_TYPES))}")
+                self.warn(item.value_position("type"), Code.UNKNOWN_RELATION, f"relation type '{relation[:40]}' is not one of {', '.join(sorted(RELATION_TYPES))}")
             related.append(RelatedRule(self.text(item, "id", required=True), relation))
         return tuple(related)
 
@@ -381,7 +381,7 @@ class _DocumentReader:
         logsource = self.mapping(data, "logsource")
         if logsource is None:
             if "logsource" not in data:
-                self.warn((data.line, data.column), "missing-logsource", "the rule has no 'logsource'")
+                self.warn((data.line, data.column), Code.MISSING_LOGSOURCE, "the rule has no 'logsource'")
             return LogSource()
         return LogSource(
             product=self.text(logsource, "product"),
@@ -401,23 +401,23 @@ class _DocumentReader:
                 continue
             position = positions.get(str(name), (detection.line, detection.column))
             if not isinstance(name, str):
-                raise self.fail(position, "wrong-type", f"search identifier names must be text, not {_describe(name)}")
+                raise self.fail(position, Code.WRONG_TYPE, f"search identifier names must be text, not {_describe(name)}")
             if not _IDENTIFIER_NAME.match(name):
-                self.warn(position, "identifier-name", f"the search identifier name '{name[:60]}' has characters a condition cannot refer to")
+                self.warn(position, Code.IDENTIFIER_NAME, f"the search identifier name '{name[:60]}' has characters a condition cannot refer to")
             identifiers[name] = self.search_identifier(name, definition, position)
         if not identifiers:
-            raise self.fail((detection.line, detection.column), "no-search", f"'{where}' defines no search identifier")
+            raise self.fail((detection.line, detection.column), Code.NO_SEARCH, f"'{where}' defines no search identifier")
         conditions = self.conditions(detection, identifiers, where)
         used = {name for condition in conditions for name, _ in references(condition.expression)}
         for name, identifier in identifiers.items():
             if name not in used:
-                self.warn((identifier.line, identifier.column), "unused-identifier", f"the search identifier '{name}' is defined but no condition uses it")
+                self.warn((identifier.line, identifier.column), Code.UNUSED_IDENTIFIER, f"the search identifier '{name}' is defined but no condition uses it")
         timeframe = self.text(detection, "timeframe")
         return Detection(identifiers=identifiers, conditions=conditions, timeframe=timeframe)
 
     def conditions(self, detection: YamlMap, identifiers: dict[str, SearchIdentifier], where: str) -> tuple[Condition, ...]:
         if detection.get("condition") is None:
-            raise self.fail((detection.line, detection.column), "missing-field", f"'{where}' has no 'condition'")
+            raise self.fail((detection.line, detection.column), Code.MISSING_FIELD, f"'{where}' has no 'condition'")
         value = detection["condition"]
         if isinstance(value, YamlList):
             texts = [(item, value.item_position(index)) for index, item in enumerate(value)]
@@ -426,17 +426,17 @@ class _DocumentReader:
         conditions = []
         for text, position in texts:
             if not isinstance(text, str):
-                raise self.fail(position, "wrong-type", f"a condition must be text, not {_describe(text)}")
+                raise self.fail(position, Code.WRONG_TYPE, f"a condition must be text, not {_describe(text)}")
             try:
                 condition = parse_condition(text, list(identifiers))
             except ConditionError as error:
                 where_error = _position_in_scalar(self.lines, position, text, error.offset)
                 shown = " ".join(text.split())[:120]  # one line, as a problem is printed
-                raise self.fail(where_error, "condition", f"condition '{shown}': {error.message}") from None
+                raise self.fail(where_error, Code.CONDITION, f"condition '{shown}': {error.message}") from None
             if condition.uppercase_operators:
-                self.warn(position, "uppercase-operator", f"condition operators should be lower case: {', '.join(dict.fromkeys(condition.uppercase_operators))}")
+                self.warn(position, Code.UPPERCASE_OPERATOR, f"condition operators should be lower case: {', '.join(dict.fromkeys(condition.uppercase_operators))}")
             if condition.aggregation is not None:
-                self.warn(position, "legacy-aggregation", f"legacy aggregation '| {condition.aggregation[:80]}' is kept as text; Sigma 2 expresses it as a correlation rule")
+                self.warn(position, Code.LEGACY_AGGREGATION, f"legacy aggregation '| {condition.aggregation[:80]}' is kept as text; Sigma 2 expresses it as a correlation rule")
             conditions.append(condition)
         return tuple(conditions)
 
@@ -448,14 +448,14 @@ class _DocumentReader:
             keywords = [item for item in definition if not isinstance(item, (YamlMap, YamlList))]
             for index, item in enumerate(definition):
                 if isinstance(item, YamlList):
-                    raise self.fail(definition.item_position(index), "wrong-type", f"'{name}' holds a list inside a list; use a list of maps or of values")
+                    raise self.fail(definition.item_position(index), Code.WRONG_TYPE, f"'{name}' holds a list inside a list; use a list of maps or of values")
             alternatives = tuple(self.items(item, name) for item in maps)
             if keywords:
                 alternatives += ((DetectionItem(None, (), tuple(keywords), definition.line, definition.column),),)
             if not alternatives:
-                raise self.fail(position, "empty-search", f"the search identifier '{name}' is an empty list")
+                raise self.fail(position, Code.EMPTY_SEARCH, f"the search identifier '{name}' is an empty list")
         elif definition is None:
-            raise self.fail(position, "empty-search", f"the search identifier '{name}' is empty")
+            raise self.fail(position, Code.EMPTY_SEARCH, f"the search identifier '{name}' is empty")
         else:
             alternatives = ((DetectionItem(None, (), (definition,), *position),),)
         return SearchIdentifier(name, alternatives, definition, *position)
@@ -470,21 +470,21 @@ class _DocumentReader:
             field_name, *modifiers = key.split("|")
             chain = parse_modifiers(tuple(modifiers))
             for message in chain.problems:
-                self.warn(position, "modifier", f"'{name}', field '{key[:80]}': {message}", Severity.ERROR)
+                self.warn(position, Code.MODIFIER, f"'{name}', field '{key[:80]}': {message}", Severity.ERROR)
             if isinstance(value, YamlMap):
-                raise self.fail(mapping.value_position(key), "wrong-type", f"'{name}', field '{key[:80]}': a map where a value or a list of values belongs")
+                raise self.fail(mapping.value_position(key), Code.WRONG_TYPE, f"'{name}', field '{key[:80]}': a map where a value or a list of values belongs")
             if isinstance(value, YamlList):
                 for index, item in enumerate(value):
                     if isinstance(item, (YamlMap, YamlList)):
-                        raise self.fail(value.item_position(index), "wrong-type", f"'{name}', field '{key[:80]}': item {index + 1} is {_describe(item)}, not a value")
+                        raise self.fail(value.item_position(index), Code.WRONG_TYPE, f"'{name}', field '{key[:80]}': item {index + 1} is {_describe(item)}, not a value")
                 values: tuple[Scalar, ...] = tuple(value)
                 if not values:
-                    self.warn(position, "empty-values", f"'{name}', field '{key[:80]}' has an empty list of values")
+                    self.warn(position, Code.EMPTY_VALUES, f"'{name}', field '{key[:80]}' has an empty list of values")
             else:
                 values = (value,)
             items.append(DetectionItem(field_name or None, tuple(modifiers), values, *position))
         if not items:
-            raise self.fail((mapping.line, mapping.column), "empty-search", f"the search identifier '{name}' holds an empty map")
+            raise self.fail((mapping.line, mapping.column), Code.EMPTY_SEARCH, f"the search identifier '{name}' holds an empty map")
         return tuple(items)
 
     # -- Sigma 2 documents -------------------------------------------------------------------
@@ -492,26 +492,26 @@ class _DocumentReader:
     def references_list(self, data: YamlMap, key: str, required: bool = True) -> tuple[str, ...]:
         refs = self.text_list(data, key)
         if required and not refs:
-            raise self.fail((data.line, data.column), "missing-field", f"'{key}' must name at least one rule")
+            raise self.fail((data.line, data.column), Code.MISSING_FIELD, f"'{key}' must name at least one rule")
         return refs
 
     def correlation(self, data: YamlMap, common: dict) -> CorrelationRule:
         body = self.mapping(data, "correlation", True)
         kind = self.text(body, "type", required=True)
         if kind not in CORRELATION_TYPES:
-            raise self.fail(body.value_position("type"), "correlation-type", f"correlation type '{kind[:40]}' is not one of {', '.join(sorted(CORRELATION_TYPES))}")
+            raise self.fail(body.value_position("type"), Code.CORRELATION_TYPE, f"correlation type '{kind[:40]}' is not one of {', '.join(sorted(CORRELATION_TYPES))}")
         timespan = self.text(body, "timespan", required=True)
         if not _TIMESPAN.match(timespan):
-            self.warn(body.value_position("timespan"), "timespan", f"timespan '{timespan[:40]}' is not a number followed by s, m, h, d, w, M or y")
+            self.warn(body.value_position("timespan"), Code.TIMESPAN, f"timespan '{timespan[:40]}' is not a number followed by s, m, h, d, w, M or y")
         condition = None
         if "condition" in body:
             condition = self.correlation_condition(body)
         elif kind in {"event_count", "value_count"}:
-            raise self.fail((body.line, body.column), "missing-field", f"a {kind} correlation needs a 'condition'")
+            raise self.fail((body.line, body.column), Code.MISSING_FIELD, f"a {kind} correlation needs a 'condition'")
         aliases = {}
         for alias, mapping in (self.mapping(body, "aliases") or {}).items():
             if not isinstance(mapping, YamlMap):
-                raise self.fail(body["aliases"].value_position(alias), "wrong-type", f"alias '{alias}' must map rule names to fields")
+                raise self.fail(body["aliases"].value_position(alias), Code.WRONG_TYPE, f"alias '{alias}' must map rule names to fields")
             aliases[str(alias)] = {str(rule): str(target) for rule, target in mapping.items()}
         generate = body.get("generate", False)
         return CorrelationRule(
@@ -532,12 +532,12 @@ class _DocumentReader:
             if operator == "field":
                 continue
             if operator not in CORRELATION_OPERATORS:
-                raise self.fail(condition.key_position(operator), "correlation-condition", f"'{operator}' is not a correlation condition operator ({', '.join(sorted(CORRELATION_OPERATORS))})")
+                raise self.fail(condition.key_position(operator), Code.CORRELATION_CONDITION, f"'{operator}' is not a correlation condition operator ({', '.join(sorted(CORRELATION_OPERATORS))})")
             if isinstance(value, bool) or not isinstance(value, int):
-                raise self.fail(condition.value_position(operator), "wrong-type", f"the threshold of '{operator}' must be a whole number, not {_describe(value)}")
+                raise self.fail(condition.value_position(operator), Code.WRONG_TYPE, f"the threshold of '{operator}' must be a whole number, not {_describe(value)}")
             operators.append((operator, value))
         if not operators:
-            raise self.fail((condition.line, condition.column), "correlation-condition", "the correlation condition has no operator (gte, gt, lte, lt, eq, neq)")
+            raise self.fail((condition.line, condition.column), Code.CORRELATION_CONDITION, "the correlation condition has no operator (gte, gt, lte, lt, eq, neq)")
         return CorrelationCondition(tuple(operators), self.text(condition, "field"))
 
     def filter(self, data: YamlMap, common: dict) -> FilterRule:

@@ -14,7 +14,7 @@ from catalog.analysis import Exclusion, RuleAnalysis, analyse, exclusions_of
 from catalog.corpus import CorpusIndex
 from catalog.loader import LoadResult, RuleFile, load
 from catalog.model import CorrelationRule, Detection, FilterRule, Rule, SigmaDocument
-from catalog.problems import Problem, Severity
+from catalog.problems import Code, Problem, Severity
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge, AttackMapping
@@ -139,7 +139,7 @@ def _entries(documents: list[SigmaDocument], problems: list[Problem]) -> list[En
         rule_id = (document.id or "").strip().lower()
         if rule_id and rule_id in first_with_id:
             other = first_with_id[rule_id]
-            problems.append(_document_problem(document, "duplicate-id", f"the id {rule_id} is also used by '{other.title}' ({other.source.display_path})"))
+            problems.append(_document_problem(document, Code.DUPLICATE_ID, f"the id {rule_id} is also used by '{other.title}' ({other.source.display_path})"))
         else:
             first_with_id.setdefault(rule_id, document)
         base = rule_id if _SLUG_ID.match(rule_id) else slugify(document.name or document.title) or "rule"
@@ -165,7 +165,7 @@ def _link(entries: list[Entry], problems: list[Problem]) -> None:
             for reference in document.rules:
                 target = lookup.get(reference.strip().lower())
                 if target is None:
-                    problems.append(_document_problem(document, "unresolved-reference", f"'{reference}' names no rule of the catalog (by id or name)", Severity.WARNING))
+                    problems.append(_document_problem(document, Code.UNRESOLVED_REFERENCE, f"'{reference}' names no rule of the catalog (by id or name)", Severity.WARNING))
                     continue
                 entry.targets.append(target)
                 (target.correlations if isinstance(document, CorrelationRule) else target.filters).append(entry)
@@ -179,9 +179,9 @@ def _map_attack(entries: list[Entry], attack: "AttackKnowledge", problems: list[
     for entry in entries:
         entry.attack = map_tags(entry.document.tags, attack)
         for finding in entry.attack.findings:
-            severity = Severity.WARNING if finding.severity == "warning" else None
+            severity = Severity.WARNING if finding.severity is Severity.WARNING else None
             if severity is not None:
-                problems.append(_document_problem(entry.document, f"attack-{finding.code}", finding.message, severity))
+                problems.append(_document_problem(entry.document, Code.ATTACK_PREFIX + finding.code, finding.message, severity))
 
 
 def _document_problem(document: SigmaDocument, code: str, message: str, severity: Severity = Severity.ERROR) -> Problem:

@@ -9,6 +9,63 @@ from enum import Enum
 class Severity(str, Enum):
     ERROR = "error"
     WARNING = "warning"
+    INFO = "info"  # ATT&CK findings shown on the rule page only (`catalog check` reports them as warnings)
+
+
+class Code:
+    """Every problem code (`Problem.code`), by what it means; the text is what reports show."""
+
+    # reading files (loader)
+    MISSING_FOLDER = "missing-folder"
+    SYMLINK_OUTSIDE = "symlink-outside"
+    FILE_TOO_LARGE = "file-too-large"
+    UNREADABLE = "unreadable"
+    NOT_UTF8 = "not-utf8"
+    EMPTY_FILE = "empty-file"
+    YAML = "yaml"
+    NOT_A_MAP = "not-a-map"
+    UNKNOWN_ACTION = "unknown-action"
+    # reading documents (loader)
+    NOT_A_RULE = "not-a-rule"
+    MISSING_FIELD = "missing-field"
+    WRONG_TYPE = "wrong-type"
+    ID_NOT_UUID = "id-not-uuid"
+    UNKNOWN_STATUS = "unknown-status"
+    UNKNOWN_LEVEL = "unknown-level"
+    UNKNOWN_RELATION = "unknown-relation"
+    MISSING_LOGSOURCE = "missing-logsource"
+    NO_SEARCH = "no-search"
+    IDENTIFIER_NAME = "identifier-name"
+    UNUSED_IDENTIFIER = "unused-identifier"
+    EMPTY_SEARCH = "empty-search"
+    EMPTY_VALUES = "empty-values"
+    MODIFIER = "modifier"
+    CONDITION = "condition"
+    UPPERCASE_OPERATOR = "uppercase-operator"
+    LEGACY_AGGREGATION = "legacy-aggregation"
+    TIMESPAN = "timespan"
+    CORRELATION_TYPE = "correlation-type"
+    CORRELATION_CONDITION = "correlation-condition"
+    # the catalog as a whole (pipeline)
+    DUPLICATE_ID = "duplicate-id"
+    UNRESOLVED_REFERENCE = "unresolved-reference"
+    # ATT&CK tags (attack.mapping); reported with ATTACK_PREFIX
+    UNKNOWN_TECHNIQUE = "unknown-technique"
+    REVOKED_TECHNIQUE = "revoked-technique"
+    DEPRECATED_TECHNIQUE = "deprecated-technique"
+    UNKNOWN_GROUP = "unknown-group"
+    REVOKED_GROUP = "revoked-group"
+    UNKNOWN_SOFTWARE = "unknown-software"
+    REVOKED_SOFTWARE = "revoked-software"
+    UNKNOWN_TACTIC = "unknown-tactic"
+    MALFORMED_TAG = "malformed-tag"
+    TECHNIQUE_TACTIC_NOT_TAGGED = "technique-tactic-not-tagged"
+    ATTACK_PREFIX = "attack-"
+    # pySigma's validators (`catalog check --pysigma`): PYSIGMA_PREFIX + the validator's identifier
+    PYSIGMA_PARSE = "pysigma-parse"
+    PYSIGMA_PREFIX = "pysigma-"
+    #: Files the engine could not read as YAML at all.
+    UNREADABLE_FILE = frozenset({YAML, NOT_UTF8, FILE_TOO_LARGE, UNREADABLE, EMPTY_FILE, SYMLINK_OUTSIDE})
 
 
 @dataclass(frozen=True, slots=True)
