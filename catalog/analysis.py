@@ -38,6 +38,11 @@ class Stage:
         return tuple(dict.fromkeys(item.field or "(keyword)" for item in self.identifier.items if item.match_all))
 
 
+def field_label(field: str | None) -> str:
+    """How pages name a field; keywords (values without a field) have none."""
+    return field if field is not None else "(keyword)"
+
+
 @dataclass(slots=True)  # not frozen: created by the hundred thousand, frozen init is slow
 class Indicator:
     field: str | None  # None for keywords
@@ -49,7 +54,7 @@ class Indicator:
 
     @property
     def field_label(self) -> str:
-        return self.field if self.field is not None else "(keyword)"
+        return field_label(self.field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +68,7 @@ class ExcludedItem:
 
     @property
     def field_label(self) -> str:
-        return self.field if self.field is not None else "(keyword)"
+        return field_label(self.field)
 
 
 @dataclass(frozen=True, slots=True)

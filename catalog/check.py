@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from catalog.pipeline import Catalog, build_catalog
-from catalog.problems import Code, Problem, Severity
+from catalog.problems import Code, Problem, Severity, one_line
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -209,7 +209,7 @@ def pysigma_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
         except Exception as error:  # a validator that chokes on one rule must not stop the others
             display = where[id(rule)]
             found.append(Problem(display, lines.get((display, str(rule.id) if rule.id else ""), 0), 0, Severity.WARNING,
-                                 Code.PYSIGMA_PARSE, f"pySigma cannot validate '{rule.title}': {_one_line(error)}"))
+                                 Code.PYSIGMA_PARSE, f"pySigma cannot validate '{rule.title}': {one_line(error)}"))
     issues.extend(validator.finalize())
     for issue in issues:
         if not _pysigma_issue_wanted(issue):
@@ -232,10 +232,10 @@ def _pysigma_parse(rule_file, collection_type, location_type, rules: list, where
         text = rule_file.path.read_text(encoding="utf-8-sig")
         collection = collection_type.from_yaml(text, collect_errors=True, source=location_type(display), resolve_references=False)
     except Exception as error:  # pySigma raises many kinds for broken input; ours has said why
-        found.append(Problem(display, 0, 0, Severity.WARNING, Code.PYSIGMA_PARSE, f"pySigma cannot read the file: {_one_line(error)}"))
+        found.append(Problem(display, 0, 0, Severity.WARNING, Code.PYSIGMA_PARSE, f"pySigma cannot read the file: {one_line(error)}"))
         return
     for error in collection.errors:
-        found.append(Problem(display, 0, 0, Severity.WARNING, Code.PYSIGMA_PARSE, f"pySigma: {_one_line(error)}"))
+        found.append(Problem(display, 0, 0, Severity.WARNING, Code.PYSIGMA_PARSE, f"pySigma: {one_line(error)}"))
     for rule in collection.rules:
         where[id(rule)] = display
         rules.append(rule)
@@ -273,10 +273,6 @@ def _issue_message(issue: object) -> str:
             details.append(f"{item.name}={text}")
     description = getattr(issue, "description", "pySigma validation issue")
     return f"pySigma: {description}" + (f" ({', '.join(details)})" if details else "")
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300] or type(error).__name__
 
 
 # --- which folders ------------------------------------------------------------------------

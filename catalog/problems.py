@@ -99,6 +99,12 @@ class Problem:
         }
 
 
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's message for a one-line report: whitespace runs as one space, cut at `limit`."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class RuleError(Exception):
     """Raised while reading one document; carries the problem to report instead of a traceback."""
 

@@ -483,6 +483,17 @@ def test_strict_option_lists_every_rule_error(tmp_path):
     assert "b.yml" in result.stderr and "c.yml" in result.stderr
 
 
+def test_enabled_false_leaves_the_site_as_mkdocs_makes_it(tmp_path):
+    """`enabled: false`: no catalog (not even for broken rules under strict), only the docs pages."""
+    config = write_project(tmp_path / "project", {"b.yml": "title: [unclosed\n"}, "strict: true\nenabled: false")
+    (config.parent / "docs" / "index.md").write_text("# Home\n\nThe docs only.\n", encoding="utf-8")
+    result = run_build("mkdocs", config, tmp_path / "site")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "site" / "index.html").is_file()
+    assert "sigma-catalog" not in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert not (tmp_path / "site" / "rules").exists() and not (tmp_path / "site" / "assets" / "sigma-catalog").exists()
+
+
 def test_rule_folder_mapping_with_source_url(tmp_path):
     config = write_project(tmp_path, {"a.yml": OTHER_RULE})
     text = config.read_text().replace(

@@ -28,6 +28,7 @@ from catalog.attack.knowledge import (
     open_bundle_bytes,
     release_from_name,
 )
+from catalog.problems import one_line
 
 KEPT_TYPES = frozenset({"attack-pattern", "x-mitre-tactic", "x-mitre-matrix", "intrusion-set", "malware", "tool"})
 KEPT_RELATIONSHIPS = frozenset({"revoked-by", "subtechnique-of"})
@@ -141,20 +142,15 @@ def update_snapshot(release: str | None = None, output: str | Path = SNAPSHOT) -
                     download_dir=tmp, release=release, domains=("enterprise",), force_download=True
                 )
             except (requests.RequestException, OSError) as exc:
-                raise AttackDataError(f"cannot download ATT&CK data (offline?): {_one_line(exc)}") from exc
+                raise AttackDataError(f"cannot download ATT&CK data (offline?): {one_line(exc)}") from exc
             except ValueError as exc:  # attackcti: release not published
-                raise AttackDataError(_one_line(exc)) from exc
+                raise AttackDataError(one_line(exc)) from exc
             downloaded = sorted(Path(tmp).rglob("enterprise-attack.json"))
             if not downloaded:
                 raise AttackDataError("attackcti downloaded no enterprise-attack.json")
             return make_snapshot(downloaded[0], output, release=release)
     finally:
         socket.setdefaulttimeout(previous)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _read_objects(source: Path) -> tuple[list[dict[str, Any]], str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from catalog.analysis import IndicatorKey
+from catalog.analysis import IndicatorKey, field_label
 from catalog.model import FilterRule, Rule
 from catalog.problems import Severity
 from catalog.site.addresses import indicator_path, item_path, key_slug, rule_path
@@ -39,7 +39,7 @@ def add_indicator_pages(data: SiteData, site: Site) -> None:
     shared = corpus.shared()
     top = []
     for key, slugs in shared:
-        field_label, value = spelling.get(key, (key[0] or "(keyword)", key[2]))
+        field_label, value = spelling.get(key, (field_label(key[0] or None), key[2]))
         path = indicator_path(key)
         title = f"{field_label} {key[1]} {value}"
         site.pages.append(Page(path, shorten(title, 120), "indicator.html", {
