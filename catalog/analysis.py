@@ -210,7 +210,7 @@ def _scope(name: str) -> str:
 def _excluded_item(item: DetectionItem) -> ExcludedItem:
     chain = parse_modifiers(item.modifiers)
     kinds = dict.fromkeys(chain.kind(value, item.field is None) for value in item.values)
-    values = sorted((_text(value) for value in item.values), key=lambda text: (text.casefold(), text))
+    values = sorted((value_text(value) for value in item.values), key=lambda text: (text.casefold(), text))
     return ExcludedItem(item.field, " / ".join(kinds) or chain.kind("", item.field is None), tuple(values), chain.match_all)
 
 
@@ -221,13 +221,14 @@ def _indicators(item: DetectionItem, identifier: str) -> list[Indicator]:
     found = []
     for value in item.values:
         kind = chain.kind(value, keyword)
-        text = _text(value)
+        text = value_text(value)
         normalised = text if chain.case_sensitive else text.lower()
         found.append(Indicator(item.field, kind, text, identifier, chain.match_all, (field_key, kind, normalised)))
     return found
 
 
-def _text(value: object) -> str:
+def value_text(value: object) -> str:
+    """A Sigma value as text, as YAML writes it (null, true, false)."""
     if value is None:
         return "null"
     if isinstance(value, bool):

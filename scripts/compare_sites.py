@@ -71,10 +71,14 @@ def fresh(path: Path) -> Path:
     return path
 
 
+#: The docs pages the sites are built with (--docs: those of the baseline, when a change edits docs/).
+DOCS = [REPO / "docs"]
+
+
 def repository_project(work: Path, name: str) -> Path:
     project = fresh(work / name)
     shutil.copytree(REPO / "rules", project / "rules")
-    shutil.copytree(REPO / "docs", project / "docs")
+    shutil.copytree(DOCS[0], project / "docs")
     shutil.copy(REPO / "mkdocs.yml", project / "mkdocs.yml")
     return project
 
@@ -160,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("save", "compare"))
     parser.add_argument("baseline", type=Path)
     parser.add_argument("--only", default=",".join(OUTPUTS), help="comma-separated: " + ", ".join(OUTPUTS))
+    parser.add_argument("--docs", type=Path, default=REPO / "docs",
+                        help="the docs/ folder to build with (default: this checkout's; give the baseline's when docs changed)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/catalog-compare-sites"), help="where the projects are built")
     arguments = parser.parse_args(argv)
     names = [name.strip() for name in arguments.only.split(",") if name.strip()]
@@ -170,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sigmahq: skipped, the corpus is not at {CORPUS}")
         names.remove("sigmahq")
     work = arguments.work.resolve()
+    DOCS[0] = arguments.docs.resolve()
     env = environment(work)
     differences = []
     for name in names:

@@ -39,14 +39,14 @@ def add_indicator_pages(data: SiteData, site: Site) -> None:
     shared = corpus.shared()
     top = []
     for key, slugs in shared:
-        field_label, value = spelling.get(key, (field_label(key[0] or None), key[2]))
+        label, value = spelling.get(key, (field_label(key[0] or None), key[2]))
         path = indicator_path(key)
-        title = f"{field_label} {key[1]} {value}"
+        title = f"{label} {key[1]} {value}"
         site.pages.append(Page(path, shorten(title, 120), "indicator.html", {
-            "field": field_label, "kind": key[1], "value": value, "count": len(slugs), "rules": data.rule_rows(slugs),
-        }, f"{len(slugs)} Sigma rules look for {field_label} {key[1]} {shorten(value, 80)}"))
+            "field": label, "kind": key[1], "value": value, "count": len(slugs), "rules": data.rule_rows(slugs),
+        }, f"{len(slugs)} Sigma rules look for {label} {key[1]} {shorten(value, 80)}"))
         if len(top) < 500:
-            top.append({"field": field_label, "kind": key[1], "value": value, "count": len(slugs), "path": path})
+            top.append({"field": label, "kind": key[1], "value": value, "count": len(slugs), "path": path})
     site.browse.append(browse_page("indicators/", "Shared indicators", "indicators.html",
                                    {"top": top, "total": len(shared), "distinct": len(corpus)}))
     site.home["shared_indicators"] = len(shared)

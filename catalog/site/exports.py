@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from catalog.analysis import value_text
 from catalog.jsonexport import catalog_to_json
 from catalog.model import FilterRule, Rule
 from catalog.pipeline import Catalog, Entry
@@ -99,9 +100,7 @@ def _cell(value: object) -> str:
     """Text for a spreadsheet cell; a leading = + - @ would start a formula, so it is quoted away."""
     if value is None:
         return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = str(value)
+    text = value_text(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
