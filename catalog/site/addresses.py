@@ -42,8 +42,10 @@ CATALOG_JSON = EXPORTS + "catalog.json"
 TECHNIQUES_CSV = EXPORTS + "rules-techniques.csv"
 NAVIGATOR = EXPORTS + "navigator/"
 CHANGES = "changes/"
+#: The All rules page; every rule page is below it.
+RULES = "rules/"
 #: The search index's pattern of a rule page address (the script puts the slug in).
-RULE_PATTERN = "rules/{slug}/"
+RULE_PATTERN = RULES + "{slug}/"
 
 _CLEAN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _TECHNIQUE_ID = re.compile(r"T\d{4}(?:\.\d{3})?")
@@ -82,6 +84,10 @@ def indicator_slug(key: IndicatorKey) -> str:
 
 def rule_path(slug: str) -> str:
     return RULE_PATTERN.replace("{slug}", slug)
+
+
+def is_rule_path(path: str) -> bool:
+    return path.startswith(RULES)
 
 
 def rule_redirect_path(rule_id: str | None) -> str | None:

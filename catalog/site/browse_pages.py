@@ -12,7 +12,7 @@ from collections import defaultdict
 from catalog.analysis import IndicatorKey, field_label
 from catalog.model import FilterRule, Rule
 from catalog.problems import Severity
-from catalog.site.addresses import indicator_path, item_path, key_slug, rule_path
+from catalog.site.addresses import RULES, indicator_path, item_path, key_slug, rule_path
 from catalog.site.model import Grouping, Page, Site, SiteData, browse_page, list_page, shorten, split_authors
 
 #: The browse dimensions of document metadata: (section, title, singular, the values of a document).
@@ -131,7 +131,7 @@ def add_listing_pages(data: SiteData, site: Site) -> None:
     """All rules (first in the navigation), and the correlations and filters when there are any."""
     all_rows = [dict(data.rows[entry.slug], logsource=entry.document.logsource.label if isinstance(entry.document, (Rule, FilterRule)) else "")
                 for entry in data.entries]
-    site.browse.insert(0, browse_page("rules/", "All rules", "rules.html", {"rules": all_rows}))
+    site.browse.insert(0, browse_page(RULES, "All rules", "rules.html", {"rules": all_rows}))
     for kind, section, title in (("correlation", "correlations", "Correlations"), ("filter", "filters", "Filters")):
         rows = []
         for entry in data.entries:

@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 from catalog import pipeline
 from catalog.loader import LoadResult, discover, load_file
-from catalog.site.addresses import FRAME_PATH, is_safe_page_path, page_href
+from catalog.site.addresses import FRAME_PATH, is_rule_path, is_safe_page_path, page_href
 from catalog.site.exports import ExportFile
 from catalog.site.model import Page
 from catalog.site.render import TEMPLATES, Frame, Renderer
@@ -245,7 +245,7 @@ def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page],
         extra = "".join(
             f"<url>\n         <loc>{base}{page_href(page.path, directory_urls)}</loc>\n    </url>\n    "
             for page in pages
-            if page.path.startswith("rules/")
+            if is_rule_path(page.path)
         )
         tail = kept[-1]
         kept[-1] = tail.replace("</urlset>", extra + "</urlset>") if "</urlset>" in tail else tail
