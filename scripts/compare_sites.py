@@ -17,7 +17,7 @@ The outputs:
 - `check`: `catalog check` (text, json, github) and `catalog analyze --json` on rules/ and SigmaHQ,
   and `catalog check --config` (the rule folders read from an mkdocs.yml); timings masked.
 
-Every build gets the same SOURCE_DATE_EPOCH, PYTHONHASHSEED and a cold cache, and runs in projects
+Every build gets the same SOURCE_DATE_EPOCH, PYTHONHASHSEED and cold caches (the ATT&CK cache too), and runs in projects
 at the same place (--work), so nothing but the code can make two runs differ. The build logs are
 saved too (numbers with a decimal point masked) and compared like files.
 """
@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sigmahq: skipped, the corpus is not at {CORPUS}")
         names.remove("sigmahq")
     work = arguments.work.resolve()
+    shutil.rmtree(work / "attack-cache", ignore_errors=True)  # the ATT&CK data is extracted again too
     DOCS[0] = arguments.docs.resolve()
     env = environment(work)
     differences = []

@@ -40,11 +40,7 @@ CORE = {module for name, modules in STEPS[: [n for n, _ in STEPS].index("diff") 
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 60
 #: Functions still over the limit, in modules being reworked elsewhere; this list only shrinks.
-LONG_FUNCTIONS = {
-    ("catalog/attack/knowledge.py", "_extract"),
-    ("catalog/attack/mapping.py", "map_tags"),
-    ("catalog/attack/snapshot.py", "make_snapshot"),
-}
+LONG_FUNCTIONS = {("catalog/attack/mapping.py", "map_tags")}
 #: Modules still over the limit, being reworked elsewhere; this list only shrinks.
 LONG_MODULES = {"catalog/loader.py", "catalog/attack/knowledge.py"}
 
