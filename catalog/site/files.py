@@ -59,7 +59,7 @@ class BuildFiles:
         if signature != self._memo_signature:  # another configuration: nothing of the last build holds
             self._memo_signature, self._page_memo, self._json_memo = signature, {}, {}
         # (the change preview adds banners to rule pages: no page may be shared between its builds)
-        builder = SiteBuilder(catalog, folders, kb, config.site_name, memo=self._page_memo if serving and not options.base else None)
+        builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None)
         if options.strict and catalog.errors:
             listing = "\n".join(f"  {builder.data.location(p)}: {p.message} [{p.code}]" for p in catalog.errors)
             raise PluginError(f"sigma-catalog: {len(catalog.errors)} rule errors (strict: true):\n{listing}")

@@ -72,11 +72,9 @@ class Site:
 class SiteData:
     """What the page families of one build share: the catalog, its folders, and lookups over it."""
 
-    def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None,
-                 site_name: str = "Detection rules") -> None:
+    def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None) -> None:
         self.catalog = catalog
         self.kb = kb
-        self.site_name = site_name
         self.folders = {folder.root: folder for folder in folders}
         self.entries = catalog.entries
         self.by_slug = {entry.slug: entry for entry in self.entries}
