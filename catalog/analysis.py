@@ -38,6 +38,11 @@ class Stage:
         return tuple(dict.fromkeys(item.field or "(keyword)" for item in self.identifier.items if item.match_all))
 
 
+def field_label(field: str | None) -> str:
+    """How pages name a field; keywords (values without a field) have none."""
+    return field if field is not None else "(keyword)"
+
+
 @dataclass(slots=True)  # not frozen: created by the hundred thousand, frozen init is slow
 class Indicator:
     field: str | None  # None for keywords
@@ -50,7 +55,7 @@ class Indicator:
 
     @property
     def field_label(self) -> str:
-        return self.field if self.field is not None else "(keyword)"
+        return field_label(self.field)
 
     @property
     def edge_spaces(self) -> bool:
@@ -69,7 +74,7 @@ class ExcludedItem:
 
     @property
     def field_label(self) -> str:
-        return self.field if self.field is not None else "(keyword)"
+        return field_label(self.field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +215,7 @@ def _scope(name: str) -> str:
 def _excluded_item(item: DetectionItem) -> ExcludedItem:
     chain = parse_modifiers(item.modifiers)
     kinds = dict.fromkeys(chain.kind(value, item.field is None) for value in item.values)
-    values = sorted((_text(value) for value in item.values), key=lambda text: (text.casefold(), text))
+    values = sorted((value_text(value) for value in item.values), key=lambda text: (text.casefold(), text))
     kind = " / ".join(kinds) or chain.kind("", item.field is None)
     return ExcludedItem(item.field, kind, tuple(values), chain.match_all, chain.field_reference)
 
@@ -222,7 +227,7 @@ def _indicators(item: DetectionItem, identifier: str) -> list[Indicator]:
     found = []
     for value in item.values:
         kind = chain.kind(value, keyword)
-        text = _text(value)
+        text = value_text(value)
         if isinstance(value, str) or not _is_number(value):  # strings first: nearly every value is one
             normalised = text if chain.case_sensitive else text.lower()
         else:
@@ -247,7 +252,8 @@ def edge_spaces(text: str) -> bool:
     return text != text.strip()
 
 
-def _text(value: object) -> str:
+def value_text(value: object) -> str:
+    """A Sigma value as text, as YAML writes it (null, true, false; numbers as written)."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -16,19 +16,14 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from catalog.pipeline import Catalog, build_catalog
-from catalog.problems import Problem, Severity
+from catalog.problems import Code, Problem, Severity, one_line
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
 
-#: The MkDocs plugin's name in mkdocs.yml (`plugins: - sigma-catalog: ...`).
-PLUGIN_NAMES = ("sigma-catalog", "catalog")
-#: Option names that hold the rule folders in the plugin's configuration, most likely first.
-RULE_FOLDER_OPTIONS = ("rules", "rule_dirs", "roots", "paths", "folders")
 DEFAULT_FOLDERS = ("rules",)
 
 FORMATS = ("text", "json", "github")
@@ -123,20 +118,20 @@ def attack_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
             continue
         source = entry.document.source
         for finding in entry.attack.findings:
-            if finding.severity == "warning":
+            if finding.severity is Severity.WARNING:
                 continue  # already among catalog.problems
             message = finding.message
-            if finding.code == "revoked-technique":
+            if finding.code == Code.REVOKED_TECHNIQUE:
                 current = kb.current_technique(finding.tag.split(".", 1)[1])
                 if current is not None:
                     message += f"; tag attack.{current.id.lower()} instead"
-            elif finding.code == "technique-tactic-not-tagged":
+            elif finding.code == Code.TECHNIQUE_TACTIC_NOT_TAGGED:
                 technique = kb.current_technique(finding.tag.split(".", 1)[1])
                 if technique is not None:
                     message += "; add " + " or ".join(f"attack.{name}" for name in technique.tactics)
-            elif finding.code not in ("revoked-group", "revoked-software"):
+            elif finding.code not in (Code.REVOKED_GROUP, Code.REVOKED_SOFTWARE):
                 continue
-            found.append(Problem(source.file_display, source.line, 1, Severity.WARNING, f"attack-{finding.code}", message))
+            found.append(Problem(source.file_display, source.line, 1, Severity.WARNING, Code.ATTACK_PREFIX + finding.code, message))
     return found
 
 
@@ -191,7 +186,7 @@ def pysigma_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
     from sigma.validators.base import SigmaValidationIssueSeverity
     from sigma.validators.core import validators as core_validators
 
-    unreadable = {problem.path for problem in catalog.problems if problem.code in _UNREADABLE}
+    unreadable = {problem.path for problem in catalog.problems if problem.code in Code.UNREADABLE_FILE}
     lines: dict[tuple[str, str], int] = {}
     for entry in catalog.entries:
         source = entry.document.source
@@ -204,22 +199,8 @@ def pysigma_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
     rules: list = []
     where: dict[int, str] = {}  # id(rule) -> file
     for rule_file in catalog.files:
-        display = rule_file.display
-        if display in unreadable:
-            continue
-        try:
-            text = rule_file.path.read_text(encoding="utf-8-sig")
-            collection = SigmaCollection.from_yaml(
-                text, collect_errors=True, source=SigmaRuleLocation(display), resolve_references=False
-            )
-        except Exception as error:  # pySigma raises many kinds for broken input; ours has said why
-            found.append(Problem(display, 0, 0, Severity.WARNING, "pysigma-parse", f"pySigma cannot read the file: {_one_line(error)}"))
-            continue
-        for error in collection.errors:
-            found.append(Problem(display, 0, 0, Severity.WARNING, "pysigma-parse", f"pySigma: {_one_line(error)}"))
-        for rule in collection.rules:
-            where[id(rule)] = display
-            rules.append(rule)
+        if rule_file.display not in unreadable:
+            _pysigma_parse(rule_file, SigmaCollection, SigmaRuleLocation, rules, where, found)
     # one validator over every rule, so the checks that compare rules (ids, titles) see them all
     issues = []
     for rule in rules:
@@ -228,13 +209,13 @@ def pysigma_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
         except Exception as error:  # a validator that chokes on one rule must not stop the others
             display = where[id(rule)]
             found.append(Problem(display, lines.get((display, str(rule.id) if rule.id else ""), 0), 0, Severity.WARNING,
-                                 "pysigma-parse", f"pySigma cannot validate '{rule.title}': {_one_line(error)}"))
+                                 Code.PYSIGMA_PARSE, f"pySigma cannot validate '{rule.title}': {one_line(error)}"))
     issues.extend(validator.finalize())
     for issue in issues:
         if not _pysigma_issue_wanted(issue):
             continue
         severity = Severity.ERROR if issue.severity is SigmaValidationIssueSeverity.HIGH else Severity.WARNING
-        code, message = "pysigma-" + _issue_code(issue), _issue_message(issue)
+        code, message = Code.PYSIGMA_PREFIX + _issue_code(issue), _issue_message(issue)
         for rule in issue.rules or [None]:
             display = where.get(id(rule), "") if rule is not None else ""
             line = 0
@@ -244,7 +225,22 @@ def pysigma_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
     return found
 
 
-_UNREADABLE = {"yaml", "not-utf8", "file-too-large", "unreadable", "empty-file", "symlink-outside"}
+def _pysigma_parse(rule_file, collection_type, location_type, rules: list, where: dict[int, str], found: list[Problem]) -> None:
+    """pySigma's reading of one file: its rules go to `rules` (and `where`), its errors to `found`."""
+    display = rule_file.display
+    try:
+        text = rule_file.path.read_text(encoding="utf-8-sig")
+        collection = collection_type.from_yaml(text, collect_errors=True, source=location_type(display), resolve_references=False)
+    except Exception as error:  # pySigma raises many kinds for broken input; ours has said why
+        found.append(Problem(display, 0, 0, Severity.WARNING, Code.PYSIGMA_PARSE, f"pySigma cannot read the file: {one_line(error)}"))
+        return
+    for error in collection.errors:
+        found.append(Problem(display, 0, 0, Severity.WARNING, Code.PYSIGMA_PARSE, f"pySigma: {one_line(error)}"))
+    for rule in collection.rules:
+        where[id(rule)] = display
+        rules.append(rule)
+
+
 
 
 def _pysigma_issue_wanted(issue: object) -> bool:
@@ -279,59 +275,18 @@ def _issue_message(issue: object) -> str:
     return f"pySigma: {description}" + (f" ({', '.join(details)})" if details else "")
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300] or type(error).__name__
-
-
 # --- which folders ------------------------------------------------------------------------
 
 
 def default_paths(config_file: str | os.PathLike = "mkdocs.yml") -> list[str]:
-    """The rule folders of the catalog plugin in `config_file`, else `rules`."""
-    config_path = Path(config_file)
-    if not config_path.is_file():
-        return list(DEFAULT_FOLDERS)
-    folders = _folders_from_config(config_path)
-    return folders or list(DEFAULT_FOLDERS)
+    """The rule folders of the catalog plugin in `config_file` (as the plugin reads its options),
+    else `rules`; CheckError when the plugin's entry there is not valid."""
+    from catalog.site.config import ConfigError, rule_folders
 
-
-def _folders_from_config(config_path: Path) -> list[str]:
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        """Safe: tags such as !ENV or !!python/name (which MkDocs would act on) read as null."""
-
-    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
     try:
-        with config_path.open("rb") as stream:
-            data = yaml.load(stream, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
-    except Exception:  # an unreadable mkdocs.yml: fall back to the default folder
-        return []
-    if not isinstance(data, dict):
-        return []
-    for plugin in data.get("plugins") or ():
-        if not isinstance(plugin, dict):
-            continue
-        for name, options in plugin.items():
-            if name not in PLUGIN_NAMES or not isinstance(options, dict):
-                continue
-            for option in RULE_FOLDER_OPTIONS:
-                value = options.get(option)
-                if isinstance(value, (str, dict)):
-                    value = [value]
-                if isinstance(value, list) and value:
-                    # items are paths, or mappings {path, name, source_url} (the plugin accepts both)
-                    paths = [item.get("path") if isinstance(item, dict) else item for item in value]
-                    return [_relative_to(config_path, str(path)) for path in paths if isinstance(path, str) and path]
-    return []
-
-
-def _relative_to(config_path: Path, folder: str) -> str:
-    """Plugin paths are relative to mkdocs.yml; keep them short when mkdocs.yml is in the cwd."""
-    if os.path.isabs(folder):
-        return folder
-    base = config_path.parent
-    return folder if base in (Path(""), Path(".")) else os.path.join(os.fspath(base), folder)
+        return rule_folders(config_file) or list(DEFAULT_FOLDERS)
+    except ConfigError as error:
+        raise CheckError(str(error)) from None
 
 
 # --- output -------------------------------------------------------------------------------
@@ -409,7 +364,11 @@ def register(commands) -> None:
 
 
 def run_command(arguments) -> int:
-    paths = arguments.paths or default_paths(arguments.config)
+    try:
+        paths = arguments.paths or default_paths(arguments.config)
+    except CheckError as error:
+        print(f"catalog check: error: {error}", file=sys.stderr)
+        return 2
     kb = None
     if not arguments.no_attack or arguments.pysigma:
         from catalog.attack import AttackDataError, load_knowledge

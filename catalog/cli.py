@@ -86,39 +86,36 @@ def _build(arguments: argparse.Namespace) -> int:
     import os
 
     from mkdocs.commands.build import build as mkdocs_build
+    from mkdocs.commands.serve import serve as mkdocs_serve
     from mkdocs.config import load_config
     from mkdocs.exceptions import MkDocsException
 
-    from catalog.changes import source_date_epoch
+    from catalog.git import source_date_epoch
+    from catalog.site.config import ConfigError, with_plugin_options
 
     _show_mkdocs_log()
     if "SOURCE_DATE_EPOCH" not in os.environ:  # reproducible dates: the last commit's time (docs/review.md)
         epoch = source_date_epoch(Path(arguments.config).resolve().parent)
         if epoch is not None:
             os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
+    # MkDocs' own overrides of mkdocs.yml (as `mkdocs build -d DIR --strict` passes them); --base and
+    # --strict also set the plugin's options, through an override of the `plugins` list
     overrides: dict = {"strict": True} if arguments.strict else {}
-    if arguments.site_dir:
-        overrides["site_dir"] = arguments.site_dir
-
-    def configured(config_file: str | None = None, **kwargs):
-        config = load_config(config_file=config_file or arguments.config, **{**overrides, **kwargs})
-        _set_plugin_options(config, base=arguments.base, strict=arguments.strict)
-        return config
-
     try:
-        if arguments.serve:
-            from mkdocs.commands import serve as mkdocs_serve
-
-            mkdocs_serve.load_config = configured  # serve reloads the config on every rebuild
-            mkdocs_serve.serve(config_file=arguments.config, **({"strict": True} if arguments.strict else {}))
+        if arguments.base or arguments.strict:
+            overrides["plugins"] = with_plugin_options(arguments.config, base=arguments.base, strict=arguments.strict)
+        if arguments.serve:  # serve loads the configuration again on every rebuild, with these overrides
+            mkdocs_serve(config_file=arguments.config, **overrides)
             return 0
-        config = configured()
+        if arguments.site_dir:
+            overrides["site_dir"] = arguments.site_dir
+        config = load_config(config_file=arguments.config, **overrides)
         config.plugins.on_startup(command="build", dirty=False)
         try:
             mkdocs_build(config)
         finally:
             config.plugins.on_shutdown()
-    except MkDocsException as error:
+    except (MkDocsException, ConfigError) as error:
         print(f"catalog build: error: {error}", file=sys.stderr)
         return 1
     return 0
@@ -135,15 +132,6 @@ def _show_mkdocs_log() -> None:
         handler._catalog_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-
-
-def _set_plugin_options(config, **options) -> None:
-    """Set options of the sigma-catalog plugin (those it declares) on a loaded MkDocs config."""
-    for name, plugin in config.plugins.items():
-        if name.split("/")[-1] in check_command.PLUGIN_NAMES:
-            for option, value in options.items():
-                if option in plugin.config and value not in (None, False):
-                    plugin.config[option] = value
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from catalog.model import display_path
-from catalog.problems import SYMLINK_LOOP, Problem, Severity
+from catalog.problems import Code, Problem, Severity
 
 RULE_SUFFIXES = (".yml", ".yaml")
 
@@ -40,7 +40,7 @@ def discover(roots: Sequence[str | os.PathLike]) -> tuple[list[RuleFile], list[P
             files.append(RuleFile(str(base.parent), base.name, base))
             continue
         if not base.is_dir():
-            problems.append(Problem(root_text, 0, 0, Severity.ERROR, "missing-folder", "the rule folder does not exist"))
+            problems.append(Problem(root_text, 0, 0, Severity.ERROR, Code.MISSING_FOLDER, "the rule folder does not exist"))
             continue
         real_base = base.resolve()
         found: list[RuleFile] = []
@@ -56,7 +56,7 @@ def discover(roots: Sequence[str | os.PathLike]) -> tuple[list[RuleFile], list[P
             for name in names:
                 full = os.path.join(directory, name)
                 problem = _link_problem(full, real_base, display_path(root_text, prefix + name), "file")
-                if problem is not None and (name.endswith(RULE_SUFFIXES) or problem.code == SYMLINK_LOOP):
+                if problem is not None and (name.endswith(RULE_SUFFIXES) or problem.code == Code.SYMLINK_LOOP):
                     problems.append(problem)
                 elif name.endswith(RULE_SUFFIXES) and problem is None:
                     found.append(RuleFile(root_text, prefix + name, Path(full)))
@@ -76,8 +76,8 @@ def _link_problem(path: str, real_base: Path, display: str, kind: str) -> Proble
     except FileNotFoundError:
         return None  # a dangling link: its file cannot be read, which reading it will say
     except (OSError, RuntimeError):
-        return Problem(display, 0, 0, Severity.ERROR, SYMLINK_LOOP, f"the {kind} is a symbolic link that leads back to itself (a loop); it is not read")
+        return Problem(display, 0, 0, Severity.ERROR, Code.SYMLINK_LOOP, f"the {kind} is a symbolic link that leads back to itself (a loop); it is not read")
     if target.is_relative_to(real_base):
         return None
     detail = "its files are not read" if kind == "folder" else "it is not read"
-    return Problem(display, 0, 0, Severity.ERROR, "symlink-outside", f"the {kind} is a symbolic link to a place outside the rule folder; {detail}")
+    return Problem(display, 0, 0, Severity.ERROR, Code.SYMLINK_OUTSIDE, f"the {kind} is a symbolic link to a place outside the rule folder; {detail}")

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from catalog.files import RuleFile, discover
 from catalog.model import RuleSource, SigmaDocument, display_path
-from catalog.problems import DUPLICATE_KEY, EXPANDS_TOO_LARGE, NOT_A_RULE, Problem, RuleError, Severity, internal_error
+from catalog.problems import Code, Problem, RuleError, Severity, internal_error
 from catalog.reader import DocumentReader, describe
 from catalog.reader import problem as _problem
 from catalog.timelimit import time_limit
@@ -56,16 +56,16 @@ def _read_file(rule_file: RuleFile) -> tuple[list[SigmaDocument], list[Problem]]
     try:
         size = rule_file.path.stat().st_size
         if size > MAX_FILE_BYTES:
-            return [], [_problem(display, 0, 0, "file-too-large", f"the file has {size:,} bytes, more than the {MAX_FILE_BYTES:,} a rule may have")]
+            return [], [_problem(display, 0, 0, Code.FILE_TOO_LARGE, f"the file has {size:,} bytes, more than the {MAX_FILE_BYTES:,} a rule may have")]
         data = rule_file.path.read_bytes()
     except OSError as error:
-        return [], [_problem(display, 0, 0, "unreadable", f"the file cannot be read: {error.strerror}")]
+        return [], [_problem(display, 0, 0, Code.UNREADABLE, f"the file cannot be read: {error.strerror}")]
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
-        return [], [_problem(display, line, column, "not-utf8", f"byte 0x{data[error.start]:02x} is not valid UTF-8; rules must be UTF-8 text")]
+        return [], [_problem(display, line, column, Code.NOT_UTF8, f"byte 0x{data[error.start]:02x} is not valid UTF-8; rules must be UTF-8 text")]
     return load_text(text, rule_file.root, rule_file.relative)
 
 
@@ -74,7 +74,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
     display = display_path(root, relative)
     problems: list[Problem] = []
     if not text.strip():
-        return [], [_problem(display, 0, 0, "empty-file", "the file is empty: there is no rule in it")]
+        return [], [_problem(display, 0, 0, Code.EMPTY_FILE, "the file is empty: there is no rule in it")]
     try:
         yaml_documents = list(load_documents(text))
     except YamlError as error:
@@ -83,7 +83,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
     lines = text.splitlines(keepends=True)
     present = [document for document in yaml_documents if document.data is not None]
     if not present:
-        return [], [_problem(display, 0, 0, "empty-file", "the file holds only empty YAML documents")]
+        return [], [_problem(display, 0, 0, Code.EMPTY_FILE, "the file holds only empty YAML documents")]
     documents: list[SigmaDocument] = []
     collection = _Collection(sum(yaml_document.characters for yaml_document in yaml_documents))
     slice_start = 0
@@ -96,7 +96,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
             continue
         problems.extend(_duplicate_key_problems(display, yaml_document))
         if not isinstance(data, YamlMap):
-            problems.append(_problem(display, yaml_document.line, 1, "not-a-map", f"a Sigma document must be a map of keys, not {describe(data)}"))
+            problems.append(_problem(display, yaml_document.line, 1, Code.NOT_A_MAP, f"a Sigma document must be a map of keys, not {describe(data)}"))
             continue
         action = data.get("action")
         if action == "global":
@@ -107,15 +107,15 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
             continue
         if action is not None and action != "repeat":
             line, column = data.value_position("action")
-            problems.append(_problem(display, line, column, "unknown-action", f"unknown collection action '{action}' (Sigma knows global, reset and repeat)"))
+            problems.append(_problem(display, line, column, Code.UNKNOWN_ACTION, f"unknown collection action '{action}' (Sigma knows global, reset and repeat)"))
             continue
         data = collection.complete(data, yaml_document.characters, repeat=action == "repeat")
         if data is None:
-            problems.append(_problem(display, yaml_document.line, 1, EXPANDS_TOO_LARGE, f"with the parts that 'action: global' and 'action: repeat' copy into its documents, the file expands to more than {MAX_EXPANDED_CHARACTERS:,} characters; the documents from here on are not read"))
+            problems.append(_problem(display, yaml_document.line, 1, Code.EXPANDS_TOO_LARGE, f"with the parts that 'action: global' and 'action: repeat' copy into its documents, the file expands to more than {MAX_EXPANDED_CHARACTERS:,} characters; the documents from here on are not read"))
             break
         if not any(key in data for key in RULE_KEYS):  # a CI workflow, a config file: say so once, calmly
             keys = ", ".join(str(key) for key in list(data.positions())[:5])  # as written (`on`, not True)
-            problems.append(_problem(display, yaml_document.line, 1, NOT_A_RULE, f"not a rule: the YAML has none of title, detection, correlation or filter (its keys: {keys[:120]})", Severity.INFO))
+            problems.append(_problem(display, yaml_document.line, 1, Code.NOT_A_RULE, f"not a rule: the YAML has none of title, detection, correlation or filter (its keys: {keys[:120]})", Severity.INFO))
             continue
         has_global = collection.global_part is not None
         source = RuleSource(
@@ -136,7 +136,7 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
 
 def _duplicate_key_problems(display: str, document: YamlDocument) -> list[Problem]:
     return [
-        _problem(display, duplicate.line, duplicate.column, DUPLICATE_KEY,
+        _problem(display, duplicate.line, duplicate.column, Code.DUPLICATE_KEY,
                  f"duplicate key '{duplicate.key[:60]}' on lines {duplicate.first_line} and {duplicate.line}: "
                  f"the value of line {duplicate.first_line} is lost, the rule is read with the value of line {duplicate.line}")
         for duplicate in document.duplicates

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import logging
 import os
 import re
 import weakref
@@ -15,13 +14,11 @@ from catalog.analysis import Exclusion, RuleAnalysis, analyse, exclusions_of
 from catalog.corpus import CorpusIndex
 from catalog.loader import LoadResult, RuleFile, load
 from catalog.model import CorrelationRule, Detection, FilterRule, Rule, SigmaDocument
-from catalog.problems import DIALECT_EXCLUDED, Problem, Severity, internal_error
+from catalog.problems import Code, Problem, Severity, internal_error
 from catalog.timelimit import time_limit
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge, AttackMapping
-
-log = logging.getLogger("mkdocs.plugins.sigma_catalog")
 
 _SLUG_ID = re.compile(r"^[0-9a-f][0-9a-f-]{7,63}$")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -43,11 +40,15 @@ class Entry:
     @property
     def filter_exclusions(self) -> list[Exclusion]:
         """Exclusions that Sigma filter rules add to this rule."""
+        return [exclusion for _, exclusion in self.exclusions_by_filter()]
+
+    def exclusions_by_filter(self) -> list[tuple["Entry", Exclusion]]:
+        """(filter entry, exclusion) for every exclusion that a Sigma filter rule adds to this rule."""
         found = []
         for entry in self.filters:
             detection = entry.document.detection
             for condition in detection.conditions:
-                found.extend(exclusions_of(condition.expression, detection.identifiers, entry.document.title))
+                found.extend((entry, exclusion) for exclusion in exclusions_of(condition.expression, detection.identifiers, entry.document.title))
         return found
 
 
@@ -143,7 +144,7 @@ def _of_dialects(documents: list[SigmaDocument], dialects: Collection[str], prob
         if document.dialect in dialects:
             kept.append(document)
         else:
-            problems.append(_document_problem(document, DIALECT_EXCLUDED, f"a {document.dialect} rule, left out: the build takes {', '.join(sorted(dialects))} rules", Severity.INFO))
+            problems.append(_document_problem(document, Code.DIALECT_EXCLUDED, f"a {document.dialect} rule, left out: the build takes {', '.join(sorted(dialects))} rules", Severity.INFO))
     return kept
 
 
@@ -190,7 +191,7 @@ def _duplicate_ids(documents: list[SigmaDocument], problems: list[Problem]) -> N
         for document in sharing if len(sharing) > 1 else ():
             others = "; ".join(f"'{other.title}' ({_inside_rule_folder(other)})" for other in sharing if other is not document)
             line, column = document.id_position or (document.source.line, 1)
-            problems.append(Problem(document.source.file_display, line, column, Severity.ERROR, "duplicate-id", f"the id {rule_id} is also used by {others}"))
+            problems.append(Problem(document.source.file_display, line, column, Severity.ERROR, Code.DUPLICATE_ID, f"the id {rule_id} is also used by {others}"))
 
 
 def _inside_rule_folder(document: SigmaDocument) -> str:
@@ -217,7 +218,7 @@ def _link(entries: list[Entry], problems: list[Problem]) -> None:
             for reference in document.rules:
                 target = lookup.get(reference.strip().lower())
                 if target is None:
-                    problems.append(_document_problem(document, "unresolved-reference", f"'{reference}' names no rule of the catalog (by id or name)", Severity.WARNING))
+                    problems.append(_document_problem(document, Code.UNRESOLVED_REFERENCE, f"'{reference}' names no rule of the catalog (by id or name)", Severity.WARNING))
                     continue
                 entry.targets.append(target)
                 (target.correlations if isinstance(document, CorrelationRule) else target.filters).append(entry)
@@ -230,9 +231,9 @@ def _map_attack(entry: Entry, attack: "AttackKnowledge", problems: list[Problem]
 
     entry.attack = map_tags(entry.document.tags, attack)
     for finding in entry.attack.findings:
-        if finding.severity == "warning":
+        if finding.severity is Severity.WARNING:
             line, column = entry.document.tag_position(finding.tag) or (entry.document.source.line, 1)
-            problems.append(Problem(entry.document.source.file_display, line, column, Severity.WARNING, f"attack-{finding.code}", finding.message))
+            problems.append(Problem(entry.document.source.file_display, line, column, Severity.WARNING, Code.ATTACK_PREFIX + finding.code, finding.message))
 
 
 def _document_problem(document: SigmaDocument, code: str, message: str, severity: Severity = Severity.ERROR) -> Problem:

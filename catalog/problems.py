@@ -9,7 +9,74 @@ from enum import Enum
 class Severity(str, Enum):
     ERROR = "error"
     WARNING = "warning"
-    INFO = "info"  # a notice: nothing is wrong with a rule (e.g. a file that is not a rule at all)
+    INFO = "info"  # a notice: nothing wrong with a rule (a file that is not a rule; page-only ATT&CK notes)
+
+
+class Code:
+    """Every problem code (`Problem.code`), by what it means; the text is what reports show."""
+
+    # reading files (loader)
+    MISSING_FOLDER = "missing-folder"
+    SYMLINK_OUTSIDE = "symlink-outside"
+    SYMLINK_LOOP = "symlink-loop"  # a file or folder linked back to itself
+    FILE_TOO_LARGE = "file-too-large"
+    UNREADABLE = "unreadable"
+    NOT_UTF8 = "not-utf8"
+    EMPTY_FILE = "empty-file"
+    YAML = "yaml"
+    RECURSIVE_ALIAS = "recursive-alias"  # `x: &x [*x]`: an infinite value
+    EXPANDS_TOO_LARGE = "expands-too-large"  # through aliases, global or repeat: past yamlsafe's limits
+    DUPLICATE_KEY = "duplicate-key"  # a key written twice in one map; the rule loads with the last value
+    #: reading or analysing failed in a way no other code describes (a bug or a resource limit)
+    INTERNAL_ERROR = "internal-error"
+    NOT_A_MAP = "not-a-map"
+    UNKNOWN_ACTION = "unknown-action"
+    # reading documents (loader)
+    NOT_A_RULE = "not-a-rule"  # YAML with no title, detection, correlation or filter
+    UNKNOWN_RULETYPE = "unknown-ruletype"  # a `ruletype` other than Sigma or Hayabusa; read as Sigma
+    DIALECT_EXCLUDED = "dialect-excluded"  # a document of a dialect the build leaves out
+    LOGSOURCE_LIST = "logsource-list"  # a log source field given as a list; every value kept
+    SECTION_NAME_KEY = "section-name-key"  # `correlation:`/`filter:` text in a detection rule: a custom key
+    SIMULATION = "simulation"  # a `simulation` entry that is not a map of text values; left out
+    MISSING_FIELD = "missing-field"
+    WRONG_TYPE = "wrong-type"
+    ID_NOT_UUID = "id-not-uuid"
+    UNKNOWN_STATUS = "unknown-status"
+    UNKNOWN_LEVEL = "unknown-level"
+    UNKNOWN_RELATION = "unknown-relation"
+    MISSING_LOGSOURCE = "missing-logsource"
+    NO_SEARCH = "no-search"
+    IDENTIFIER_NAME = "identifier-name"
+    UNUSED_IDENTIFIER = "unused-identifier"
+    EMPTY_SEARCH = "empty-search"
+    EMPTY_VALUES = "empty-values"
+    MODIFIER = "modifier"
+    CONDITION = "condition"
+    UPPERCASE_OPERATOR = "uppercase-operator"
+    LEGACY_AGGREGATION = "legacy-aggregation"
+    TIMESPAN = "timespan"
+    CORRELATION_TYPE = "correlation-type"
+    CORRELATION_CONDITION = "correlation-condition"
+    # the catalog as a whole (pipeline)
+    DUPLICATE_ID = "duplicate-id"
+    UNRESOLVED_REFERENCE = "unresolved-reference"
+    # ATT&CK tags (attack.mapping); reported with ATTACK_PREFIX
+    UNKNOWN_TECHNIQUE = "unknown-technique"
+    REVOKED_TECHNIQUE = "revoked-technique"
+    DEPRECATED_TECHNIQUE = "deprecated-technique"
+    UNKNOWN_GROUP = "unknown-group"
+    REVOKED_GROUP = "revoked-group"
+    UNKNOWN_SOFTWARE = "unknown-software"
+    REVOKED_SOFTWARE = "revoked-software"
+    UNKNOWN_TACTIC = "unknown-tactic"
+    MALFORMED_TAG = "malformed-tag"
+    TECHNIQUE_TACTIC_NOT_TAGGED = "technique-tactic-not-tagged"
+    ATTACK_PREFIX = "attack-"
+    # pySigma's validators (`catalog check --pysigma`): PYSIGMA_PREFIX + the validator's identifier
+    PYSIGMA_PARSE = "pysigma-parse"
+    PYSIGMA_PREFIX = "pysigma-"
+    #: Files the engine could not read as YAML at all.
+    UNREADABLE_FILE = frozenset({YAML, RECURSIVE_ALIAS, EXPANDS_TOO_LARGE, NOT_UTF8, FILE_TOO_LARGE, UNREADABLE, EMPTY_FILE, SYMLINK_OUTSIDE, SYMLINK_LOOP, INTERNAL_ERROR})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +110,12 @@ class Problem:
         }
 
 
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's message for a one-line report: whitespace runs as one space, cut at `limit`."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class RuleError(Exception):
     """Raised while reading one document; carries the problem to report instead of a traceback."""
 
@@ -51,33 +124,8 @@ class RuleError(Exception):
         self.problem = problem
 
 
-# --- Problem codes of the engine's reading of any Sigma repository (issue 8) --------------------
-# Kept in their own block so they merge cleanly with the constants above; docs/analysis.md lists
-# each with its severity and an example.
-NOT_A_RULE = "not-a-rule"  # info: YAML that is not a rule (no title, detection, correlation or filter)
-DUPLICATE_KEY = "duplicate-key"  # error: a key written twice in one map; the rule loads with the last value
-LOGSOURCE_LIST = "logsource-list"  # warning: a log source field given as a list; every value kept
-SECTION_NAME_KEY = "section-name-key"  # warning: `correlation:`/`filter:` text in a detection rule, read as a custom key
-UNKNOWN_RULETYPE = "unknown-ruletype"  # info: a `ruletype` other than Sigma or Hayabusa; read as Sigma
-DIALECT_EXCLUDED = "dialect-excluded"  # info: a document of a dialect the build leaves out
-SIMULATION = "simulation"  # warning: a `simulation` entry that is not a map of text values; left out
-
-# --- Problem codes of the limits that keep one file from costing more than its own page ----------
-# (issue 10; kept apart from the codes above, which are written inline where they are raised)
-
-#: An alias refers to the map or list it is part of (`x: &x [*x]`): the value would be infinite.
-RECURSIVE_ALIAS = "recursive-alias"
-#: Through aliases (or `action: global`), the file expands past yamlsafe's values or characters limit.
-EXPANDS_TOO_LARGE = "expands-too-large"
-#: A file or folder of the rule folder is a symbolic link that leads back to itself.
-SYMLINK_LOOP = "symlink-loop"
-#: Reading or analysing the file failed in a way no other code describes (a bug, or a resource
-#: limit such as MemoryError or RecursionError); the message names the exception.
-INTERNAL_ERROR = "internal-error"
-
-
 def internal_error(path: str, error: BaseException, step: str = "reading this file", line: int = 0) -> Problem:
     """The problem for an unexpected failure while handling one file: it costs that file only."""
-    detail = " ".join(str(error).split())[:200]
+    detail = one_line(error, 200) if str(error).strip() else ""
     message = f"{step} failed: {type(error).__name__}{': ' + detail if detail else ''} (a limit or a bug of the catalog; the other files are not affected)"
-    return Problem(path, line, 1 if line else 0, Severity.ERROR, INTERNAL_ERROR, message)
+    return Problem(path, line, 1 if line else 0, Severity.ERROR, Code.INTERNAL_ERROR, message)

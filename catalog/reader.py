@@ -29,7 +29,7 @@ from catalog.model import (
     Simulation,
 )
 from catalog.modifiers import parse_modifiers
-from catalog.problems import LOGSOURCE_LIST, SECTION_NAME_KEY, SIMULATION, UNKNOWN_RULETYPE, Problem, RuleError, Severity
+from catalog.problems import Code, Problem, RuleError, Severity
 from catalog.yamlsafe import YamlList, YamlMap
 
 STATUSES = {"stable", "test", "experimental", "deprecated", "unsupported"}
@@ -113,14 +113,14 @@ class DocumentReader:
     def text(self, data: YamlMap, key: str, required: bool = False) -> str | None:
         if key not in data or data[key] is None:
             if required:
-                raise self.fail((data.line, data.column), "missing-field", f"the required field '{key}' is missing")
+                raise self.fail((data.line, data.column), Code.MISSING_FIELD, f"the required field '{key}' is missing")
             return None
         value = data[key]
         if isinstance(value, (dict, list)):
-            raise self.fail(data.value_position(key), "wrong-type", f"'{key}' must be text, not {describe(value)}")
+            raise self.fail(data.value_position(key), Code.WRONG_TYPE, f"'{key}' must be text, not {describe(value)}")
         text = str(value).lower() if isinstance(value, bool) else str(value)
         if required and not text.strip():
-            raise self.fail(data.value_position(key), "missing-field", f"the required field '{key}' is empty")
+            raise self.fail(data.value_position(key), Code.MISSING_FIELD, f"the required field '{key}' is empty")
         return text
 
     def text_list(self, data: YamlMap, key: str) -> tuple[str, ...]:
@@ -134,11 +134,11 @@ class DocumentReader:
         if isinstance(value, (str, int, float)):
             return (str(value),), (data.value_position(key),)
         if not isinstance(value, YamlList):
-            raise self.fail(data.value_position(key), "wrong-type", f"'{key}' must be a list of text values, not {describe(value)}")
+            raise self.fail(data.value_position(key), Code.WRONG_TYPE, f"'{key}' must be a list of text values, not {describe(value)}")
         items, positions = [], []
         for index, item in enumerate(value):
             if isinstance(item, (dict, list)):
-                raise self.fail(value.item_position(index), "wrong-type", f"the items of '{key}' must be text, item {index + 1} is {describe(item)}")
+                raise self.fail(value.item_position(index), Code.WRONG_TYPE, f"the items of '{key}' must be text, item {index + 1} is {describe(item)}")
             if item is not None:
                 items.append(str(item))
                 positions.append(value.item_position(index))
@@ -148,10 +148,10 @@ class DocumentReader:
         value = data.get(key)
         if value is None:
             if required:
-                raise self.fail((data.line, data.column), "missing-field", f"the required field '{key}' is missing")
+                raise self.fail((data.line, data.column), Code.MISSING_FIELD, f"the required field '{key}' is missing")
             return None
         if not isinstance(value, YamlMap):
-            raise self.fail(data.value_position(key), "wrong-type", f"'{key}' must be a map, not {describe(value)}")
+            raise self.fail(data.value_position(key), Code.WRONG_TYPE, f"'{key}' must be a map, not {describe(value)}")
         return value
 
     # -- documents ---------------------------------------------------------------------------
@@ -164,7 +164,7 @@ class DocumentReader:
         if section == "filter":
             return self.filter(data, common)
         if "detection" not in data:
-            raise self.fail((data.line, data.column), "missing-field", "the required field 'detection' is missing (a Sigma 2 document has 'correlation' or 'filter' instead)")
+            raise self.fail((data.line, data.column), Code.MISSING_FIELD, "the required field 'detection' is missing (a Sigma 2 document has 'correlation' or 'filter' instead)")
         return Rule(**common, logsource=self.logsource(data), detection=self.detection(self.mapping(data, "detection", True), "detection"))
 
     def sigma2_section(self, data: YamlMap) -> str | None:
@@ -175,7 +175,7 @@ class DocumentReader:
                 continue
             value = data[section]
             if "detection" in data and not (isinstance(value, YamlMap) and defining_key in value):
-                self.warn(data.key_position(section), SECTION_NAME_KEY,
+                self.warn(data.key_position(section), Code.SECTION_NAME_KEY,
                           f"'{section}' is a Sigma 2 section name, but this detection rule uses it for {describe(value)}; read as a custom key")
                 continue
             return section
@@ -188,7 +188,7 @@ class DocumentReader:
             return HAYABUSA if "details" in data and "detection" in data else SIGMA
         name = str(ruletype).strip().lower()
         if name not in (SIGMA, HAYABUSA):
-            self.warn(data.value_position("ruletype"), UNKNOWN_RULETYPE, f"ruletype '{str(ruletype)[:40]}' is not Sigma or Hayabusa; the rule is read as Sigma", Severity.INFO)
+            self.warn(data.value_position("ruletype"), Code.UNKNOWN_RULETYPE, f"ruletype '{str(ruletype)[:40]}' is not Sigma or Hayabusa; the rule is read as Sigma", Severity.INFO)
             return SIGMA
         return name
 
@@ -198,7 +198,7 @@ class DocumentReader:
             try:
                 uuid.UUID(rule_id)
             except ValueError:
-                self.warn(data.value_position("id"), "id-not-uuid", f"the id '{rule_id[:60]}' is not a UUID")
+                self.warn(data.value_position("id"), Code.ID_NOT_UUID, f"the id '{rule_id[:60]}' is not a UUID")
         for key, allowed in (("status", STATUSES), ("level", LEVELS)):
             value = self.text(data, key)
             if value is not None and value not in allowed:
@@ -243,7 +243,7 @@ class DocumentReader:
         for index, entry in enumerate(entries):
             if not isinstance(entry, YamlMap) or any(isinstance(item, (dict, list)) for item in entry.values()):
                 where = value.item_position(index) if isinstance(value, YamlList) else data.value_position("simulation")
-                self.warn(where, SIMULATION, f"simulation entry {index + 1} must be a map of text values (type, name, technique, atomic_guid); left out")
+                self.warn(where, Code.SIMULATION, f"simulation entry {index + 1} must be a map of text values (type, name, technique, atomic_guid); left out")
                 continue
             found.append(Simulation(*(None if entry.get(key) is None else str(entry[key]) for key in ("type", "name", "technique", "atomic_guid"))))
         return tuple(found)
@@ -255,14 +255,14 @@ class DocumentReader:
         if isinstance(value, YamlMap):  # one relation where a list is expected: a one-item list
             value = [value]
         elif not isinstance(value, YamlList):
-            raise self.fail(data.value_position("related"), "wrong-type", f"'related' must be a list of maps with 'id' and 'type', not {describe(value)}")
+            raise self.fail(data.value_position("related"), Code.WRONG_TYPE, f"'related' must be a list of maps with 'id' and 'type', not {describe(value)}")
         related = []
         for index, item in enumerate(value):
             if not isinstance(item, YamlMap):
-                raise self.fail(value.item_position(index), "wrong-type", f"item {index + 1} of 'related' must be a map with 'id' and 'type'")
+                raise self.fail(value.item_position(index), Code.WRONG_TYPE, f"item {index + 1} of 'related' must be a map with 'id' and 'type'")
             relation = self.text(item, "type") or "related"
             if relation not in RELATION_TYPES:
-                self.warn(item.value_position("type"), "unknown-relation", f"relation type '{relation[:40]}' is not one of {', '.join(sorted(RELATION_TYPES))}")
+                self.warn(item.value_position("type"), Code.UNKNOWN_RELATION, f"relation type '{relation[:40]}' is not one of {', '.join(sorted(RELATION_TYPES))}")
             related.append(RelatedRule(self.text(item, "id", required=True), relation))
         return tuple(related)
 
@@ -270,7 +270,7 @@ class DocumentReader:
         logsource = self.mapping(data, "logsource")
         if logsource is None:
             if "logsource" not in data:
-                self.warn((data.line, data.column), "missing-logsource", "the rule has no 'logsource'")
+                self.warn((data.line, data.column), Code.MISSING_LOGSOURCE, "the rule has no 'logsource'")
             return LogSource()
         values = {key: self.logsource_values(logsource, key) for key in ("product", "category", "service")}
         definition = self.text(logsource, "definition")
@@ -291,7 +291,7 @@ class DocumentReader:
             text = self.text(logsource, key)
             return (text,) if text is not None else ()
         found = tuple(dict.fromkeys(self.text_list(logsource, key)))
-        self.warn(logsource.value_position(key), LOGSOURCE_LIST,
+        self.warn(logsource.value_position(key), Code.LOGSOURCE_LIST,
                   f"logsource '{key}' is a list ({', '.join(found)[:80]}); Sigma expects one value: the rule is listed under each")
         return found
 
@@ -306,23 +306,23 @@ class DocumentReader:
                 continue
             position = positions.get(str(name), (detection.line, detection.column))
             if not isinstance(name, str):
-                raise self.fail(position, "wrong-type", f"search identifier names must be text, not {describe(name)}")
+                raise self.fail(position, Code.WRONG_TYPE, f"search identifier names must be text, not {describe(name)}")
             if not _IDENTIFIER_NAME.match(name):
-                self.warn(position, "identifier-name", f"the search identifier name '{name[:60]}' has characters a condition cannot refer to")
+                self.warn(position, Code.IDENTIFIER_NAME, f"the search identifier name '{name[:60]}' has characters a condition cannot refer to")
             identifiers[name] = self.search_identifier(name, definition, position)
         if not identifiers:
-            raise self.fail((detection.line, detection.column), "no-search", f"'{where}' defines no search identifier")
+            raise self.fail((detection.line, detection.column), Code.NO_SEARCH, f"'{where}' defines no search identifier")
         conditions = self.conditions(detection, identifiers, where)
         used = {name for condition in conditions for name, _ in references(condition.expression)}
         for name, identifier in identifiers.items():
             if name not in used:
-                self.warn((identifier.line, identifier.column), "unused-identifier", f"the search identifier '{name}' is defined but no condition uses it")
+                self.warn((identifier.line, identifier.column), Code.UNUSED_IDENTIFIER, f"the search identifier '{name}' is defined but no condition uses it")
         timeframe = self.text(detection, "timeframe")
         return Detection(identifiers=identifiers, conditions=conditions, timeframe=timeframe)
 
     def conditions(self, detection: YamlMap, identifiers: dict[str, SearchIdentifier], where: str) -> tuple[Condition, ...]:
         if detection.get("condition") is None:
-            raise self.fail((detection.line, detection.column), "missing-field", f"'{where}' has no 'condition'")
+            raise self.fail((detection.line, detection.column), Code.MISSING_FIELD, f"'{where}' has no 'condition'")
         value = detection["condition"]
         if isinstance(value, YamlList):
             texts = [(item, value.item_position(index)) for index, item in enumerate(value)]
@@ -331,17 +331,17 @@ class DocumentReader:
         conditions = []
         for text, position in texts:
             if not isinstance(text, str):
-                raise self.fail(position, "wrong-type", f"a condition must be text, not {describe(text)}")
+                raise self.fail(position, Code.WRONG_TYPE, f"a condition must be text, not {describe(text)}")
             try:
                 condition = parse_condition(text, list(identifiers))
             except ConditionError as error:
                 where_error = _position_in_scalar(self.lines, position, text, error.offset)
                 shown = " ".join(text.split())[:120]  # one line, as a problem is printed
-                raise self.fail(where_error, "condition", f"condition '{shown}': {error.message}") from None
+                raise self.fail(where_error, Code.CONDITION, f"condition '{shown}': {error.message}") from None
             if condition.uppercase_operators:
-                self.warn(position, "uppercase-operator", f"condition operators should be lower case: {', '.join(dict.fromkeys(condition.uppercase_operators))}")
+                self.warn(position, Code.UPPERCASE_OPERATOR, f"condition operators should be lower case: {', '.join(dict.fromkeys(condition.uppercase_operators))}")
             if condition.aggregation is not None:
-                self.warn(position, "legacy-aggregation", f"legacy aggregation '| {condition.aggregation[:80]}' is kept as text; Sigma 2 expresses it as a correlation rule")
+                self.warn(position, Code.LEGACY_AGGREGATION, f"legacy aggregation '| {condition.aggregation[:80]}' is kept as text; Sigma 2 expresses it as a correlation rule")
             conditions.append(condition)
         return tuple(conditions)
 
@@ -353,14 +353,14 @@ class DocumentReader:
             keywords = [item for item in definition if not isinstance(item, (YamlMap, YamlList))]
             for index, item in enumerate(definition):
                 if isinstance(item, YamlList):
-                    raise self.fail(definition.item_position(index), "wrong-type", f"'{name}' holds a list inside a list; use a list of maps or of values")
+                    raise self.fail(definition.item_position(index), Code.WRONG_TYPE, f"'{name}' holds a list inside a list; use a list of maps or of values")
             alternatives = tuple(self.items(item, name) for item in maps)
             if keywords:
                 alternatives += ((DetectionItem(None, (), tuple(keywords), definition.line, definition.column),),)
             if not alternatives:
-                raise self.fail(position, "empty-search", f"the search identifier '{name}' is an empty list")
+                raise self.fail(position, Code.EMPTY_SEARCH, f"the search identifier '{name}' is an empty list")
         elif definition is None:
-            raise self.fail(position, "empty-search", f"the search identifier '{name}' is empty")
+            raise self.fail(position, Code.EMPTY_SEARCH, f"the search identifier '{name}' is empty")
         else:
             alternatives = ((DetectionItem(None, (), (definition,), *position),),)
         return SearchIdentifier(name, alternatives, definition, *position)
@@ -375,21 +375,21 @@ class DocumentReader:
             field_name, *modifiers = key.split("|")
             chain = parse_modifiers(tuple(modifiers))
             for message in chain.problems:
-                self.warn(position, "modifier", f"'{name}', field '{key[:80]}': {message}", Severity.ERROR)
+                self.warn(position, Code.MODIFIER, f"'{name}', field '{key[:80]}': {message}", Severity.ERROR)
             if isinstance(value, YamlMap):
-                raise self.fail(mapping.value_position(key), "wrong-type", f"'{name}', field '{key[:80]}': a map where a value or a list of values belongs")
+                raise self.fail(mapping.value_position(key), Code.WRONG_TYPE, f"'{name}', field '{key[:80]}': a map where a value or a list of values belongs")
             if isinstance(value, YamlList):
                 for index, item in enumerate(value):
                     if isinstance(item, (YamlMap, YamlList)):
-                        raise self.fail(value.item_position(index), "wrong-type", f"'{name}', field '{key[:80]}': item {index + 1} is {describe(item)}, not a value")
+                        raise self.fail(value.item_position(index), Code.WRONG_TYPE, f"'{name}', field '{key[:80]}': item {index + 1} is {describe(item)}, not a value")
                 values: tuple[Scalar, ...] = tuple(value)
                 if not values:
-                    self.warn(position, "empty-values", f"'{name}', field '{key[:80]}' has an empty list of values")
+                    self.warn(position, Code.EMPTY_VALUES, f"'{name}', field '{key[:80]}' has an empty list of values")
             else:
                 values = (value,)
             items.append(DetectionItem(field_name or None, tuple(modifiers), values, *position))
         if not items:
-            raise self.fail((mapping.line, mapping.column), "empty-search", f"the search identifier '{name}' holds an empty map")
+            raise self.fail((mapping.line, mapping.column), Code.EMPTY_SEARCH, f"the search identifier '{name}' holds an empty map")
         return tuple(items)
 
     # -- Sigma 2 documents -------------------------------------------------------------------
@@ -397,28 +397,28 @@ class DocumentReader:
     def references_list(self, data: YamlMap, key: str, required: bool = True) -> tuple[str, ...]:
         refs = self.text_list(data, key)
         if required and not refs:
-            raise self.fail((data.line, data.column), "missing-field", f"'{key}' must name at least one rule")
+            raise self.fail((data.line, data.column), Code.MISSING_FIELD, f"'{key}' must name at least one rule")
         return refs
 
     def correlation(self, data: YamlMap, common: dict) -> CorrelationRule:
         body = self.mapping(data, "correlation", True)
         kind = self.text(body, "type", required=True)
         if kind not in CORRELATION_TYPES:
-            raise self.fail(body.value_position("type"), "correlation-type", f"correlation type '{kind[:40]}' is not one of {', '.join(sorted(CORRELATION_TYPES))}")
+            raise self.fail(body.value_position("type"), Code.CORRELATION_TYPE, f"correlation type '{kind[:40]}' is not one of {', '.join(sorted(CORRELATION_TYPES))}")
         timespan = self.text(body, "timespan", required=True)
         if not _TIMESPAN.match(timespan):
-            self.warn(body.value_position("timespan"), "timespan", f"timespan '{timespan[:40]}' is not a number followed by s, m, h, d, w, M or y")
+            self.warn(body.value_position("timespan"), Code.TIMESPAN, f"timespan '{timespan[:40]}' is not a number followed by s, m, h, d, w, M or y")
         condition = None
         if "condition" in body:
             condition = self.correlation_condition(body)
             if kind in VALUE_CORRELATIONS and condition.field is None:
-                self.warn(body.value_position("condition"), "missing-field", f"a {kind} correlation needs the 'field' whose values it compares")
+                self.warn(body.value_position("condition"), Code.MISSING_FIELD, f"a {kind} correlation needs the 'field' whose values it compares")
         elif kind == "event_count" or kind in VALUE_CORRELATIONS:
-            raise self.fail((body.line, body.column), "missing-field", f"a {kind} correlation needs a 'condition'")
+            raise self.fail((body.line, body.column), Code.MISSING_FIELD, f"a {kind} correlation needs a 'condition'")
         aliases = {}
         for alias, mapping in (self.mapping(body, "aliases") or {}).items():
             if not isinstance(mapping, YamlMap):
-                raise self.fail(body["aliases"].value_position(alias), "wrong-type", f"alias '{alias}' must map rule names to fields")
+                raise self.fail(body["aliases"].value_position(alias), Code.WRONG_TYPE, f"alias '{alias}' must map rule names to fields")
             aliases[str(alias)] = {str(rule): str(target) for rule, target in mapping.items()}
         generate = body.get("generate", False)
         return CorrelationRule(
@@ -439,21 +439,21 @@ class DocumentReader:
             if operator in ("field", "percentile"):
                 continue
             if operator not in CORRELATION_OPERATORS:
-                raise self.fail(condition.key_position(operator), "correlation-condition", f"'{operator}' is not a correlation condition operator ({', '.join(sorted(CORRELATION_OPERATORS))})")
+                raise self.fail(condition.key_position(operator), Code.CORRELATION_CONDITION, f"'{operator}' is not a correlation condition operator ({', '.join(sorted(CORRELATION_OPERATORS))})")
             if isinstance(value, bool) or not isinstance(value, int):
-                raise self.fail(condition.value_position(operator), "wrong-type", f"the threshold of '{operator}' must be a whole number, not {describe(value)}")
+                raise self.fail(condition.value_position(operator), Code.WRONG_TYPE, f"the threshold of '{operator}' must be a whole number, not {describe(value)}")
             operators.append((operator, value))
         if not operators:
-            raise self.fail((condition.line, condition.column), "correlation-condition", "the correlation condition has no operator (gte, gt, lte, lt, eq, neq)")
+            raise self.fail((condition.line, condition.column), Code.CORRELATION_CONDITION, "the correlation condition has no operator (gte, gt, lte, lt, eq, neq)")
         percentile = condition.get("percentile")
         if percentile is not None and (isinstance(percentile, bool) or not isinstance(percentile, int) or not 0 <= percentile <= 100):
-            raise self.fail(condition.value_position("percentile"), "wrong-type", f"'percentile' must be a whole number from 0 to 100, not {describe(percentile)}")
+            raise self.fail(condition.value_position("percentile"), Code.WRONG_TYPE, f"'percentile' must be a whole number from 0 to 100, not {describe(percentile)}")
         return CorrelationCondition(tuple(operators), self.text(condition, "field"), percentile)
 
     def filter(self, data: YamlMap, common: dict) -> FilterRule:
         body = self.mapping(data, "filter", True)
         if "rules" not in body:
-            raise self.fail((body.line, body.column), "missing-field", "a filter needs 'rules': the rules it applies to, or 'any'")
+            raise self.fail((body.line, body.column), Code.MISSING_FIELD, "a filter needs 'rules': the rules it applies to, or 'any'")
         rules = self.references_list(body, "rules", required=False)
         any_rule = not rules or (len(rules) == 1 and rules[0].strip().lower() == "any")  # Sigma 2.1: `rules: any`
         return FilterRule(

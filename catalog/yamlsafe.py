@@ -16,7 +16,7 @@ from typing import Iterator
 import yaml
 from yaml.constructor import SafeConstructor
 
-from catalog.problems import EXPANDS_TOO_LARGE, RECURSIVE_ALIAS
+from catalog.problems import Code
 
 try:
     from yaml import CSafeLoader as _BaseLoader
@@ -238,11 +238,11 @@ class _Builder:
     def build(self, node: yaml.Node) -> object:
         self.values += 1
         if self.values > MAX_VALUES:
-            raise YamlError(f"the file expands to more than {MAX_VALUES:,} values (an alias bomb?)", *_position(node), EXPANDS_TOO_LARGE)
+            raise YamlError(f"the file expands to more than {MAX_VALUES:,} values (an alias bomb?)", *_position(node), Code.EXPANDS_TOO_LARGE)
         tag = node.tag
         if tag == _MAP or tag == _SEQ:
             if node in self.open:
-                raise YamlError("an alias refers to the map or list that contains it (a recursive alias)", *self._recursive_alias(node), RECURSIVE_ALIAS)
+                raise YamlError("an alias refers to the map or list that contains it (a recursive alias)", *self._recursive_alias(node), Code.RECURSIVE_ALIAS)
             self.open.add(node)
             try:
                 return self._mapping(node) if tag == _MAP else self._sequence(node)
@@ -254,7 +254,7 @@ class _Builder:
                 raise YamlError(
                     f"the file expands to more than {MAX_EXPANDED_CHARACTERS:,} characters of keys and values (an alias bomb?)",
                     *_position(node),
-                    EXPANDS_TOO_LARGE,
+                    Code.EXPANDS_TOO_LARGE,
                 )
         if tag == _STR or tag == _TIMESTAMP:  # dates stay as written: Sigma wants text, not datetime
             return node.value

@@ -25,22 +25,15 @@ from catalog.attack import knowledge as knowledge_module
 from catalog.attack.commands import register
 from catalog.attack.knowledge import normalize_tactic_name
 
-SHARED = Path(__file__).parents[1].parent / "shared"
+from conftest import CORPUS, SHARED, needs_corpus
+
 BUNDLE_19 = SHARED / "attack" / "enterprise-attack-19.1.json.xz"
 BUNDLE_18 = SHARED / "attack" / "enterprise-attack-18.1.json.xz"
-CORPUS = SHARED / "corpora" / "sigmahq"
 
 needs_bundles = pytest.mark.skipif(not BUNDLE_18.is_file() or not BUNDLE_19.is_file(), reason="needs ../shared/attack bundles")
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="needs ../shared/corpora/sigmahq")
 
 
 # --- fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """No test reads or writes the user's ~/.cache."""
-    monkeypatch.setenv("CATALOG_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def refuse_network(patch) -> list[tuple]:

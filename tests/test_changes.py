@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from catalog.attack import load_knowledge
-from catalog.changes import ChangeError, ChangeSet, compute_changes, format_text, resolve_revision
+from conftest import git
 
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CATALOG_CACHE_DIR", str(tmp_path / "cache"))
+from catalog.changes import ChangeError, ChangeSet, format_text
+from catalog.diff import compute_changes
+from catalog.git import resolve_revision
 
 
 @pytest.fixture(scope="module")
 def kb():
     return load_knowledge()
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org",
-        "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
-    }
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True, env=env).stdout
 
 
 def rule(title: str, rule_id: str, values: list[str], *, level: str = "high", status: str = "test", tags: list[str] = (),

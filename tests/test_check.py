@@ -15,13 +15,7 @@ from catalog.check import default_paths, escape_data, escape_property, github_co
 from catalog.cli import main
 from catalog.problems import Problem, Severity
 
-PROJECT = Path(__file__).resolve().parents[1]
-CORPUS = PROJECT.parent / "shared" / "corpora" / "sigmahq"
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CATALOG_CACHE_DIR", str(tmp_path / "cache"))
+from conftest import CORPUS, PROJECT
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -175,7 +169,7 @@ def test_default_folders_come_from_mkdocs_yml(tmp_path, monkeypatch):
     )
     assert default_paths() == ["detections", "more/rules"]
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "mkdocs.yml").write_text("site_name: x\nplugins:\n  - sigma-catalog:\n      rules: r\n", encoding="utf-8")
+    (tmp_path / "sub" / "mkdocs.yml").write_text("site_name: x\nplugins:\n  - sigma-catalog:\n      rules:\n        - r\n", encoding="utf-8")
     assert default_paths("sub/mkdocs.yml") == ["sub/r"]
     (tmp_path / "sub" / "mkdocs.yml").write_text(
         "site_name: x\nplugins:\n  - sigma-catalog:\n      rules:\n        - path: a\n          name: A\n        - b\n", encoding="utf-8"
@@ -183,6 +177,19 @@ def test_default_folders_come_from_mkdocs_yml(tmp_path, monkeypatch):
     assert default_paths("sub/mkdocs.yml") == ["sub/a", "sub/b"]
     write(tmp_path / "detections", "a.yml", rule())
     assert main(["check", "--no-attack"]) == 1  # more/rules does not exist: reported, and that fails
+
+
+def test_options_the_plugin_refuses_are_a_clear_error(tmp_path, monkeypatch, capsys):
+    """The folders come from the plugin's own option parsing: what a build would refuse, check refuses."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mkdocs.yml").write_text("site_name: x\nplugins:\n  - sigma-catalog:\n      rules: r\n", encoding="utf-8")
+    assert main(["check", "--no-attack"]) == 2
+    assert "mkdocs.yml: plugin sigma-catalog, option 'rules': Expected a list" in capsys.readouterr().err
+    (tmp_path / "mkdocs.yml").write_text("site_name: x\nplugins:\n  - sigma-catalog:\n      rule_dirs: [r]\n", encoding="utf-8")
+    assert default_paths() == ["rules"]  # an option the plugin does not have is not guessed at
+    (tmp_path / "mkdocs.yml").write_text("INHERIT: base.yml\n", encoding="utf-8")
+    (tmp_path / "base.yml").write_text("site_name: x\nplugins:\n  - sigma-catalog:\n      rules: [inherited]\n", encoding="utf-8")
+    assert default_paths() == ["inherited"]  # MkDocs' own loading: INHERIT is followed
 
 
 def test_default_folders_of_this_repository(monkeypatch, capsys):

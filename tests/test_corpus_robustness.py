@@ -14,7 +14,7 @@ from catalog.pipeline import build_catalog
 from catalog.problems import Severity
 from catalog.yamlsafe import YamlError, YamlMap, load_documents
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "sigmahq"
+from conftest import CORPUS
 
 pytestmark = [
     pytest.mark.corpus,

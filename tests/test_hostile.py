@@ -35,11 +35,6 @@ HUGE_VALUES = 50_000
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CATALOG_CACHE_DIR", str(tmp_path / "attack-cache"))
-
-
 # --- making the corpus --------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from catalog.conditions import pattern_matches
 from catalog.loader import discover, load_text
 from catalog.loader import load as load_folders
 from catalog.pipeline import build_catalog
-from catalog.problems import EXPANDS_TOO_LARGE, INTERNAL_ERROR, RECURSIVE_ALIAS, SYMLINK_LOOP
+from catalog.problems import Code
 from catalog.yamlsafe import MAX_EXPANDED_CHARACTERS, load_documents
 
 HEAD = "title: Limits\nlogsource: {product: linux}\n"
@@ -32,17 +32,17 @@ def problems_of(text: str):
 
 def test_recursive_alias_in_a_list_is_placed_at_the_alias():
     documents, problems = problems_of(HEAD + "loop: &me [one, *me]\n" + BODY)
-    assert documents == [] and problems == [(RECURSIVE_ALIAS, 3, 17)]
+    assert documents == [] and problems == [(Code.RECURSIVE_ALIAS, 3, 17)]
 
 
 def test_recursive_alias_through_a_merge_is_placed_at_the_alias():
     documents, problems = problems_of(HEAD + "loop: &me\n  name: x\n  <<: *me\n" + BODY)
-    assert documents == [] and problems == [(RECURSIVE_ALIAS, 5, 7)]
+    assert documents == [] and problems == [(Code.RECURSIVE_ALIAS, 5, 7)]
 
 
 def test_recursive_alias_deeper_down():
     text = HEAD + "outer: &top\n  inner:\n    - a\n    - {again: *top}\n" + BODY
-    assert problems_of(text)[1] == [(RECURSIVE_ALIAS, 6, 15)]
+    assert problems_of(text)[1] == [(Code.RECURSIVE_ALIAS, 6, 15)]
 
 
 def test_the_same_anchor_used_twice_side_by_side_is_not_recursive():
@@ -55,7 +55,7 @@ def test_characters_are_budgeted_per_file_with_aliases_expanded():
     big = "x" * 10_000
     aliases = ", ".join(["*a"] * (MAX_EXPANDED_CHARACTERS // 10_000 + 1))
     documents, problems = problems_of(HEAD + f"a: &a {big}\nmany: [{aliases}]\n" + BODY)
-    assert documents == [] and [code for code, _, _ in problems] == [EXPANDS_TOO_LARGE]
+    assert documents == [] and [code for code, _, _ in problems] == [Code.EXPANDS_TOO_LARGE]
 
 
 def test_values_are_budgeted_per_file_not_per_document():
@@ -63,7 +63,7 @@ def test_values_are_budgeted_per_file_not_per_document():
     document = HEAD + "l: &l [" + ",".join(["v"] * 1000) + "]\nm: [" + ",".join(["*l"] * 400) + "]\n" + BODY
     assert problems_of(document)[1] == []
     documents, problems = problems_of("---\n".join([document] * 3))
-    assert documents == [] and [code for code, _, _ in problems] == [EXPANDS_TOO_LARGE]
+    assert documents == [] and [code for code, _, _ in problems] == [Code.EXPANDS_TOO_LARGE]
 
 
 def test_global_part_counts_once_per_document_it_is_copied_into():
@@ -74,14 +74,14 @@ def test_global_part_counts_once_per_document_it_is_copied_into():
     assert len(documents) == 7 and problems == []
     documents, problems = problems_of(global_part + rule * 9)
     assert len(documents) == 7  # the eighth copy crosses the 32 Mi characters
-    assert [code for code, _, _ in problems] == [EXPANDS_TOO_LARGE]
+    assert [code for code, _, _ in problems] == [Code.EXPANDS_TOO_LARGE]
     assert problems[0][1] == global_part.count("\n") + 7 * rule.count("\n") + 2  # the eighth document's first line
 
 
 def test_a_comment_in_the_global_part_counts_too():
     global_part = "action: global\n" + HEAD + "# " + "c" * 6_000_000 + "\n"
     documents, problems = problems_of(global_part + ("---\n" + BODY) * 6)
-    assert len(documents) == 5 and [code for code, _, _ in problems] == [EXPANDS_TOO_LARGE]
+    assert len(documents) == 5 and [code for code, _, _ in problems] == [Code.EXPANDS_TOO_LARGE]
 
 
 def test_repeated_documents_count_what_they_repeat():
@@ -90,7 +90,7 @@ def test_repeated_documents_count_what_they_repeat():
     documents, problems = problems_of(first + repeat * 7)
     assert len(documents) == 8 and problems == []
     documents, problems = problems_of(first + repeat * 9)
-    assert len(documents) == 8 and [code for code, _, _ in problems] == [EXPANDS_TOO_LARGE]
+    assert len(documents) == 8 and [code for code, _, _ in problems] == [Code.EXPANDS_TOO_LARGE]
 
 
 def test_document_characters_count_aliases_expanded():
@@ -139,7 +139,7 @@ def test_symlink_loops_are_listed_and_the_rest_loads(tmp_path):
     assert [rule_file.relative for rule_file in result.files] == ["fine.yml"]
     assert len(result.documents) == 1
     assert sorted((problem.path, problem.code) for problem in result.problems) == [
-        (f"{rules}/{name}", SYMLINK_LOOP) for name in ("folder_loop", "ping.yml", "pong.yml", "self.yml")
+        (f"{rules}/{name}", Code.SYMLINK_LOOP) for name in ("folder_loop", "ping.yml", "pong.yml", "self.yml")
     ]
 
 
@@ -177,7 +177,7 @@ def test_a_failure_reading_one_file_costs_that_file_only(tmp_path, monkeypatch):
     result = load_folders([tmp_path])
     assert [document.source.path for document in result.documents] == ["fine.yml"]
     [problem] = result.problems
-    assert (problem.path, problem.code, problem.severity.value) == (f"{tmp_path}/boom.yml", INTERNAL_ERROR, "error")
+    assert (problem.path, problem.code, problem.severity.value) == (f"{tmp_path}/boom.yml", Code.INTERNAL_ERROR, "error")
     assert "MemoryError: pretend the file was too much" in problem.message
 
 
@@ -195,7 +195,7 @@ def test_a_failure_analysing_one_document_costs_its_page_only(tmp_path, monkeypa
     catalog = build_catalog([tmp_path])
     assert sorted(entry.document.title for entry in catalog.entries) == ["Limits", "Limits"]
     [problem] = catalog.problems
-    assert (problem.code, problem.line) == (INTERNAL_ERROR, 7)
+    assert (problem.code, problem.line) == (Code.INTERNAL_ERROR, 7)
     assert problem.path.endswith("boom.yml") and "RecursionError" in problem.message
 
 
@@ -205,7 +205,7 @@ def test_recursive_alias_does_not_stop_the_catalog(tmp_path, text):
     (tmp_path / "loop.yml").write_text(HEAD + text + BODY, encoding="utf-8")
     catalog = build_catalog([tmp_path])
     assert [entry.document.source.path for entry in catalog.entries] == ["fine.yml"]
-    assert [(problem.code, problem.line) for problem in catalog.problems] == [(RECURSIVE_ALIAS, 3)]
+    assert [(problem.code, problem.line) for problem in catalog.problems] == [(Code.RECURSIVE_ALIAS, 3)]
 
 
 # --- time ---------------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ def test_a_file_that_takes_too_long_to_read_costs_that_file_only(tmp_path, monke
     result = load_folders([tmp_path])
     assert [document.source.path for document in result.documents] == ["fine.yml"]
     [problem] = result.problems
-    assert problem.code == INTERNAL_ERROR and "TimeLimitExceeded: took more than 0.2 s" in problem.message
+    assert problem.code == Code.INTERNAL_ERROR and "TimeLimitExceeded: took more than 0.2 s" in problem.message
 
 
 def test_a_document_that_takes_too_long_to_analyse_costs_its_page_only(tmp_path, monkeypatch):
@@ -236,7 +236,7 @@ def test_a_document_that_takes_too_long_to_analyse_costs_its_page_only(tmp_path,
     monkeypatch.setattr(pipeline, "analyse", lambda detection: spin() if "slow" in str(detection.identifiers["pick"].definition) else real(detection))
     catalog = build_catalog([tmp_path])
     assert [entry.document.source.path for entry in catalog.entries] == ["fine.yml"]
-    assert [(problem.code, problem.path.endswith("slow.yml")) for problem in catalog.problems] == [(INTERNAL_ERROR, True)]
+    assert [(problem.code, problem.path.endswith("slow.yml")) for problem in catalog.problems] == [(Code.INTERNAL_ERROR, True)]
 
 
 def test_an_outer_timer_is_left_alone():

@@ -62,10 +62,9 @@ from catalog import conditions as ours  # noqa: E402
 from catalog.loader import load_text  # noqa: E402
 from catalog.model import Rule  # noqa: E402
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared/corpora/sigmahq"
+from conftest import CORPUS, needs_corpus
 DOC = Path(__file__).resolve().parents[1] / "docs" / "oracle-differences.md"
 
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="needs ../shared/corpora/sigmahq")
 
 try:  # libyaml reads the same data as PyYAML's pure-Python safe loader, six times faster
     _YAML_LOADER = yaml.CSafeLoader

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[1]
+from conftest import PROJECT
+from conftest import git as run_git
+
 COMMIT_TIME = "2026-03-04T05:06:07Z"  # the copy's only commit: its time is the build date
 
 
 def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_AUTHOR_DATE": COMMIT_TIME, "GIT_COMMITTER_DATE": COMMIT_TIME}
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True, env=env).stdout
+    return run_git(repo, *args, date=COMMIT_TIME)
 
 
 @pytest.fixture(scope="module")

@@ -483,6 +483,17 @@ def test_strict_option_lists_every_rule_error(tmp_path):
     assert "b.yml" in result.stderr and "c.yml" in result.stderr
 
 
+def test_enabled_false_leaves_the_site_as_mkdocs_makes_it(tmp_path):
+    """`enabled: false`: no catalog (not even for broken rules under strict), only the docs pages."""
+    config = write_project(tmp_path / "project", {"b.yml": "title: [unclosed\n"}, "strict: true\nenabled: false")
+    (config.parent / "docs" / "index.md").write_text("# Home\n\nThe docs only.\n", encoding="utf-8")
+    result = run_build("mkdocs", config, tmp_path / "site")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "site" / "index.html").is_file()
+    assert "sigma-catalog" not in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert not (tmp_path / "site" / "rules").exists() and not (tmp_path / "site" / "assets" / "sigma-catalog").exists()
+
+
 def test_rule_folder_mapping_with_source_url(tmp_path):
     config = write_project(tmp_path, {"a.yml": OTHER_RULE})
     text = config.read_text().replace(
@@ -575,13 +586,13 @@ def test_serve_rebuilds_only_what_changed(tmp_path):
 
 def test_load_cache_reads_only_changed_files(tmp_path, monkeypatch):
     from catalog import pipeline
-    from catalog.site import plugin
+    from catalog.site.output import LoadCache
 
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "a.yml").write_text(OTHER_RULE, encoding="utf-8")
     (rules / "b.yml").write_text(EXCLUSIONS_RULE, encoding="utf-8")
-    cache = plugin._LoadCache()
+    cache = LoadCache()
     first = cache.load([str(rules)])
     assert cache.read == 2 and len(first.documents) == 2
     again = cache.load([str(rules)])
@@ -609,7 +620,7 @@ def test_yaml_highlighting_keeps_every_character():
 
 
 def test_only_http_urls_become_links():
-    from catalog.site.render import external_url
+    from catalog.site.addresses import external_url
 
     assert external_url("https://attack.mitre.org/techniques/T1047/") == "https://attack.mitre.org/techniques/T1047/"
     for bad in ("javascript:alert(1)", " JAVASCRIPT:alert(1)", "data:text/html,x", "//evil.example", "/local",
@@ -618,7 +629,7 @@ def test_only_http_urls_become_links():
 
 
 def test_slugs_are_safe():
-    from catalog.site.pages import indicator_slug, key_slug, technique_slug
+    from catalog.site.addresses import indicator_slug, key_slug, technique_slug
 
     for text in ("../../etc/passwd", "<script>", "CommandLine", "a/b\\c", "", "Ü-ñ", "x" * 300):
         assert re.fullmatch(r"[a-z0-9-]+", key_slug(text)), text

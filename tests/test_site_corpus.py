@@ -18,7 +18,7 @@ import pytest
 
 from linkcheck import anchors, broken_links
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared/corpora/sigmahq"
+from conftest import CORPUS
 FOLDERS = ["rules", "rules-emerging-threats", "rules-threat-hunting", "rules-placeholder", "rules-compliance",
            "deprecated", "unsupported"]
 

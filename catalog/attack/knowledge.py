@@ -277,28 +277,7 @@ def _extract(client: Any, digest: str, name_release: str | None) -> AttackKnowle
 
     query = client.query
     data = query.data_source
-
-    matrices = data.query([Filter("type", "=", "x-mitre-matrix")])
-    matrix = next((m for m in matrices if (_attack_ref(m) or ("",))[0] == "ENTERPRISE-ATTACK"), None)
-    if matrix is None and matrices:
-        matrix = matrices[0]
-    tactic_objects = {_get(t, "id"): t for t in query.tactics.get_tactics()}
-    if matrix is not None:
-        order = [ref for ref in _get(matrix, "tactic_refs", ()) if ref in tactic_objects]
-    else:  # no matrix: fall back to id order rather than fail
-        log.warning("ATT&CK data has no x-mitre-matrix; tactics are shown in id order")
-        order = sorted(tactic_objects, key=lambda ref: (_attack_ref(tactic_objects[ref]) or ("",))[0])
-    tactics: list[Tactic] = []
-    for ref in order:
-        obj = tactic_objects[ref]
-        attack = _attack_ref(obj)
-        if attack is None:
-            continue
-        tactics.append(
-            Tactic(attack[0], str(_get(obj, "x_mitre_shortname")), str(_get(obj, "name")), _page_url(attack[1], "tactics", attack[0]))
-        )
-    tactic_rank = {t.shortname: index for index, t in enumerate(tactics)}
-
+    tactics = _tactics(query, data.query([Filter("type", "=", "x-mitre-matrix")]))
     # STIX id -> ATT&CK id, for relationships
     external: dict[str, str] = {}
     techniques_stix = query.techniques.get_techniques(skip_revoked_deprecated=False)
@@ -318,8 +297,48 @@ def _extract(client: Any, digest: str, name_release: str | None) -> AttackKnowle
         }
 
     replaced = _final_replacements(relation("revoked-by"))
-    parents = relation("subtechnique-of")
+    techniques = _techniques(techniques_stix, tactics, relation("subtechnique-of"), replaced)
+    groups, software = _groups_and_software(groups_stix, software_stix, replaced)
+    collections = data.query([Filter("type", "=", "x-mitre-collection")])
+    release = next((str(_get(c, "x_mitre_version")) for c in collections if _get(c, "x_mitre_version")), None)
+    release = release or name_release
+    if not release:
+        log.warning("cannot tell which ATT&CK release this data is (no x-mitre-collection, no version in its name)")
+    return AttackKnowledge(
+        release=release or "unknown",
+        source_hash=digest,
+        tactics=tuple(tactics),
+        all_techniques=tuple(sorted(techniques, key=lambda t: t.id)),
+        all_groups=tuple(sorted(groups, key=lambda g: g.id)),
+        all_software=tuple(sorted(software, key=lambda s: s.id)),
+    )
 
+
+def _tactics(query: Any, matrices: list) -> list[Tactic]:
+    """The Enterprise matrix's tactics, in its order."""
+    matrix = next((m for m in matrices if (_attack_ref(m) or ("",))[0] == "ENTERPRISE-ATTACK"), None)
+    if matrix is None and matrices:
+        matrix = matrices[0]
+    tactic_objects = {_get(t, "id"): t for t in query.tactics.get_tactics()}
+    if matrix is not None:
+        order = [ref for ref in _get(matrix, "tactic_refs", ()) if ref in tactic_objects]
+    else:  # no matrix: fall back to id order rather than fail
+        log.warning("ATT&CK data has no x-mitre-matrix; tactics are shown in id order")
+        order = sorted(tactic_objects, key=lambda ref: (_attack_ref(tactic_objects[ref]) or ("",))[0])
+    tactics: list[Tactic] = []
+    for ref in order:
+        obj = tactic_objects[ref]
+        attack = _attack_ref(obj)
+        if attack is None:
+            continue
+        tactics.append(
+            Tactic(attack[0], str(_get(obj, "x_mitre_shortname")), str(_get(obj, "name")), _page_url(attack[1], "tactics", attack[0]))
+        )
+    return tactics
+
+
+def _techniques(techniques_stix: list, tactics: list[Tactic], parents: dict[str, str], replaced: dict[str, str]) -> list[Technique]:
+    tactic_rank = {t.shortname: index for index, t in enumerate(tactics)}
     techniques: list[Technique] = []
     for obj in techniques_stix:
         attack = _attack_ref(obj)
@@ -347,7 +366,10 @@ def _extract(client: Any, digest: str, name_release: str | None) -> AttackKnowle
                 deprecated=bool(_get(obj, "x_mitre_deprecated", False)),
             )
         )
+    return techniques
 
+
+def _groups_and_software(groups_stix: list, software_stix: list, replaced: dict[str, str]) -> tuple[list[Group], list[Software]]:
     groups: list[Group] = []
     for obj in groups_stix:
         attack = _attack_ref(obj)
@@ -370,20 +392,7 @@ def _extract(client: Any, digest: str, name_release: str | None) -> AttackKnowle
                      replaced.get(attack[0]) if _get(obj, "revoked", False) else None,
                      bool(_get(obj, "x_mitre_deprecated", False)))
         )
-
-    collections = data.query([Filter("type", "=", "x-mitre-collection")])
-    release = next((str(_get(c, "x_mitre_version")) for c in collections if _get(c, "x_mitre_version")), None)
-    release = release or name_release
-    if not release:
-        log.warning("cannot tell which ATT&CK release this data is (no x-mitre-collection, no version in its name)")
-    return AttackKnowledge(
-        release=release or "unknown",
-        source_hash=digest,
-        tactics=tuple(tactics),
-        all_techniques=tuple(sorted(techniques, key=lambda t: t.id)),
-        all_groups=tuple(sorted(groups, key=lambda g: g.id)),
-        all_software=tuple(sorted(software, key=lambda s: s.id)),
-    )
+    return groups, software
 
 
 # --- disk cache: plain JSON of the extracted objects (no pickle: safe to read, easy to discard) ----

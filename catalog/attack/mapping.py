@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Sequence
 
 from catalog.attack.knowledge import AttackKnowledge, Group, Software, Tactic, Technique, normalize_tactic_name
+from catalog.problems import Code, Severity
 
-Severity = Literal["warning", "info"]
 
 _TECHNIQUE = re.compile(r"t\d{4}(?:\.\d{3})?")
 _GROUP = re.compile(r"g\d{4}")
@@ -102,19 +102,19 @@ def map_tags(tags: Sequence[str], kb: AttackKnowledge) -> AttackMapping:
             found = kb.technique(technique_id)
             if found is None:
                 unknown.append(technique_id)
-                note(tag, "warning", "unknown-technique", f"{technique_id} is not in {label}")
+                note(tag, Severity.WARNING, Code.UNKNOWN_TECHNIQUE, f"{technique_id} is not in {label}")
                 continue
             current = kb.current_technique(technique_id) or found
             replaced = None
             if found.revoked:
                 if current is not found:
                     replaced = found.id
-                    note(tag, "info", "revoked-technique",
+                    note(tag, Severity.INFO, Code.REVOKED_TECHNIQUE,
                          f"{found.id} ({found.name}) is revoked in {label}; shown as its replacement {current.id} {current.name}")
                 else:
-                    note(tag, "warning", "revoked-technique", f"{found.id} ({found.name}) is revoked in {label} with no replacement")
+                    note(tag, Severity.WARNING, Code.REVOKED_TECHNIQUE, f"{found.id} ({found.name}) is revoked in {label} with no replacement")
             if current.deprecated:
-                note(tag, "warning", "deprecated-technique", f"{current.id} ({current.name}) is deprecated in {label}")
+                note(tag, Severity.WARNING, Code.DEPRECATED_TECHNIQUE, f"{current.id} ({current.name}) is deprecated in {label}")
             if not current.tactics:  # no tactic to list it under: keep it visible as a plain tag
                 other.append(tag)
                 continue
@@ -122,14 +122,14 @@ def map_tags(tags: Sequence[str], kb: AttackKnowledge) -> AttackMapping:
         elif _GROUP.fullmatch(rest) or _SOFTWARE.fullmatch(rest):
             is_group = rest.startswith("g")
             lookup = kb.group if is_group else kb.software
-            noun, code = ("a group", "group") if is_group else ("software", "software")
+            noun, revoked, unknown_code = ("a group", Code.REVOKED_GROUP, Code.UNKNOWN_GROUP) if is_group else ("software", Code.REVOKED_SOFTWARE, Code.UNKNOWN_SOFTWARE)
             item = lookup(rest)
             if item is not None and item.revoked_by and lookup(item.revoked_by):
-                note(tag, "info", f"revoked-{code}", f"{item.id} is revoked in {label}; shown as {item.revoked_by}")
+                note(tag, Severity.INFO, revoked, f"{item.id} is revoked in {label}; shown as {item.revoked_by}")
                 item = lookup(item.revoked_by)
             if item is None:
                 other.append(tag)
-                note(tag, "warning", f"unknown-{code}", f"{rest.upper()} is not {noun} in {label}")
+                note(tag, Severity.WARNING, unknown_code, f"{rest.upper()} is not {noun} in {label}")
             else:
                 (groups if is_group else software).setdefault(item.id, item)
         elif _TACTIC_ID.fullmatch(rest) or _TACTIC_NAME.fullmatch(rest):
@@ -138,7 +138,7 @@ def map_tags(tags: Sequence[str], kb: AttackKnowledge) -> AttackMapping:
                 other.append(tag)
                 name = rest.upper() if _TACTIC_ID.fullmatch(rest) else normalize_tactic_name(rest)
                 hint = _RETIRED_TACTICS.get(name)
-                note(tag, "warning", "unknown-tactic", f"{name} is not a tactic in {label}" + (f" ({hint})" if hint else ""))
+                note(tag, Severity.WARNING, Code.UNKNOWN_TACTIC, f"{name} is not a tactic in {label}" + (f" ({hint})" if hint else ""))
             else:
                 tagged_tactics.setdefault(tactic.shortname, tactic)
         elif _OTHER_ID.fullmatch(rest) and not _ID_LIKE.match(rest):
@@ -146,7 +146,7 @@ def map_tags(tags: Sequence[str], kb: AttackKnowledge) -> AttackMapping:
         else:
             other.append(tag)
             hint = f"; did you mean attack.t{rest}?" if _BARE_TECHNIQUE.fullmatch(rest) else ""
-            note(tag, "warning", "malformed-tag",
+            note(tag, Severity.WARNING, Code.MALFORMED_TAG,
                  f"'{tag}' is not an ATT&CK tag (attack.tNNNN[.NNN], attack.gNNNN, attack.sNNNN or a tactic name){hint}")
 
     # Place each technique under the rule's tactics that it belongs to, else under all of its own.
@@ -156,7 +156,7 @@ def map_tags(tags: Sequence[str], kb: AttackKnowledge) -> AttackMapping:
         derived = not own
         if derived:
             names = ", ".join(kb.tactic_by_shortname(n).name for n in technique.tactics)  # type: ignore[union-attr]
-            note(tag, "info", "technique-tactic-not-tagged",
+            note(tag, Severity.INFO, Code.TECHNIQUE_TACTIC_NOT_TAGGED,
                  f"{technique.id} belongs to {names}, which the rule does not tag; listed there as derived")
         for name in own or technique.tactics:
             placed.setdefault(name, {})[technique.id] = MappedTechnique(

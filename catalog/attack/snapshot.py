@@ -28,6 +28,7 @@ from catalog.attack.knowledge import (
     open_bundle_bytes,
     release_from_name,
 )
+from catalog.problems import one_line
 
 KEPT_TYPES = frozenset({"attack-pattern", "x-mitre-tactic", "x-mitre-matrix", "intrusion-set", "malware", "tool"})
 KEPT_RELATIONSHIPS = frozenset({"revoked-by", "subtechnique-of"})
@@ -66,7 +67,6 @@ def make_snapshot(source: str | Path, output: str | Path = SNAPSHOT, *, release:
     if not source.exists():
         raise AttackDataError(f"no such bundle or directory: {source}")
     objects, spec_version = _read_objects(source)
-    objects_by_id = {o["id"]: o for o in objects}
     matrix = _enterprise_matrix(objects)
     collection = next((o for o in objects if o.get("type") == "x-mitre-collection"), None)
 
@@ -77,25 +77,7 @@ def make_snapshot(source: str | Path, output: str | Path = SNAPSHOT, *, release:
     if not release:
         raise AttackDataError(f"cannot tell which ATT&CK release {source} is; pass --release")
 
-    kept = [
-        _trim(o)
-        for o in objects
-        if (o.get("type") in KEPT_TYPES and o.get("type") != "x-mitre-matrix")
-        or (o.get("type") == "relationship" and o.get("relationship_type") in KEPT_RELATIONSHIPS)
-    ]
-    if matrix is not None:
-        kept.append(_trim(matrix))
-    kept_ids = {o["id"] for o in kept}
-    # relationships whose ends were dropped (e.g. revoked-by between campaigns) would dangle
-    kept = [o for o in kept if o["type"] != "relationship" or (o["source_ref"] in kept_ids and o["target_ref"] in kept_ids)]
-    kept.append(_trim(collection) if collection else _recorded_release(release, matrix, spec_version))
-    # the identity and marking definitions the kept objects point at
-    referenced = {ref for o in kept for ref in (o.get("created_by_ref"), *o.get("object_marking_refs", ())) if ref}
-    for ref in sorted(referenced):
-        if ref in objects_by_id and ref not in kept_ids:
-            kept.append(_trim(objects_by_id[ref]))
-    kept.sort(key=lambda o: (o["type"], o["id"]))
-
+    kept = _kept_objects(objects, matrix, collection, release, spec_version)
     bundle: dict[str, Any] = {
         "type": "bundle",
         # named after the release only, so snapshotting a snapshot gives the same bytes
@@ -122,6 +104,31 @@ def make_snapshot(source: str | Path, output: str | Path = SNAPSHOT, *, release:
     return SnapshotInfo(output, release, len(kept), len(payload))
 
 
+def _kept_objects(objects: list[dict[str, Any]], matrix: dict[str, Any] | None, collection: dict[str, Any] | None,
+                  release: str, spec_version: str) -> list[dict[str, Any]]:
+    """The trimmed objects of the snapshot, in a stable order."""
+    objects_by_id = {o["id"]: o for o in objects}
+    kept = [
+        _trim(o)
+        for o in objects
+        if (o.get("type") in KEPT_TYPES and o.get("type") != "x-mitre-matrix")
+        or (o.get("type") == "relationship" and o.get("relationship_type") in KEPT_RELATIONSHIPS)
+    ]
+    if matrix is not None:
+        kept.append(_trim(matrix))
+    kept_ids = {o["id"] for o in kept}
+    # relationships whose ends were dropped (e.g. revoked-by between campaigns) would dangle
+    kept = [o for o in kept if o["type"] != "relationship" or (o["source_ref"] in kept_ids and o["target_ref"] in kept_ids)]
+    kept.append(_trim(collection) if collection else _recorded_release(release, matrix, spec_version))
+    # the identity and marking definitions the kept objects point at
+    referenced = {ref for o in kept for ref in (o.get("created_by_ref"), *o.get("object_marking_refs", ())) if ref}
+    for ref in sorted(referenced):
+        if ref in objects_by_id and ref not in kept_ids:
+            kept.append(_trim(objects_by_id[ref]))
+    kept.sort(key=lambda o: (o["type"], o["id"]))
+    return kept
+
+
 def update_snapshot(release: str | None = None, output: str | Path = SNAPSHOT) -> SnapshotInfo:
     """Download a release (default: latest) with attackcti's `from_attack_stix_data`, then snapshot it.
 
@@ -141,20 +148,15 @@ def update_snapshot(release: str | None = None, output: str | Path = SNAPSHOT) -
                     download_dir=tmp, release=release, domains=("enterprise",), force_download=True
                 )
             except (requests.RequestException, OSError) as exc:
-                raise AttackDataError(f"cannot download ATT&CK data (offline?): {_one_line(exc)}") from exc
+                raise AttackDataError(f"cannot download ATT&CK data (offline?): {one_line(exc)}") from exc
             except ValueError as exc:  # attackcti: release not published
-                raise AttackDataError(_one_line(exc)) from exc
+                raise AttackDataError(one_line(exc)) from exc
             downloaded = sorted(Path(tmp).rglob("enterprise-attack.json"))
             if not downloaded:
                 raise AttackDataError("attackcti downloaded no enterprise-attack.json")
             return make_snapshot(downloaded[0], output, release=release)
     finally:
         socket.setdefaulttimeout(previous)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _read_objects(source: Path) -> tuple[list[dict[str, Any]], str]:

@@ -1,10 +1,14 @@
 """The catalog as a static site: an MkDocs plugin (`sigma-catalog`) and what it renders.
 
-- `plugin`: the MkDocs plugin (config, build events, caching between `mkdocs serve` rebuilds).
-- `pages`: the site model: every page's address, title and template data, built from a `Catalog`.
+- `config`: the plugin's options, and its entry of an mkdocs.yml (for `catalog check` and `build`).
+- `addresses`: every page address, slug and link.
+- `model`: pages, the site, what every page family shares (`SiteData`), grouping helpers.
+- `rule_page`, `attack_pages`, `browse_pages`, `changes_page`: one page family each.
+- `pages`: the whole site model of one build (`SiteBuilder`).
+- `exports`, `search`: catalog.json, the CSV, ATT&CK Navigator layers; the compact search index.
 - `render`: the Jinja2 environment (autoescaped), the YAML highlighter and the theme frame.
-- `exports`: catalog.json, the rules x techniques CSV and ATT&CK Navigator layers.
-- `search`: the compact search index our search box loads.
+- `output`: writing our pages (in parallel, or through the page cache of `mkdocs serve`), the load cache.
+- `files`, `plugin`: what the catalog adds to MkDocs' files; the plugin's events.
 
-Only `plugin` imports MkDocs; the rest works on plain data and is usable without it.
+Only `config`, `files` and `plugin` import MkDocs; the rest works on plain data and is usable without it.
 """

@@ -12,11 +12,23 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from catalog.analysis import value_text
 from catalog.jsonexport import catalog_to_json
 from catalog.model import FilterRule, Rule
 from catalog.pipeline import Catalog, Entry
-from catalog.site.pages import CATALOG_JSON, NAVIGATOR, TECHNIQUES_CSV, key_slug, technique_slug
-from catalog.site.render import external_url, html_safe_json, page_href
+from catalog.site.addresses import (
+    CATALOG_JSON,
+    NAVIGATOR,
+    SEARCH_INDEX,
+    TECHNIQUES_CSV,
+    external_url,
+    key_slug,
+    page_href,
+    rule_path,
+    technique_path,
+)
+from catalog.site.render import html_safe_json
+from catalog.site.search import search_index
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -73,7 +85,7 @@ def _localise(rule: dict, entry: Entry, display_file: Callable[[str, str], str],
     source = rule["source"]
     source["file"] = display_file(entry.document.source.root, entry.document.source.path)
     source["root"] = display_file(entry.document.source.root, "").rstrip("/")
-    rule["page"] = page_href(f"rules/{entry.slug}/", directory_urls)
+    rule["page"] = page_href(rule_path(entry.slug), directory_urls)
 
 
 # --- CSV ------------------------------------------------------------------------------------------
@@ -88,9 +100,7 @@ def _cell(value: object) -> str:
     """Text for a spreadsheet cell; a leading = + - @ would start a formula, so it is quoted away."""
     if value is None:
         return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = str(value)
+    text = value_text(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
@@ -110,7 +120,7 @@ def techniques_csv(catalog: Catalog, directory_urls: bool = True) -> bytes:
             logsource.product if logsource else None, logsource.category if logsource else None,
             logsource.service if logsource else None,
         ]
-        page = page_href(f"rules/{entry.slug}/", directory_urls)
+        page = page_href(rule_path(entry.slug), directory_urls)
         for row in mapping.rows:
             for mapped in row.techniques:
                 writer.writerow([_cell(v) for v in base + [
@@ -138,31 +148,8 @@ def navigator_layer(name: str, description: str, entries: Sequence[Entry], kb: "
                 titles = rules[(mapped.technique.id, row.tactic.shortname)]
                 if entry.document.title not in titles:
                     titles.append(entry.document.title)
-    techniques = []
-    for (technique_id, tactic), titles in sorted(rules.items()):
-        comment = f"{len(titles)} rule{'s' if len(titles) != 1 else ''}: " + "; ".join(titles)
-        item: dict = {
-            "techniqueID": technique_id,
-            "tactic": tactic,
-            "score": len(titles),
-            "comment": comment if len(comment) <= 1000 else comment[:999] + "…",
-            "enabled": True,
-            "showSubtechniques": False,
-        }
-        links = []
-        if kb is not None:
-            technique = kb.technique(technique_id)
-            url = external_url(technique.url) if technique is not None else None
-            if url:
-                links.append({"label": f"{technique_id} on attack.mitre.org", "url": url})
-        if site_url and external_url(site_url):
-            links.append({
-                "label": "Rules in the catalog",
-                "url": site_url.rstrip("/") + "/" + page_href(f"techniques/{technique_slug(technique_id)}/", directory_urls),
-            })
-        if links:
-            item["links"] = links
-        techniques.append(item)
+    techniques = [_layer_technique(technique_id, tactic, titles, kb, site_url, directory_urls)
+                  for (technique_id, tactic), titles in sorted(rules.items())]
     maximum = max((t["score"] for t in techniques), default=1)
     major = (release or "").split(".")[0]
     versions = {"navigator": NAVIGATOR_VERSION, "layer": LAYER_FORMAT}
@@ -191,6 +178,34 @@ def navigator_layer(name: str, description: str, entries: Sequence[Entry], kb: "
     }
 
 
+def _layer_technique(technique_id: str, tactic: str, titles: list[str], kb: "AttackKnowledge | None", site_url: str | None,
+                     directory_urls: bool) -> dict:
+    """One (technique, tactic) of a layer: its score, the rule titles, links to ATT&CK and our page."""
+    comment = f"{len(titles)} rule{'s' if len(titles) != 1 else ''}: " + "; ".join(titles)
+    item: dict = {
+        "techniqueID": technique_id,
+        "tactic": tactic,
+        "score": len(titles),
+        "comment": comment if len(comment) <= 1000 else comment[:999] + "…",
+        "enabled": True,
+        "showSubtechniques": False,
+    }
+    links = []
+    if kb is not None:
+        technique = kb.technique(technique_id)
+        url = external_url(technique.url) if technique is not None else None
+        if url:
+            links.append({"label": f"{technique_id} on attack.mitre.org", "url": url})
+    if site_url and external_url(site_url):
+        links.append({
+            "label": "Rules in the catalog",
+            "url": site_url.rstrip("/") + "/" + page_href(technique_path(technique_id), directory_urls),
+        })
+    if links:
+        item["links"] = links
+    return item
+
+
 def navigator_layers(catalog: Catalog, kb: "AttackKnowledge | None", site_name: str, site_url: str | None = None,
                      directory_urls: bool = True) -> list[ExportFile]:
     """The whole catalog's layer, then one per log-source product (most rules first)."""
@@ -217,11 +232,12 @@ def _json(data: object) -> bytes:
     return html_safe_json(data, indent=1)
 
 
-def data_exports(catalog: Catalog, *, directory_urls: bool, display_file: Callable[[str, str], str],
-                 display_problem: Callable[[str], str], memo: dict | None = None,
-                 key_of: Callable[[Entry], object] | None = None) -> list[ExportFile]:
-    """catalog.json and the rules x techniques CSV (the layers come from `navigator_layers`)."""
+def data_files(catalog: Catalog, *, directory_urls: bool, display_file: Callable[[str, str], str],
+               display_problem: Callable[[str], str], memo: dict | None = None,
+               key_of: Callable[[Entry], object] | None = None) -> list[ExportFile]:
+    """catalog.json, the rules x techniques CSV and the search index (the layers come from `navigator_layers`)."""
     return [
         ExportFile(CATALOG_JSON, catalog_json(catalog, display_file, display_problem, directory_urls, memo, key_of), "catalog.json"),
         ExportFile(TECHNIQUES_CSV, techniques_csv(catalog, directory_urls), "rules-techniques.csv"),
+        ExportFile(SEARCH_INDEX, search_index(catalog, directory_urls), "search index"),
     ]

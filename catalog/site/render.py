@@ -17,6 +17,8 @@ from typing import Iterable
 import jinja2
 from markupsafe import Markup, escape
 
+from catalog.site.addresses import external_url, page_href, root_prefix
+
 TEMPLATES = Path(__file__).parent / "templates"
 
 # Quotes too, though element content does not need it: then no rule text can put the string
@@ -154,37 +156,6 @@ def html_safe_json(data: object, indent: int | None = None) -> bytes:
     separators = (",", ":") if indent is None else (",", ": ")
     text = json.dumps(data, ensure_ascii=False, indent=indent, separators=separators)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode("utf-8")
-
-
-# --- URLs ---------------------------------------------------------------------------------------
-
-_SAFE_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f\"'<>`\\]+", re.I)
-
-
-def external_url(value: object) -> str | None:
-    """`value` when it is an http(s) URL that is safe to put in an href, else None.
-
-    Anything else (javascript:, data:, relative paths, text with spaces, quotes or angle
-    brackets) is refused: rule files are untrusted, and only http(s) references become links.
-    """
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if len(text) <= 8 or _SAFE_URL.fullmatch(text) is None:
-        return None
-    return text
-
-
-def page_href(path: str, directory_urls: bool) -> str:
-    """The href of a site page at `path` ("rules/x/", "" for the home page), from the site root."""
-    if directory_urls or not (path == "" or path.endswith("/")):
-        return path
-    return path + "index.html"
-
-
-def root_prefix(path: str) -> str:
-    """From the page at `path` ("a/b/") back to the site root ("../../")."""
-    return "../" * path.count("/")
 
 
 # --- the Jinja2 environment ---------------------------------------------------------------------

@@ -16,7 +16,8 @@ from __future__ import annotations
 import gzip
 
 from catalog.pipeline import Catalog
-from catalog.site.render import html_safe_json, page_href
+from catalog.site.addresses import RULE_PATTERN, page_href
+from catalog.site.render import html_safe_json
 
 MAX_VALUE = 160
 KINDS = {"rule": "r", "correlation": "c", "filter": "f"}
@@ -43,7 +44,7 @@ def search_index(catalog: Catalog, directory_urls: bool = True) -> bytes:
                 indexes.add(index)
         rules.append([entry.slug, document.title, document.id or "", document.level or "", KINDS.get(document.kind, "r"),
                       techniques, sorted(indexes)])
-    data = {"v": 1, "page": page_href("rules/{slug}/", directory_urls), "values": spellings, "rules": rules}
+    data = {"v": 1, "page": page_href(RULE_PATTERN, directory_urls), "values": spellings, "rules": rules}
     return html_safe_json(data)
 
 

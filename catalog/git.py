@@ -1,0 +1,127 @@
+"""Git plumbing: the repository of a folder, a base revision, its files, the time of HEAD.
+
+Everything reads git's object store through the `git` command (`rev-parse`, `ls-tree`,
+`cat-file --batch`): no checkout, no worktree. `catalog.changes` uses it to read the base side of a
+change; `catalog build` uses `source_date_epoch` for reproducible dates.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+
+class GitError(Exception):
+    """Git cannot answer (not installed, unknown revision, not a repository, ...); one line for people."""
+
+
+def _git(args: Sequence[str], cwd: str | os.PathLike, input: bytes | None = None) -> bytes:
+    try:
+        completed = subprocess.run(
+            ["git", *args], cwd=cwd, input=input, capture_output=True, check=False, timeout=600,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
+        )
+    except FileNotFoundError as error:
+        raise GitError("git is not installed") from error
+    except subprocess.TimeoutExpired as error:
+        raise GitError(f"git {args[0]} took too long") from error
+    if completed.returncode != 0:
+        message = completed.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitError(f"git {' '.join(args[:2])} failed: {message[-1] if message else 'exit ' + str(completed.returncode)}")
+    return completed.stdout
+
+
+def repository_root(path: str | os.PathLike) -> Path:
+    """The top folder of the git work tree that holds `path`."""
+    start = Path(path)
+    probe = start if start.is_dir() else start.parent
+    while not probe.exists() and probe != probe.parent:  # a folder the change deleted
+        probe = probe.parent
+    try:
+        top = _git(["rev-parse", "--show-toplevel"], probe).decode("utf-8").strip()
+    except GitError as error:
+        raise GitError(f"{os.fspath(path)} is not inside a git repository ({error})") from None
+    return Path(top)
+
+
+def resolve_revision(repo: str | os.PathLike, ref: str, merge_base: bool = True) -> tuple[str, bool]:
+    """(full commit id, whether it is the merge base with HEAD); GitError for an unknown ref."""
+    if not ref or ref.startswith("-"):
+        raise GitError(f"'{ref}' is not a git revision")
+    try:
+        commit = _git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"], repo).decode().strip()
+    except GitError:
+        raise GitError(
+            f"unknown git revision '{ref}': it is not in this clone (in CI, check out with fetch-depth: 0 "
+            f"so the base branch is there; locally, git fetch it first)"
+        ) from None
+    if merge_base:
+        try:
+            base = _git(["merge-base", commit, "HEAD"], repo).decode().strip()
+        except GitError:  # no common history here (shallow clone, unrelated HEAD): compare with the ref itself
+            return commit, False
+        if base:
+            return base, True
+    return commit, False
+
+
+def export_revision(repo: Path, commit: str, paths: Sequence[str], target: Path) -> None:
+    """Write the files under `paths` (relative to `repo`) as they are in `commit` into `target`.
+
+    Read from git's object store (`ls-tree` + `cat-file --batch`): no checkout, no worktree, no
+    `.gitattributes` export filters. Symbolic links are recreated after every file is written, so
+    nothing is written through one; submodules are skipped.
+    """
+    existing = [path for path in paths if path in ("", ".") or _git(["ls-tree", commit, "--", path], repo).strip()]
+    if not existing:
+        return
+    listing = _git(["ls-tree", "-r", "-z", "--full-tree", commit, "--", *[p if p not in ("", ".") else "." for p in existing]], repo)
+    blobs: list[tuple[str, str, str]] = []  # (mode, sha, path)
+    for record in listing.split(b"\0"):
+        if not record:
+            continue
+        meta, _, raw_path = record.partition(b"\t")
+        mode, kind, sha = meta.decode().split()
+        if kind != "blob":
+            continue
+        blobs.append((mode, sha, raw_path.decode("utf-8", "surrogateescape")))
+    if not blobs:
+        return
+    output = _git(["cat-file", "--batch"], repo, input="".join(f"{sha}\n" for _, sha, _ in blobs).encode())
+    real_target = target.resolve()
+    links: list[tuple[Path, str]] = []
+    offset = 0
+    for mode, sha, path in blobs:
+        header_end = output.index(b"\n", offset)
+        size = int(output[offset:header_end].split()[2])
+        content = output[header_end + 1 : header_end + 1 + size]
+        offset = header_end + 1 + size + 1
+        parts = Path(path).parts
+        if not parts or ".." in parts or Path(path).is_absolute():
+            continue
+        destination = target.joinpath(*parts)
+        if mode == "120000":
+            links.append((destination, content.decode("utf-8", "surrogateescape")))
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if not destination.parent.resolve().is_relative_to(real_target):
+            continue
+        with open(destination, "xb") as out:
+            out.write(content)
+    # Links last, so no file is ever written through one. They are recreated as they are (the
+    # loader refuses to read those that lead out of the rule folder, as it does on the head side).
+    for destination, link_target in links:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if destination.parent.resolve().is_relative_to(real_target) and not destination.exists():
+            os.symlink(link_target, destination)
+
+
+def source_date_epoch(path: str | os.PathLike) -> int | None:
+    """The committer time of HEAD in the repository holding `path`, for SOURCE_DATE_EPOCH; None outside git."""
+    try:
+        text = _git(["log", "-1", "--format=%ct"], path).decode().strip()
+    except GitError:
+        return None
+    return int(text) if text.isdigit() else None

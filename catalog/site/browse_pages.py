@@ -1,0 +1,183 @@
+"""The browse pages: shared indicators, levels, statuses, authors, tags, fields, log sources, the
+listings of every rule, correlation and filter, the Problems page, Search and Exports.
+
+Each family adds its pages (one per value) to `site.pages`, its index page to `site.browse`, and
+its figures to `site.home`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from catalog.analysis import IndicatorKey, field_label
+from catalog.model import FilterRule, Rule
+from catalog.problems import Severity
+from catalog.site.addresses import RULES, indicator_path, item_path, key_slug, rule_path
+from catalog.site.model import Grouping, Page, Site, SiteData, browse_page, list_page, shorten, split_authors
+
+#: The browse dimensions of document metadata: (section, title, singular, the values of a document).
+DIMENSIONS = (
+    ("levels", "Levels", "Level", lambda d: [d.level] if d.level else []),
+    ("statuses", "Statuses", "Status", lambda d: [d.status] if d.status else []),
+    ("authors", "Authors", "Author", lambda d: split_authors(d.author)),
+    ("tags", "Tags", "Tag", lambda d: list(d.tags)),
+)
+#: Dimensions listed in their own order rather than by count.
+RANK = {
+    "levels": ["critical", "high", "medium", "low", "informational"],
+    "statuses": ["stable", "test", "experimental", "deprecated", "unsupported"],
+}
+
+
+def add_indicator_pages(data: SiteData, site: Site) -> None:
+    spelling: dict[IndicatorKey, tuple[str, str]] = {}
+    for entry in data.entries:
+        if entry.analysis is not None and isinstance(entry.document, Rule):
+            for indicator in entry.analysis.indicators:
+                spelling.setdefault(indicator.key, (indicator.field_label, indicator.value))
+    corpus = data.catalog.corpus
+    shared = corpus.shared()
+    top = []
+    for key, slugs in shared:
+        label, value = spelling.get(key, (field_label(key[0] or None), key[2]))
+        path = indicator_path(key)
+        title = f"{label} {key[1]} {value}"
+        site.pages.append(Page(path, shorten(title, 120), "indicator.html", {
+            "field": label, "kind": key[1], "value": value, "count": len(slugs), "rules": data.rule_rows(slugs),
+        }, f"{len(slugs)} Sigma rules look for {label} {key[1]} {shorten(value, 80)}"))
+        if len(top) < 500:
+            top.append({"field": label, "kind": key[1], "value": value, "count": len(slugs), "path": path})
+    site.browse.append(browse_page("indicators/", "Shared indicators", "indicators.html",
+                                   {"top": top, "total": len(shared), "distinct": len(corpus)}))
+    site.home["shared_indicators"] = len(shared)
+    site.home["indicators"] = len(corpus)
+
+
+def add_dimension_pages(data: SiteData, site: Site) -> None:
+    """Levels, statuses, authors and tags: a page per value, an index of counts per dimension."""
+    for section, title, singular, values in DIMENSIONS:
+        groups = Grouping()
+        for entry in data.entries:
+            for value in dict.fromkeys(values(entry.document)):
+                groups.add(key_slug(value), value, entry.slug)
+        items = []
+        for group in groups.values():
+            name = group.name
+            path = item_path(section, name)
+            items.append({"name": name, "count": len(group.slugs), "path": path})
+            site.pages.append(list_page(data, path, (title, section), f"{singular}: {name}", group.slugs,
+                                        f"Sigma rules with {singular.lower()} {name}"))
+        rank = RANK.get(section)
+        if rank:
+            items.sort(key=lambda item: (rank.index(item["name"].lower()) if item["name"].lower() in rank else len(rank), item["name"]))
+        elif section == "tags":
+            items.sort(key=lambda item: item["name"].casefold())
+        else:
+            items.sort(key=lambda item: (-item["count"], item["name"].casefold()))
+        site.browse.append(browse_page(f"{section}/", title, "counts.html", {"heading": title, "items": items, "singular": singular}))
+        site.home[section] = len(items)
+
+
+def add_field_pages(data: SiteData, site: Site) -> None:
+    groups = Grouping()
+    for entry in data.entries:
+        document = entry.document
+        if not isinstance(document, (Rule, FilterRule)):
+            continue
+        for identifier in document.detection.identifiers.values():
+            for item in identifier.items:
+                if item.field is not None:
+                    groups.add(key_slug(item.field), item.field, entry.slug)
+    items = []
+    for group in groups.values():
+        name = group.name
+        spellings = sorted(group.names)
+        path = item_path("fields", name)
+        items.append({"name": name, "count": len(group.slugs), "path": path})
+        intro = f"Also written as: {', '.join(s for s in spellings if s != name)}." if len(spellings) > 1 else None
+        site.pages.append(list_page(data, path, ("Fields", "fields"), f"Field: {name}", group.slugs,
+                                    f"Sigma rules that read the field {name}", intro))
+    items.sort(key=lambda item: (-item["count"], item["name"].casefold()))
+    site.browse.append(browse_page("fields/", "Fields", "counts.html", {"heading": "Fields", "items": items, "singular": "Field"}))
+    site.home["fields"] = len(items)
+
+
+def add_logsource_pages(data: SiteData, site: Site) -> None:
+    groups = Grouping()
+    for entry in data.entries:
+        document = entry.document
+        if isinstance(document, (Rule, FilterRule)):
+            groups.add(key_slug(document.logsource.label), document.logsource.label, entry.slug, document.logsource)
+    products: dict[str, list[dict]] = defaultdict(list)
+    for group in groups.values():
+        logsource = group.sample
+        label = logsource.label
+        path = item_path("logsources", label)
+        products[logsource.product or ""].append({"category": logsource.category or "", "service": logsource.service or "",
+                                                  "label": label, "count": len(group.slugs), "path": path})
+        site.pages.append(list_page(data, path, ("Log sources", "logsources"), f"Log source: {label}", group.slugs,
+                                    f"Sigma rules for the log source {label}"))
+    listing = [
+        {"product": product or "(any product)", "count": sum(item["count"] for item in items),
+         "sources": sorted(items, key=lambda item: (item["category"], item["service"]))}
+        for product, items in products.items()
+    ]
+    listing.sort(key=lambda product: (-product["count"], product["product"]))
+    site.browse.append(browse_page("logsources/", "Log sources", "logsources.html", {"products": listing}))
+    site.home["logsources"] = len(groups)
+
+
+def add_listing_pages(data: SiteData, site: Site) -> None:
+    """All rules (first in the navigation), and the correlations and filters when there are any."""
+    all_rows = [dict(data.rows[entry.slug], logsource=entry.document.logsource.label if isinstance(entry.document, (Rule, FilterRule)) else "")
+                for entry in data.entries]
+    site.browse.insert(0, browse_page(RULES, "All rules", "rules.html", {"rules": all_rows}))
+    for kind, section, title in (("correlation", "correlations", "Correlations"), ("filter", "filters", "Filters")):
+        rows = []
+        for entry in data.entries:
+            if entry.document.kind == kind:
+                rows.append(dict(data.rows[entry.slug], targets=[data.rows[t.slug] for t in entry.targets]))
+        if rows:
+            site.browse.append(browse_page(f"{section}/", title, "kinds.html", {"heading": title, "kind": kind, "rules": rows}))
+
+
+def add_problem_page(data: SiteData, site: Site) -> None:
+    first_entry: dict[str, str] = {}
+    for entry in data.entries:
+        first_entry.setdefault(entry.document.source.file_display, entry.slug)
+    problems = sorted(data.catalog.problems, key=lambda p: (p.severity is not Severity.ERROR, p.path, p.line, p.column))
+    rows = [
+        {
+            "location": data.location(problem),
+            "severity": problem.severity.value,
+            "message": problem.message,
+            "code": problem.code,
+            "path": rule_path(first_entry[problem.path]) if problem.path in first_entry else None,
+        }
+        for problem in problems
+    ]
+    errors = sum(1 for problem in problems if problem.severity is Severity.ERROR)
+    site.browse.append(browse_page("errors/", "Problems", "errors.html", {"problems": rows, "errors": errors, "warnings": len(rows) - errors}))
+
+
+def add_home_figures(data: SiteData, site: Site) -> None:
+    kinds: dict[str, int] = defaultdict(int)
+    for entry in data.entries:
+        kinds[entry.document.kind] += 1
+    catalog = data.catalog
+    errors = len(catalog.errors)
+    site.home.update({
+        "files": len(catalog.files),
+        "rules": kinds["rule"],
+        "correlations": kinds["correlation"],
+        "filters": kinds["filter"],
+        "errors": errors,
+        "warnings": len(catalog.problems) - errors,
+        "folders": [{"display": f.display, "name": f.name} for f in data.folders.values()],
+    })
+
+
+def add_search_and_exports(site: Site, exports: dict) -> None:
+    """The Search page (first in the navigation) and the Exports page (`exports`: its template data)."""
+    site.browse.append(browse_page("exports/", "Exports", "exports.html", dict(exports)))
+    site.browse.insert(0, browse_page("find/", "Search", "find.html", {}, nav_title="Search"))

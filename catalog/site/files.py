@@ -1,0 +1,199 @@
+"""What the catalog adds to MkDocs' files in `on_files`: the catalog and its site model, the
+change preview, the exports, our assets, the browse page stubs and the frame page.
+
+The browse pages are Markdown stubs in the build cache (rewritten only when their content
+changes, so `--dirty` rebuilds skip the others); their HTML comes from our templates in
+`on_page_content`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files, InclusionLevel
+
+from catalog import pipeline
+from catalog.site.addresses import ASSETS, CATALOG_JSON, FRAME_SRC_URI, SEARCH_INDEX, TECHNIQUES_CSV
+from catalog.site.config import CatalogConfig
+from catalog.site.exports import ExportFile, data_files, navigator_layers
+from catalog.site.model import Folder, Page, Site
+from catalog.site.output import DeferredExports, LoadCache, write_if_changed
+from catalog.site.pages import SiteBuilder
+from catalog.site.render import DESCRIPTION_MARKER, TITLE_MARKER, Renderer
+from catalog.site.search import gzipped_size
+
+log = logging.getLogger("mkdocs.plugins.sigma_catalog")
+
+ASSET_DIR = Path(__file__).parent / "assets"
+
+
+class BuildFiles:
+    """Adds the catalog to the files of each build; keeps what `mkdocs serve` rebuilds can reuse."""
+
+    def __init__(self, loads: LoadCache, deferred: DeferredExports) -> None:
+        self._loads = loads
+        self._deferred = deferred
+        self._memo_signature: tuple | None = None
+        self._page_memo: dict = {}  # mkdocs serve: rule pages of the last build (rule_page.RulePages)
+        self._json_memo: dict = {}  # mkdocs serve: catalog.json records of the last build
+        self.browse_html: dict[str, str] = {}  # src_uri -> the HTML of a browse page
+        self.titles: dict[str, str] = {}  # src_uri -> navigation title of the browse pages (not the home page)
+        self.home_html: str | None = None  # the figures for the user's own home page
+        self.taken: set[str] = set()  # what MkDocs itself writes to the site (docs pages, exports, assets)
+
+    def add(self, files: Files, config: MkDocsConfig, options: CatalogConfig, folders: list[Folder], attack_data: Path | None,
+            cache: Path, renderer: Renderer, serving: bool) -> Site:
+        """Build the catalog and its site model; add our files to `files`; the site's own pages are
+        written in on_post_build."""
+        started = time.perf_counter()
+        kb = _knowledge(attack_data)
+        catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load)
+        loaded = time.perf_counter()
+        signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url)
+        if signature != self._memo_signature:  # another configuration: nothing of the last build holds
+            self._memo_signature, self._page_memo, self._json_memo = signature, {}, {}
+        # (the change preview adds banners to rule pages: no page may be shared between its builds)
+        builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None)
+        if options.strict and catalog.errors:
+            listing = "\n".join(f"  {builder.data.location(p)}: {p.message} [{p.code}]" for p in catalog.errors)
+            raise PluginError(f"sigma-catalog: {len(catalog.errors)} rule errors (strict: true):\n{listing}")
+
+        mark = time.perf_counter()
+        exports, exports_page, search_size = self._exports(files, config, catalog, kb, builder, serving)
+        timings = {"catalog": loaded - started, "exports": time.perf_counter() - mark}
+        mark = time.perf_counter()
+        site = builder.build(exports_page)
+        if options.base:
+            _add_changes(site, options.base, folders, kb, catalog, builder)
+        timings["site model"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        for export in exports:
+            _add_file(files, config, export.path, cache / "files", export.data)
+        for asset in sorted(ASSET_DIR.iterdir()):
+            if asset.is_file():
+                _add_file(files, config, ASSETS + asset.name, None, source=asset)
+        timings["writing exports"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        self._add_browse_pages(files, config, site, renderer, cache)
+        timings["browse pages"] = time.perf_counter() - mark
+        # the frame page: rendered by the theme, captured in on_post_page, removed in on_post_build
+        frame_meta = {"title": TITLE_MARKER, "description": DESCRIPTION_MARKER, "hide": ["toc"], "search": {"exclude": True}}
+        _add_page(files, config, cache, FRAME_SRC_URI, f"---\n{json.dumps(frame_meta)}\n---\n\nframe\n")
+        self.taken = {file.dest_uri for file in files}
+        self._log(catalog, builder, search_size, timings)
+        return site
+
+    def _exports(self, files: Files, config: MkDocsConfig, catalog: pipeline.Catalog, kb, builder: SiteBuilder,
+                 serving: bool) -> tuple[list[ExportFile], dict, tuple[int, int] | None]:
+        """(the export files to add now, the Exports page's data, the search index's size and gzipped size)."""
+        layers = navigator_layers(catalog, kb, config.site_name, config.site_url, config.use_directory_urls)
+        for path in (CATALOG_JSON, TECHNIQUES_CSV, SEARCH_INDEX):
+            _check_free(files, path)
+
+        def make_data_files(memo: dict | None = None) -> list[ExportFile]:
+            return data_files(catalog, directory_urls=config.use_directory_urls, display_file=builder.data.display_file,
+                              display_problem=builder.data.display_problem_path, memo=memo, key_of=builder.rule_pages.dependencies)
+
+        search_size = None
+        if serving:  # catalog.json, the CSV and the search index: written after the build, in the background
+            memo = self._json_memo
+            self._deferred.pending = lambda: make_data_files(memo)
+            exports = list(layers)
+        else:
+            self._deferred.pending = None
+            exports = list(layers) + make_data_files()
+            index = next(export.data for export in exports if export.path == SEARCH_INDEX)
+            search_size = (len(index), gzipped_size(index))
+        exports_page = {
+            "catalog_json": CATALOG_JSON,
+            "techniques_csv": TECHNIQUES_CSV,
+            "layers": [{"file": layer.path, "name": layer.label, "techniques": layer.techniques} for layer in layers],
+            "schema_path": schema.url if (schema := files.get_file_from_path("json-schema.md")) else None,
+        }
+        return exports, exports_page, search_size
+
+    def _add_browse_pages(self, files: Files, config: MkDocsConfig, site: Site, renderer: Renderer, cache: Path) -> None:
+        """The browse pages: MkDocs builds them (they are in the navigation) from stubs in the cache."""
+        self.browse_html, self.titles = {}, {}
+        browse = list(site.browse)
+        if files.get_file_from_path("index.md") is None:
+            browse.insert(0, Page("", config.site_name, "home.html", dict(site.home, heading=config.site_name), src_uri="index.md"))
+            self.home_html = None
+        else:
+            self.home_html = renderer.render("home.html", "", site.home)
+        for page in browse:
+            assert page.src_uri is not None
+            html = renderer.render(page.template, page.path, page.context)
+            meta = {"title": page.nav_title or page.title, "search": {"exclude": True}}
+            if page.src_uri != "index.md":
+                meta["hide"] = ["navigation", "toc"] if page.wide else ["toc"]
+                self.titles[page.src_uri] = meta["title"]
+            digest = hashlib.sha256(html.encode("utf-8")).hexdigest()[:20]
+            _add_page(files, config, cache, page.src_uri, f"---\n{json.dumps(meta)}\n---\n\n<!-- sigma-catalog: generated page {digest} -->\n")
+            self.browse_html[page.src_uri] = html
+
+    def _log(self, catalog: pipeline.Catalog, builder: SiteBuilder, search_size: tuple[int, int] | None, timings: dict[str, float]) -> None:
+        errors = len(catalog.errors)
+        order = ("catalog", "site model", "exports", "writing exports", "browse pages")
+        log.info(
+            "sigma-catalog: %d documents from %d files (%d read), %d errors, %d warnings (listed on errors/); %s; %s",
+            len(catalog.entries), len(catalog.files), self._loads.read, errors, len(catalog.problems) - errors,
+            "search index %.1f KB (%.1f KB gzipped)" % (search_size[0] / 1024, search_size[1] / 1024)
+            if search_size else "catalog.json, CSV and search index written after the build",
+            ", ".join(f"{name} {timings[name]:.2f} s" for name in order),
+        )
+        for problem in catalog.problems:
+            log.debug("%s: %s: %s [%s]", builder.data.location(problem), problem.severity.value, problem.message, problem.code)
+
+
+def _knowledge(attack_data: Path | None):
+    from catalog.attack import AttackDataError, load_knowledge
+
+    try:
+        return load_knowledge(attack_data)
+    except AttackDataError as error:
+        raise PluginError(f"sigma-catalog: {error}") from error
+
+
+def _add_changes(site: Site, base: str, folders: list[Folder], kb, catalog: pipeline.Catalog, builder: SiteBuilder) -> None:
+    """The change preview (`base`, set by `catalog build --base REF`): the Changes page and banners."""
+    from catalog.changes import ChangeError
+    from catalog.diff import compute_changes
+    from catalog.site.changes_page import add_changes
+
+    try:
+        changes = compute_changes([f.root for f in folders], base, kb, head=catalog, labels={f.root: f.display for f in folders})
+    except ChangeError as error:
+        raise PluginError(f"sigma-catalog: base '{base}': {error}") from error
+    add_changes(site, changes, builder.data.display_problem_path)
+    log.info("sigma-catalog: changes against %s: %s", base, ", ".join(f"{count} {kind}" for kind, count in changes.counts().items()))
+
+
+def _check_free(files: Files, src_uri: str) -> None:
+    existing = files.get_file_from_path(src_uri)
+    if existing is not None and existing.generated_by is None:
+        raise PluginError(f"sigma-catalog: docs/{src_uri} is in the way of a file the catalog generates; rename it")
+
+
+def _add_file(files: Files, config: MkDocsConfig, src_uri: str, cache: Path | None, data: bytes | None = None,
+              source: Path | None = None) -> None:
+    _check_free(files, src_uri)
+    if source is None:
+        assert cache is not None and data is not None
+        source = cache / src_uri
+        write_if_changed(source, data)
+    files.append(File.generated(config, src_uri, abs_src_path=str(source)))
+
+
+def _add_page(files: Files, config: MkDocsConfig, cache: Path, src_uri: str, text: str) -> None:
+    if files.get_file_from_path(src_uri) is not None:
+        raise PluginError(f"sigma-catalog: docs/{src_uri} is in the way of a page the catalog generates; rename it")
+    source = cache / "pages" / src_uri
+    write_if_changed(source, text.encode("utf-8"))
+    files.append(File.generated(config, src_uri, abs_src_path=str(source), inclusion=InclusionLevel.NOT_IN_NAV))

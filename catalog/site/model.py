@@ -1,0 +1,193 @@
+"""The site model: pages, the site they make, and what every page family shares.
+
+Template data is plain Python data (str, int, bool, None, lists, tuples, dicts), so a page's
+fingerprint is a hash of it and unchanged pages are not rendered again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from catalog.model import SigmaDocument, display_path
+from catalog.pipeline import Catalog, Entry
+from catalog.problems import Problem
+from catalog.site.addresses import rule_path, section_path, source_uri
+
+if TYPE_CHECKING:
+    from catalog.attack import AttackKnowledge
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """A configured rule folder: `root` as given to `build_catalog`, how to show it, where it lives."""
+
+    root: str
+    display: str
+    name: str | None = None
+    source_url: str | None = None
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of the site. `src_uri` is set for the pages MkDocs builds (the browse pages)."""
+
+    path: str  # "rules/<slug>/"; "" for the home page
+    title: str
+    template: str
+    context: dict
+    description: str = ""
+    src_uri: str | None = None
+    nav_title: str | None = None
+    wide: bool = False  # a browse page that needs the whole width (the theme's sidebars hidden)
+    _fingerprint: bytes | None = field(default=None, repr=False, compare=False)
+
+    def fingerprint(self) -> bytes:
+        """A hash of everything the page is made of, computed once (pages are not changed after
+        the site model is built; a page that is must be a new Page). marshal format 0 has no
+        back-references, so its bytes depend only on the data (formats 1+ and pickle also encode
+        which objects happen to be shared, and would make equal pages look different)."""
+        if self._fingerprint is None:
+            data = marshal.dumps((self.template, self.title, self.description, self.context), 0)
+            self._fingerprint = hashlib.blake2b(data, digest_size=16).digest()
+        return self._fingerprint
+
+
+def browse_page(path: str, title: str, template: str, context: dict, **options) -> Page:
+    """A page of the navigation, built by MkDocs from a stub at `<path>index.md`."""
+    return Page(path, title, template, context, src_uri=source_uri(path), **options)
+
+
+@dataclass(slots=True)
+class Site:
+    pages: list[Page] = field(default_factory=list)  # written by the plugin
+    browse: list[Page] = field(default_factory=list)  # built by MkDocs, in nav order
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> target path
+    home: dict = field(default_factory=dict)  # the figures shown on the home page
+
+
+class SiteData:
+    """What the page families of one build share: the catalog, its folders, and lookups over it."""
+
+    def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None) -> None:
+        self.catalog = catalog
+        self.kb = kb
+        self.folders = {folder.root: folder for folder in folders}
+        self.entries = catalog.entries
+        self.by_slug = {entry.slug: entry for entry in self.entries}
+        self.rows = {entry.slug: _entry_row(entry) for entry in self.entries}
+        self.problems_by_file: dict[str, list[Problem]] = defaultdict(list)
+        for problem in catalog.problems:
+            self.problems_by_file[problem.path].append(problem)
+        self.related_from: dict[str, list[tuple[str, Entry]]] = defaultdict(list)
+        for entry in self.entries:
+            for relation, target in entry.related:
+                if target is not None:
+                    self.related_from[target.slug].append((relation, entry))
+
+    def rule_rows(self, slugs: Iterable[str]) -> list[dict]:
+        return [self.rows[slug] for slug in slugs]
+
+    def display_file(self, root: str, relative: str) -> str:
+        """A rule file as the configuration names its folder (never the build machine's path)."""
+        folder = self.folders.get(root)
+        return display_path(folder.display if folder is not None else root, relative)
+
+    def display_problem_path(self, path: str) -> str:
+        for root, folder in self.folders.items():
+            prefix = root.rstrip("/") + "/"
+            if path.startswith(prefix):
+                return self.display_file(root, path[len(prefix):])
+            if path == root:
+                return folder.display
+        return path
+
+    def location(self, problem: Problem) -> str:
+        """`file:line:column` of a problem, the file named as the configuration names its folder."""
+        path = self.display_problem_path(problem.path)
+        if problem.line:
+            return f"{path}:{problem.line}:{problem.column or 1}"
+        return path
+
+
+def _entry_row(entry: Entry) -> dict:
+    """How every listing shows a document."""
+    document = entry.document
+    return {
+        "path": rule_path(entry.slug),
+        "title": document.title,
+        "level": "" if document.level is None else str(document.level),
+        "status": "" if document.status is None else str(document.status),
+        "kind": document.kind,
+    }
+
+
+# --- grouping documents by a value (levels, authors, fields, log sources, ...) --------------------
+
+
+@dataclass(slots=True)
+class Group:
+    """The documents that share one value, and how often each spelling of the value was seen."""
+
+    sample: object  # what the first document gave (e.g. its log source)
+    names: dict[str, int] = field(default_factory=dict)
+    slugs: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The most frequent spelling (ties: the greatest)."""
+        return max(self.names, key=lambda n: (self.names[n], n))
+
+
+class Grouping(dict[str, Group]):
+    """Groups by key; documents must be added one after the other (each is listed once per group)."""
+
+    def add(self, key: str, name: str, slug: str, sample: object = None) -> Group:
+        group = self.get(key)
+        if group is None:
+            group = self[key] = Group(sample)
+        group.names[name] = group.names.get(name, 0) + 1
+        if not group.slugs or group.slugs[-1] != slug:
+            group.slugs.append(slug)
+        return group
+
+
+def list_page(data: SiteData, path: str, section: tuple[str, str], heading: str, slugs: list[str], description: str,
+              intro: str | None = None) -> Page:
+    """The page listing the documents of one group; `section` is (title, section name)."""
+    title, name = section
+    return Page(path, heading, "list.html", {
+        "heading": heading, "section": {"title": title, "path": section_path(name)}, "intro": intro,
+        "rules": data.rule_rows(slugs),
+    }, description)
+
+
+def split_authors(author: str | None) -> list[str]:
+    """`A (Org), B` -> [`A (Org)`, `B`]: commas and semicolons outside parentheses separate authors."""
+    if not author:
+        return []
+    names, depth, current = [], 0, []
+    for char in author:
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth = max(0, depth - 1)
+        if char in ",;" and depth == 0:
+            names.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    names.append("".join(current))
+    return [name.strip() for name in names if name.strip()]
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def description_of(document: SigmaDocument) -> str:
+    """A page's meta description: the document's description (else title) on one line."""
+    return shorten(" ".join((document.description or document.title).split()), 300)

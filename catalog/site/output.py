@@ -1,0 +1,290 @@
+"""Writing the site: the rule load cache, our pages (in parallel, or through the page cache under
+`mkdocs serve`), redirects, the sitemap, and exports written after a serve build.
+
+Everything here lives as long as the plugin object, i.e. across the rebuilds of one `mkdocs serve`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Callable, Iterable
+
+from catalog import pipeline
+from catalog.loader import LoadResult, discover, load_file
+from catalog.site.addresses import FRAME_PATH, is_rule_path, is_safe_page_path, page_href
+from catalog.site.exports import ExportFile
+from catalog.site.model import Page
+from catalog.site.render import TEMPLATES, Frame, Renderer
+
+log = logging.getLogger("mkdocs.plugins.sigma_catalog")
+
+#: Bump when the layout of the page cache changes.
+CACHE_VERSION = "1"
+_PARALLEL_MINIMUM = 400
+
+
+class LoadCache:
+    """`catalog.loader.load` that re-reads only rule files whose size, mtime or inode changed."""
+
+    def __init__(self) -> None:
+        self._files: dict[tuple[str, str], tuple[tuple[int, int, int] | None, list, list]] = {}
+        self.read = 0
+
+    def load(self, roots) -> LoadResult:
+        result = LoadResult()
+        result.files, result.problems = discover(roots)
+        current = {}
+        self.read = 0
+        for rule_file in result.files:
+            key = (rule_file.root, rule_file.relative)
+            try:
+                stat = rule_file.path.stat()
+                stamp: tuple[int, int, int] | None = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            except OSError:
+                stamp = None
+            cached = self._files.get(key)
+            if stamp is not None and cached is not None and cached[0] == stamp:
+                documents, problems = cached[1], cached[2]
+            else:
+                documents, problems = load_file(rule_file)
+                self.read += 1
+            current[key] = (stamp, documents, problems)
+            result.documents.extend(documents)
+            result.problems.extend(problems)
+        self._files = current
+        return result
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write `data` unless the file already holds exactly it (keeps its mtime for --dirty builds)."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=".tmp-", delete=False) as out:
+        out.write(data)
+    os.replace(out.name, path)
+    return True
+
+
+def _code_digest() -> str:
+    """What rendered pages depend on besides their data: the templates and the code that fills them."""
+    sha = hashlib.sha256(CACHE_VERSION.encode())
+    for path in sorted(TEMPLATES.rglob("*")) + sorted(Path(__file__).parent.glob("*.py")):
+        if path.is_file():
+            sha.update(path.name.encode() + b"\0" + path.read_bytes())
+    return sha.hexdigest()[:16]
+
+
+class PageWriter:
+    """Writes the pages the plugin makes itself (rule, technique, indicator... pages) and redirects."""
+
+    def __init__(self) -> None:
+        self.in_site: dict[str, str] = {}  # mkdocs serve: file in the site dir -> fingerprint (or target) written
+        self._cache_ok: set[str] = set()  # page files known to be in cache_dir/html
+        self._manifest: dict[str, str] | None = None  # page cache: path -> fingerprint (hex)
+        self._code = _code_digest()
+
+    def write(self, pages: list[Page], redirects: dict[str, str], taken: set[str], renderer: Renderer, frame: Frame,
+              site_dir: Path, cache: Path | None) -> tuple[int, int]:
+        """Every page and redirect not in the way of a docs page; with `cache` (mkdocs serve), through
+        the page cache. Returns (pages rendered, pages written)."""
+        if cache is not None:
+            rendered, written = self._write_cached(pages, renderer, frame, site_dir, cache)
+        else:
+            rendered = written = render_all(pages, renderer, frame, site_dir)
+        current = {page.path + "index.html" for page in pages}
+        self._write_redirects(redirects, taken, current, renderer, site_dir, remember=cache is not None)
+        # what earlier builds of this `mkdocs serve` wrote that is gone now (a rule was deleted)
+        for relative in [r for r in self.in_site if r not in current]:
+            (site_dir / relative).unlink(missing_ok=True)
+            del self.in_site[relative]
+        return rendered, written
+
+    def _write_redirects(self, redirects: dict[str, str], taken: set[str], current: set[str], renderer: Renderer,
+                         site_dir: Path, remember: bool) -> None:
+        made: set[Path] = set()
+        for path, target in redirects.items():
+            relative = path + "index.html"
+            if relative in taken or relative in current or not is_safe_page_path(path):
+                continue
+            current.add(relative)
+            if self.in_site.get(relative) == target:
+                continue
+            destination = site_dir / relative
+            _ensure_dir(destination.parent, made)
+            destination.write_bytes(renderer.render("redirect.html", path, {"target": target}).encode("utf-8"))
+            if remember:
+                self.in_site[relative] = target
+
+    def _write_cached(self, pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Path, cache: Path) -> tuple[int, int]:
+        """`mkdocs serve`: render only pages whose data changed (a fingerprint of it, the frame and
+        the templates) into `cache/html`, and copy to the site only what it does not have yet.
+        The site is emptied before each rebuild unless --dirty, so unchanged pages come from the
+        cache instead of being rendered again."""
+        frame_key = hashlib.sha256(("\0".join(frame.head) + "\0" + frame.tail).encode("utf-8")).digest()
+        salt = hashlib.sha256(frame_key + self._code.encode() + str(renderer.directory_urls).encode()).digest()
+        cache_root = cache / "html"
+        manifest = self._load_manifest(cache_root)
+        rendered = copied = 0
+        current: set[str] = set()
+        made: set[Path] = set()
+        for page in pages:
+            relative = page.path + "index.html"
+            current.add(relative)
+            fingerprint = hashlib.blake2b(salt + page.fingerprint(), digest_size=16).hexdigest()
+            cached = cache_root / relative
+            if manifest.get(page.path) != fingerprint or (relative not in self._cache_ok and not cached.exists()):
+                _ensure_dir(cached.parent, made)
+                cached.write_bytes(page_html(page, renderer, frame))
+                manifest[page.path] = fingerprint
+                rendered += 1
+            self._cache_ok.add(relative)  # in the cache, as the manifest says (checked once per process)
+            if self.in_site.get(relative) == fingerprint:
+                continue
+            target = site_dir / relative
+            _ensure_dir(target.parent, made)
+            shutil.copyfile(cached, target)
+            self.in_site[relative] = fingerprint
+            copied += 1
+        for path in [p for p in manifest if p + "index.html" not in current]:
+            (cache_root / path / "index.html").unlink(missing_ok=True)
+            del manifest[path]
+        write_if_changed(cache_root / "manifest.json", json.dumps({"version": CACHE_VERSION, "pages": manifest}, sort_keys=True).encode())
+        return rendered, copied
+
+    def _load_manifest(self, cache_root: Path) -> dict[str, str]:
+        if self._manifest is None:
+            try:
+                data = json.loads((cache_root / "manifest.json").read_text(encoding="utf-8"))
+                self._manifest = {str(k): str(v) for k, v in data.get("pages", {}).items()} if data.get("version") == CACHE_VERSION else {}
+            except (OSError, ValueError, AttributeError):
+                self._manifest = {}
+        return self._manifest
+
+
+def page_html(page: Page, renderer: Renderer, frame: Frame) -> bytes:
+    content = renderer.render(page.template, page.path, page.context)
+    return frame.wrap(page.path, page.title, page.description, content).encode("utf-8", errors="xmlcharrefreplace")
+
+
+#: What the rendering processes of `render_all` work on (inherited through fork, never pickled).
+_JOB: tuple | None = None
+
+
+def _render_range(bounds: tuple[int, int]) -> int:
+    pages, renderer, frame, site_dir = _JOB  # type: ignore[misc]
+    made: set[Path] = set()
+    for page in pages[bounds[0]:bounds[1]]:
+        target = site_dir / page.path / "index.html"
+        _ensure_dir(target.parent, made)
+        target.write_bytes(page_html(page, renderer, frame))
+    return bounds[1] - bounds[0]
+
+
+def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Path) -> int:
+    """`mkdocs build`: render every page into the site; on Linux with several CPUs, in forked
+    worker processes (rendering is pure Python, one process uses one CPU). The workers inherit
+    the paused garbage collector of the build."""
+    global _JOB
+    workers = min(os.cpu_count() or 1, 8)
+    for template in {page.template for page in pages}:
+        renderer.env.get_template(template)  # compiled once here, not once per worker
+    _JOB = (pages, renderer, frame, site_dir)
+    try:
+        if workers > 1 and len(pages) >= _PARALLEL_MINIMUM and sys.platform.startswith("linux"):
+            import multiprocessing
+
+            size = max(50, len(pages) // (workers * 8))
+            ranges = [(start, min(start + size, len(pages))) for start in range(0, len(pages), size)]
+            try:
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    return sum(pool.imap_unordered(_render_range, ranges))
+            except OSError as error:  # no fork here: render in this process
+                log.debug("sigma-catalog: rendering in one process (%s)", error)
+        return _render_range((0, len(pages)))
+    finally:
+        _JOB = None
+
+
+def _ensure_dir(path: Path, made: set[Path]) -> None:
+    if path not in made:
+        path.mkdir(parents=True, exist_ok=True)
+        made.add(path)
+
+
+def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page], directory_urls: bool) -> None:
+    """Remove the frame page from the site and the sitemap; list our rule pages in the sitemap."""
+    frame_file = site_dir / FRAME_PATH / "index.html"
+    if frame_file.is_file():
+        frame_file.unlink()
+        for folder in (frame_file.parent, frame_file.parent.parent):
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+    sitemap = site_dir / "sitemap.xml"
+    if not sitemap.is_file() or not frame_url:
+        return
+    text = sitemap.read_text(encoding="utf-8")
+    kept = [block for block in re.split(r"(?=<url>)", text) if frame_url not in block]
+    frame_href = page_href(FRAME_PATH, directory_urls)
+    if frame_url.endswith(frame_href):
+        base = frame_url[: -len(frame_href)]
+        extra = "".join(
+            f"<url>\n         <loc>{base}{page_href(page.path, directory_urls)}</loc>\n    </url>\n    "
+            for page in pages
+            if is_rule_path(page.path)
+        )
+        tail = kept[-1]
+        kept[-1] = tail.replace("</urlset>", extra + "</urlset>") if "</urlset>" in tail else tail
+    new = "".join(kept)
+    if new != text:
+        sitemap.write_text(new, encoding="utf-8")
+        gz = site_dir / "sitemap.xml.gz"
+        if gz.is_file():
+            import gzip
+
+            with gzip.GzipFile(str(gz), "wb", mtime=0) as stream:
+                stream.write(new.encode("utf-8"))
+
+
+class DeferredExports:
+    """`mkdocs serve`: catalog.json, the CSV and the search index written after the build, in the
+    background, so that an edited rule shows sooner."""
+
+    def __init__(self) -> None:
+        self.pending: Callable[[], list[ExportFile]] | None = None  # what this build's exports are made by
+        self._thread: threading.Thread | None = None
+
+    def start(self, site_dir: Path) -> None:
+        make, self.pending = self.pending, None
+        if make is None:
+            return
+
+        def write() -> None:
+            try:
+                with pipeline.collector_paused():
+                    for export in make():
+                        write_if_changed(site_dir / export.path, export.data)
+            except Exception as error:  # a thread: report, do not lose it
+                log.error("sigma-catalog: writing catalog.json, the CSV and the search index failed: %s", error)
+
+        self._thread = threading.Thread(target=write, name="sigma-catalog exports", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
