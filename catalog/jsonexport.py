@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from catalog.analysis import Exclusion, RuleAnalysis
 from catalog.model import CorrelationRule, FilterRule, Rule, SigmaDocument
 from catalog.pipeline import Catalog, Entry
+
+if TYPE_CHECKING:
+    from catalog.attack import AttackMapping
 
 SCHEMA_VERSION = 1
 
@@ -86,31 +90,35 @@ def entry_to_json(entry: Entry, catalog: Catalog) -> dict:
         data["correlations"] = [other.slug for other in entry.correlations]
         data["filters"] = [other.slug for other in entry.filters]
     if entry.attack is not None:
-        data["attack"] = {
-            "tactics": [
-                {
-                    "id": row.tactic.id,
-                    "name": row.tactic.name,
-                    "techniques": [
-                        {
-                            "id": mapped.technique.id,
-                            "name": mapped.technique.name,
-                            "tag": mapped.tag,
-                            "derived": mapped.derived,
-                            "replaced": mapped.replaced,
-                            "deprecated": mapped.deprecated,
-                            "also_tags": list(mapped.also_tags),
-                        }
-                        for mapped in row.techniques
-                    ],
-                }
-                for row in entry.attack.rows
-            ],
-            "groups": [group.id for group in entry.attack.groups],
-            "software": [software.id for software in entry.attack.software],
-            "unknown": list(entry.attack.unknown_techniques),
-        }
+        data["attack"] = _attack(entry.attack)
     return data
+
+
+def _attack(mapping: "AttackMapping") -> dict:
+    return {
+        "tactics": [
+            {
+                "id": row.tactic.id,
+                "name": row.tactic.name,
+                "techniques": [
+                    {
+                        "id": mapped.technique.id,
+                        "name": mapped.technique.name,
+                        "tag": mapped.tag,
+                        "derived": mapped.derived,
+                        "replaced": mapped.replaced,
+                        "deprecated": mapped.deprecated,
+                        "also_tags": list(mapped.also_tags),
+                    }
+                    for mapped in row.techniques
+                ],
+            }
+            for row in mapping.rows
+        ],
+        "groups": [group.id for group in mapping.groups],
+        "software": [software.id for software in mapping.software],
+        "unknown": list(mapping.unknown_techniques),
+    }
 
 
 def _metadata(document: SigmaDocument) -> dict:

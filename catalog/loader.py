@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from catalog.files import RuleFile, discover
 from catalog.model import RuleSource, SigmaDocument, display_path
@@ -86,44 +86,21 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
         return [], [_problem(display, 0, 0, Code.EMPTY_FILE, "the file holds only empty YAML documents")]
     documents: list[SigmaDocument] = []
     collection = _Collection(sum(yaml_document.characters for yaml_document in yaml_documents))
-    slice_start = 0
-    for index, yaml_document in enumerate(yaml_documents):
-        slice_end = len(lines) if index == len(yaml_documents) - 1 else yaml_document.end_line - 1
-        own_text = text if len(yaml_documents) == 1 else "".join(lines[slice_start:slice_end])
-        slice_start = slice_end
-        data = yaml_document.data
-        if data is None:
+    for index, (yaml_document, own_text) in enumerate(_with_own_text(text, lines, yaml_documents)):
+        if yaml_document.data is None:
             continue
         problems.extend(_duplicate_key_problems(display, yaml_document))
-        if not isinstance(data, YamlMap):
-            problems.append(_problem(display, yaml_document.line, 1, Code.NOT_A_MAP, f"a Sigma document must be a map of keys, not {describe(data)}"))
-            continue
-        action = data.get("action")
-        if action == "global":
-            collection.global_part, collection.global_text, collection.global_cost = data, own_text, yaml_document.characters + len(own_text)
-            continue
-        if action == "reset":
-            collection.global_part, collection.global_text, collection.global_cost = None, "", 0
-            continue
-        if action is not None and action != "repeat":
-            line, column = data.value_position("action")
-            problems.append(_problem(display, line, column, Code.UNKNOWN_ACTION, f"unknown collection action '{action}' (Sigma knows global, reset and repeat)"))
-            continue
-        data = collection.complete(data, yaml_document.characters, repeat=action == "repeat")
-        if data is None:
-            problems.append(_problem(display, yaml_document.line, 1, Code.EXPANDS_TOO_LARGE, f"with the parts that 'action: global' and 'action: repeat' copy into its documents, the file expands to more than {MAX_EXPANDED_CHARACTERS:,} characters; the documents from here on are not read"))
+        data = _rule_map(yaml_document, own_text, collection, display, problems)
+        if data is _PAST_LIMIT:
             break
-        if not any(key in data for key in RULE_KEYS):  # a CI workflow, a config file: say so once, calmly
-            keys = ", ".join(str(key) for key in list(data.positions())[:5])  # as written (`on`, not True)
-            problems.append(_problem(display, yaml_document.line, 1, Code.NOT_A_RULE, f"not a rule: the YAML has none of title, detection, correlation or filter (its keys: {keys[:120]})", Severity.INFO))
+        if data is None:
             continue
-        has_global = collection.global_part is not None
         source = RuleSource(
             root=root,
             path=relative,
             document=index,
             line=yaml_document.line,
-            raw_text=collection.global_text + own_text if has_global else own_text,
+            raw_text=collection.global_text + own_text if collection.global_part is not None else own_text,
             documents_in_file=len(present),
         )
         reader = DocumentReader(display, problems, lines)
@@ -132,6 +109,47 @@ def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument],
         except RuleError as error:
             problems.append(error.problem)
     return documents, problems
+
+
+def _with_own_text(text: str, lines: list[str], yaml_documents: list[YamlDocument]) -> Iterator[tuple[YamlDocument, str]]:
+    """Each YAML document with its own lines of the file's text."""
+    slice_start = 0
+    for index, yaml_document in enumerate(yaml_documents):
+        slice_end = len(lines) if index == len(yaml_documents) - 1 else yaml_document.end_line - 1
+        yield yaml_document, text if len(yaml_documents) == 1 else "".join(lines[slice_start:slice_end])
+        slice_start = slice_end
+
+
+#: What `_rule_map` returns when the file's copies pass the expansion limit: stop reading the file.
+_PAST_LIMIT = YamlMap()
+
+
+def _rule_map(yaml_document: YamlDocument, own_text: str, collection: "_Collection", display: str, problems: list[Problem]) -> YamlMap | None:
+    """The map of a rule document, with the collection actions applied; None when it is no rule."""
+    data = yaml_document.data
+    if not isinstance(data, YamlMap):
+        problems.append(_problem(display, yaml_document.line, 1, Code.NOT_A_MAP, f"a Sigma document must be a map of keys, not {describe(data)}"))
+        return None
+    action = data.get("action")
+    if action == "global":
+        collection.global_part, collection.global_text, collection.global_cost = data, own_text, yaml_document.characters + len(own_text)
+        return None
+    if action == "reset":
+        collection.global_part, collection.global_text, collection.global_cost = None, "", 0
+        return None
+    if action is not None and action != "repeat":
+        line, column = data.value_position("action")
+        problems.append(_problem(display, line, column, Code.UNKNOWN_ACTION, f"unknown collection action '{action}' (Sigma knows global, reset and repeat)"))
+        return None
+    data = collection.complete(data, yaml_document.characters, repeat=action == "repeat")
+    if data is None:
+        problems.append(_problem(display, yaml_document.line, 1, Code.EXPANDS_TOO_LARGE, f"with the parts that 'action: global' and 'action: repeat' copy into its documents, the file expands to more than {MAX_EXPANDED_CHARACTERS:,} characters; the documents from here on are not read"))
+        return _PAST_LIMIT
+    if not any(key in data for key in RULE_KEYS):  # a CI workflow, a config file: say so once, calmly
+        keys = ", ".join(str(key) for key in list(data.positions())[:5])  # as written (`on`, not True)
+        problems.append(_problem(display, yaml_document.line, 1, Code.NOT_A_RULE, f"not a rule: the YAML has none of title, detection, correlation or filter (its keys: {keys[:120]})", Severity.INFO))
+        return None
+    return data
 
 
 def _duplicate_key_problems(display: str, document: YamlDocument) -> list[Problem]:
