@@ -59,7 +59,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
     summary = data["summary"]
     print(
         f"{summary['files']} files, {summary['rules']} rules, {summary['correlations']} correlations, "
-        f"{summary['filters']} filters; {summary['errors']} errors, {summary['warnings']} warnings; {elapsed:.2f} s",
+        f"{summary['filters']} filters; {summary['errors']} errors, {summary['warnings']} warnings, {summary['notices']} notices; {elapsed:.2f} s",
         file=report,
     )
     if arguments.json == "-":

@@ -124,6 +124,8 @@ class Simulation:
 #: Rule formats the loader recognises; `Rule.dialect` says which one a document is written in.
 SIGMA = "sigma"
 HAYABUSA = "hayabusa"
+#: Each format's name as pages show it (the rule page's breadcrumb).
+DIALECT_NAMES = {SIGMA: "Sigma", HAYABUSA: "Hayabusa"}
 
 
 @dataclass(slots=True, kw_only=True)

@@ -230,10 +230,9 @@ def _map_attack(entry: Entry, attack: "AttackKnowledge", problems: list[Problem]
     from catalog.attack import map_tags
 
     entry.attack = map_tags(entry.document.tags, attack)
-    for finding in entry.attack.findings:
-        if finding.severity is Severity.WARNING:
-            line, column = entry.document.tag_position(finding.tag) or (entry.document.source.line, 1)
-            problems.append(Problem(entry.document.source.file_display, line, column, Severity.WARNING, Code.ATTACK_PREFIX + finding.code, finding.message))
+    for finding in entry.attack.findings:  # every one is a problem: analyze, check and the site agree
+        line, column = entry.document.tag_position(finding.tag) or (entry.document.source.line, 1)
+        problems.append(Problem(entry.document.source.file_display, line, column, finding.severity, Code.ATTACK_PREFIX + finding.code, finding.message))
 
 
 def _document_problem(document: SigmaDocument, code: str, message: str, severity: Severity = Severity.ERROR) -> Problem:

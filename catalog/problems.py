@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Iterable
 
 
 class Severity(str, Enum):
     ERROR = "error"
     WARNING = "warning"
-    INFO = "info"  # a notice: nothing wrong with a rule (a file that is not a rule; page-only ATT&CK notes)
+    INFO = "info"  # a notice: nothing wrong with a rule (a file that is not a rule, a dialect left out)
 
 
 class Code:
@@ -108,6 +109,15 @@ class Problem:
             "code": self.code,
             "message": self.message,
         }
+
+
+def severity_counts(problems: "Iterable[Problem]") -> dict[str, int]:
+    """How many errors, warnings and notices (info): the one tally every report shows."""
+    counts = {"errors": 0, "warnings": 0, "notices": 0}
+    names = {Severity.ERROR: "errors", Severity.WARNING: "warnings", Severity.INFO: "notices"}
+    for problem in problems:
+        counts[names[problem.severity]] += 1
+    return counts
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:

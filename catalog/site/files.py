@@ -53,13 +53,15 @@ class BuildFiles:
         written in on_post_build."""
         started = time.perf_counter()
         kb = _knowledge(attack_data)
-        catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load)
+        catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load,
+                                         dialects=options.dialects)
         loaded = time.perf_counter()
         signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url)
         if signature != self._memo_signature:  # another configuration: nothing of the last build holds
             self._memo_signature, self._page_memo, self._json_memo = signature, {}, {}
         # (the change preview adds banners to rule pages: no page may be shared between its builds)
-        builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None)
+        builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None,
+                              preview=bool(options.base))
         if options.strict and catalog.errors:
             listing = "\n".join(f"  {builder.data.location(p)}: {p.message} [{p.code}]" for p in catalog.errors)
             raise PluginError(f"sigma-catalog: {len(catalog.errors)} rule errors (strict: true):\n{listing}")

@@ -72,8 +72,10 @@ class Site:
 class SiteData:
     """What the page families of one build share: the catalog, its folders, and lookups over it."""
 
-    def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None) -> None:
+    def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None,
+                 preview: bool = False) -> None:
         self.catalog = catalog
+        self.preview = preview  # a change preview (`--base`): pages may show more for the author
         self.kb = kb
         self.folders = {folder.root: folder for folder in folders}
         self.entries = catalog.entries

@@ -27,8 +27,8 @@ class SiteBuilder:
     """Turns a `Catalog` into a `Site`; one instance per build."""
 
     def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None,
-                 memo: dict | None = None) -> None:
-        self.data = SiteData(catalog, folders, kb)
+                 memo: dict | None = None, preview: bool = False) -> None:
+        self.data = SiteData(catalog, folders, kb, preview)
         self.rule_pages = RulePages(self.data, memo)
 
     def build(self, exports: dict) -> Site:

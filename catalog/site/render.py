@@ -178,6 +178,15 @@ def _number(value: int) -> str:
     return f"{value:,}"
 
 
+def _edges(text: str) -> tuple[str, str, str]:
+    """(leading white space, the rest, trailing white space) of a value: pages mark the edges."""
+    core = text.strip()
+    if not core:
+        return text, "", ""
+    start = len(text) - len(text.lstrip())
+    return text[:start], core, text[start + len(core):]
+
+
 class _Environment(jinja2.Environment):
     """Template data is plain dicts: `row.title` looks up the key first (no AttributeError on the way)."""
 
@@ -200,7 +209,7 @@ def make_environment() -> jinja2.Environment:
         auto_reload=False,
     )
     env.globals.update(url=_url, file_url=_file_url, external_url=external_url)
-    env.filters.update(yaml=highlight_yaml, number=_number)
+    env.filters.update(yaml=highlight_yaml, number=_number, edges=_edges)
     return env
 
 
