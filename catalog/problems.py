@@ -76,6 +76,9 @@ class Code:
     # pySigma's validators (`catalog check --pysigma`): PYSIGMA_PREFIX + the validator's identifier
     PYSIGMA_PARSE = "pysigma-parse"
     PYSIGMA_PREFIX = "pysigma-"
+    #: The ATT&CK codes (reported as ATTACK_PREFIX + code).
+    ATTACK = frozenset({UNKNOWN_TECHNIQUE, REVOKED_TECHNIQUE, DEPRECATED_TECHNIQUE, UNKNOWN_GROUP, REVOKED_GROUP, UNKNOWN_SOFTWARE,
+                        REVOKED_SOFTWARE, UNKNOWN_TACTIC, MALFORMED_TAG, TECHNIQUE_TACTIC_NOT_TAGGED})
     #: Files the engine could not read as YAML at all.
     UNREADABLE_FILE = frozenset({YAML, RECURSIVE_ALIAS, EXPANDS_TOO_LARGE, NOT_UTF8, FILE_TOO_LARGE, UNREADABLE, EMPTY_FILE, SYMLINK_OUTSIDE, SYMLINK_LOOP, INTERNAL_ERROR})
 
