@@ -33,7 +33,22 @@ BIN = Path(sys.executable).parent
 HEADER = "status: test\nlevel: medium\n"
 PROCESS = "logsource:\n    product: windows\n    category: process_creation\n"
 
+
+def simple_rule(number: int, title: str, selection: str, tags: tuple[str, ...] = (), extra: str = "") -> str:
+    """A process-creation rule with one selection (and its tags), in this module's layout."""
+    tag_lines = "tags:\n" + "".join(f"    - {tag}\n" for tag in tags) if tags else ""
+    return (f"title: {title}\nid: 7c0e4d11-1111-4e2a-8f00-{number:012d}\n{tag_lines}{HEADER}{PROCESS}"
+            f"detection:\n    selection:\n        {selection}\n    condition: selection\n{extra}")
+
+
 RULES = {
+    "revoked_and_replacement.yml": simple_rule(2, "Gadget script host", "Image|endswith: '\\gadgetps.exe'",
+                                               ("attack.execution", "attack.t1059.001", "attack.t1086")),
+    # two rules sharing a title: the layer, the technique page and the CSV count both
+    **{f"shared_title_{n}.yml": simple_rule(n, "Gadget management call", f"CommandLine|contains: 'gadget-wmi-{n}'",
+                                            ("attack.execution", "attack.t1047")) for n in (3, 4)},
+    "duplicate_key.yml": simple_rule(6, "Gadget with a repeated key", "Image|endswith: '\\gadgetdup.exe'", extra="level: low\n"),
+    "untagged_tactic.yml": simple_rule(7, "Gadget without its tactic", "Image|endswith: '\\gadgetnotactic.exe'", ("attack.t1047",)),
     "fieldref.yml": """
         title: Gadget copied under another name
         id: 7c0e4d11-1111-4e2a-8f00-000000000001
@@ -46,40 +61,6 @@ RULES = {
                 Image|fieldref|endswith: OriginalFileName
             condition: selection and not filter_same
         """,
-    "revoked_and_replacement.yml": """
-        title: Gadget script host
-        id: 7c0e4d11-1111-4e2a-8f00-000000000002
-        tags:
-            - attack.execution
-            - attack.t1059.001
-            - attack.t1086
-        {header}{process}detection:
-            selection:
-                Image|endswith: '\\gadgetps.exe'
-            condition: selection
-        """,
-    "shared_title_a.yml": """
-        title: Gadget management call
-        id: 7c0e4d11-1111-4e2a-8f00-000000000003
-        tags:
-            - attack.execution
-            - attack.t1047
-        {header}{process}detection:
-            selection:
-                Image|endswith: '\\gadgetwmi.exe'
-            condition: selection
-        """,
-    "shared_title_b.yml": """
-        title: Gadget management call
-        id: 7c0e4d11-1111-4e2a-8f00-000000000004
-        tags:
-            - attack.execution
-            - attack.t1047
-        {header}{process}detection:
-            selection:
-                CommandLine|contains: 'gadget-wmi'
-            condition: selection
-        """,
     "list_logsource.yml": """
         title: Gadget in two log sources
         id: 7c0e4d11-1111-4e2a-8f00-000000000005
@@ -91,25 +72,6 @@ RULES = {
         detection:
             selection:
                 - 'gadget-two-sources'
-            condition: selection
-        """,
-    "duplicate_key.yml": """
-        title: Gadget with a repeated key
-        id: 7c0e4d11-1111-4e2a-8f00-000000000006
-        {header}{process}detection:
-            selection:
-                Image|endswith: '\\gadgetdup.exe'
-            condition: selection
-        level: low
-        """,
-    "untagged_tactic.yml": """
-        title: Gadget without its tactic
-        id: 7c0e4d11-1111-4e2a-8f00-000000000007
-        tags:
-            - attack.t1047
-        {header}{process}detection:
-            selection:
-                Image|endswith: '\\gadgetnotactic.exe'
             condition: selection
         """,
     "hayabusa.yml": """
