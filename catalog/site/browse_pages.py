@@ -171,7 +171,7 @@ EXCERPT_CONTEXT = 3
 EXCERPT_WIDTH = 200
 
 
-def _excerpt(path: "Path | None", line: int) -> list[dict] | None:
+def _excerpt(path: Path | None, line: int) -> list[dict] | None:
     """The lines around `line` of a file whose YAML could not be read (the template escapes them);
     a preview build shows them so the author sees what to fix without opening the file."""
     if path is None or line < 1:
