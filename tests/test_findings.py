@@ -291,3 +291,16 @@ def test_the_dialects_option_leaves_a_dialect_out(tmp_path):
     data = json.loads((site / "exports/catalog.json").read_text(encoding="utf-8"))
     assert "Gadget service in Hayabusa's format" not in [rule["title"] for rule in data["rules"]]
     assert [p["severity"] for p in data["problems"] if p["code"] == "dialect-excluded"] == ["info"]
+
+
+def test_each_document_of_a_collection_shows_its_own_findings(tmp_path):
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    first = simple_rule(11, "Gadget first of two", "Image|endswith: '\\\\one.exe'", ("attack.t1047",))
+    second = simple_rule(12, "Gadget second of two", "Image|endswith: '\\\\two.exe'", ("attack.t1086", "attack.execution"))
+    (folder / "two.yml").write_text(first + "---\n" + second, encoding="utf-8")
+    site = SiteBuilder(build_catalog([folder], load_knowledge())).build({})
+    codes = {page.title: [p["code"] for p in page.context["problems"]] for page in site.pages if page.template == "rule.html"}
+    assert codes == {"Gadget first of two": ["attack-technique-tactic-not-tagged"], "Gadget second of two": ["attack-revoked-technique"]}
+    banners = {page.title: page.context["banners"][0]["kind"] for page in site.pages if page.template == "rule.html"}
+    assert banners == {"Gadget first of two": "warnings", "Gadget second of two": "warnings"}

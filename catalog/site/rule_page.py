@@ -80,8 +80,7 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
     document = entry.document
     problems = [
         {"location": data.location(p), "severity": p.severity.value, "message": p.message, "code": p.code}
-        for p in data.problems_by_file.get(document.source.file_display, ())
-        if not p.line or p.line >= document.source.line
+        for p in data.problems_of(document)
     ]
     context: dict = {
         "kind": document.kind,
