@@ -74,24 +74,31 @@ def md_code(text: object, limit: int = TEXT_CHARS) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Preview:
-    """Where the preview site is published (None: not published; links are left out)."""
+    """Where the preview site is published (None: not published; links are left out), and where
+    it can be downloaded (the CI run that has it as an artifact)."""
 
     url: str | None = None
+    download: str | None = None
 
     @classmethod
-    def at(cls, url: str | None) -> "Preview":
-        if not url:
-            return cls()
-        safe = external_url(url)
-        if safe is None:
-            raise SummaryError(f"the preview URL must be an http:// or https:// address without spaces or quotes: {url!r}")
-        return cls(safe.rstrip("/") + "/")
+    def at(cls, url: str | None, download: str | None = None) -> "Preview":
+        site = _checked(url, "preview URL")
+        return cls(site.rstrip("/") + "/" if site else None, _checked(download, "artifact URL"))
 
     def page(self, path: str) -> str | None:
         return self.url + path if self.url else None
 
     def rule_page(self, change: RuleChange) -> str | None:
         return self.page(rule_path(change.slug)) if change.has_page else None
+
+
+def _checked(url: str | None, what: str) -> str | None:
+    if not url:
+        return None
+    safe = external_url(url)
+    if safe is None:
+        raise SummaryError(f"the {what} must be an http:// or https:// address without spaces or quotes: {url!r}")
+    return safe
 
 
 def findings_by_rule(changes: ChangeSet) -> tuple[dict[int, list[Problem]], list[Problem]]:
@@ -218,6 +225,8 @@ def _more_line(left: Sequence[Block], changes: ChangeSet, preview: Preview) -> s
                                           f"{findings} more {_plural(findings, 'finding')}" if findings else "") if part)
     if preview.url:
         where = f"the [Changes page](<{preview.page(CHANGES)}>) of the preview"
+    elif preview.download:
+        where = f"the Changes page of the preview site, in the [artifacts of this run](<{preview.download}>)"
     else:
         where = (f"the Changes page of the preview build (`catalog build --base` {md_code(changes.base_ref)}; "
                  "in CI, the site artifact of this run)")

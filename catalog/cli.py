@@ -155,6 +155,8 @@ def _register_changes(commands) -> None:
                          help=f"most UTF-8 bytes of Markdown; past it whole rules are left out (default {DEFAULT_LIMIT}: "
                               "GitHub's job summary; 65000 suits a comment)")
     changes.add_argument("--preview-url", metavar="URL", help="where the preview site is published: rules link to their pages")
+    changes.add_argument("--artifact-url", metavar="URL", help="where the preview site can be downloaded (the CI run's page): "
+                                                               "the line about rules left out links to it")
     changes.add_argument("--config", default="mkdocs.yml", help="mkdocs.yml to take the default rule folders from")
     changes.add_argument("--attack-data", metavar="PATH", help="ATT&CK STIX bundle or cti folder (default: the shipped snapshot)")
     changes.set_defaults(handler=_changes)
@@ -166,7 +168,7 @@ def _changes(arguments: argparse.Namespace) -> int:
     from catalog.diff import compute_changes
 
     try:
-        preview = Preview.at(arguments.preview_url)
+        preview = Preview.at(arguments.preview_url, arguments.artifact_url)
         paths = arguments.paths or check_command.default_paths(arguments.config)
         changes = compute_changes(paths, arguments.base, load_knowledge(arguments.attack_data))
     except (SummaryError, check_command.CheckError, AttackDataError, ChangeError) as error:

@@ -176,6 +176,9 @@ def test_the_limit_points_at_the_preview_and_a_big_limit_keeps_everything(tmp_pa
     assert text.endswith("not shown here** (too long for this summary): see the [Changes page](<https://preview.example/pr-7/changes/>) "
                          "of the preview.\n")
     assert "not shown here" not in summary_markdown(changes, Preview.at(PREVIEW), limit=65000)
+    run = "https://github.example/o/r/actions/runs/1"
+    assert summary_markdown(changes, Preview.at(None, run), limit=4000).endswith(
+        f"see the Changes page of the preview site, in the [artifacts of this run](<{run}>).\n")
 
 
 def test_fit_never_cuts_a_block():
@@ -215,6 +218,8 @@ def test_preview_url_must_be_http():
     for bad in ("javascript:alert(1)", "https://x.example/a b", "file:///etc/passwd", 'https://x.example/"'):
         with pytest.raises(SummaryError):
             Preview.at(bad)
+        with pytest.raises(SummaryError):
+            Preview.at(None, bad)
     assert Preview.at("https://x.example/site").page("changes/") == "https://x.example/site/changes/"
     assert Preview.at(None).page("changes/") is None
 
