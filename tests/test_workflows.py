@@ -85,3 +85,15 @@ def test_the_commands_in_the_workflows_and_docs_are_the_cli_s(monkeypatch):
             main(shlex.split(command))
     with pytest.raises(SystemExit):  # the test can fail: an option the CLI does not have
         main(shlex.split("changes --base main --no-such-option"))
+
+
+def test_the_gitlab_example_is_a_pipeline():
+    import yaml
+
+    review = (ROOT / "docs" / "review.md").read_text(encoding="utf-8")
+    (example,) = [block for block in re.findall(r"```yaml\n(.*?)```", review, flags=re.S) if "stages:" in block]
+    pipeline = yaml.safe_load(example)
+    assert pipeline["stages"] == ["review", "publish"]
+    assert pipeline["review"]["artifacts"]["reports"] == {"junit": "check.xml", "codequality": "gl-code-quality-report.json"}
+    assert pipeline["review-note"]["needs"] == ["review"] and pipeline["review-note"]["before_script"] == []
+    assert pipeline["pages"]["artifacts"]["paths"] == ["public"] and pipeline["pages"]["variables"]["SITE_URL"] == "$CI_PAGES_URL"
