@@ -27,6 +27,7 @@ class IndicatorChange:
     field: str  # "(keyword)" for field-less values
     kind: str
     value: str
+    rules: int = 0  # rules of the head catalog that have it (for a removed one: that still have it)
 
     def __str__(self) -> str:
         return f"{self.field} {self.kind} {self.value}"

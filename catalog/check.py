@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 DEFAULT_FOLDERS = ("rules",)
 
-FORMATS = ("text", "json", "github")
+FORMATS = ("text", "json", "github", "junit", "gitlab")
 
 
 class CheckError(Exception):
@@ -259,6 +259,14 @@ def default_paths(config_file: str | os.PathLike = "mkdocs.yml") -> list[str]:
 
 
 def write_report(result: CheckResult, output_format: str, out: TextIO, strict: bool = False) -> None:
+    if output_format in ("junit", "gitlab"):  # the reports CI systems read (catalog/check_reports.py)
+        from catalog.check_reports import gitlab_report, junit_report
+
+        if output_format == "junit":
+            junit_report(result, out, strict)
+        else:
+            gitlab_report(result, out)
+        return
     if output_format == "json":
         json.dump(
             {
@@ -321,7 +329,8 @@ def register(commands) -> None:
     """Add `check` to the catalog CLI's subcommands."""
     check = commands.add_parser("check", help="validate rules without building the site (exit 1 on errors)")
     check.add_argument("paths", nargs="*", help="rule folders or files (default: the plugin's folders in ./mkdocs.yml, else 'rules')")
-    check.add_argument("--format", choices=FORMATS, default="text", help="text (default), json, or github (workflow commands that annotate a pull request)")
+    check.add_argument("--format", choices=FORMATS, default="text", help="text (default), json, github (workflow commands that annotate a pull request), "
+                       "junit (JUnit XML) or gitlab (GitLab Code Quality JSON)")
     check.add_argument("--strict", action="store_true", help="warnings fail too")
     check.add_argument("--config", default="mkdocs.yml", help="mkdocs.yml to take the default rule folders from")
     check.add_argument("--attack-data", metavar="PATH", help="ATT&CK STIX bundle or cti folder to check tags against (default: the shipped snapshot)")

@@ -34,6 +34,7 @@ from catalog.changes import (
     RuleChange,
     TechniqueChange,
 )
+from catalog.corpus import CorpusIndex
 from catalog.git import GitError, export_revision, repository_root, resolve_revision
 from catalog.model import CorrelationRule, FilterRule, Rule, SigmaDocument, display_path
 from catalog.pipeline import Catalog, Entry, build_catalog
@@ -160,13 +161,13 @@ def diff_catalogs(
     pairs, unmatched_base, unmatched_head = _match(base, head, base_location, head_location)
     changes: list[RuleChange] = []
     for old, new in pairs:
-        change = _compare(old, new, base_location[id(old)], head_location[id(new)])
+        change = _compare(old, new, base_location[id(old)], head_location[id(new)], head.corpus)
         if change is not None:
             changes.append(change)
     for entry in unmatched_head:
-        changes.append(_whole(entry, "added", None, head_location[id(entry)]))
+        changes.append(_whole(entry, "added", None, head_location[id(entry)], head.corpus))
     for entry in unmatched_base:
-        changes.append(_whole(entry, "removed", base_location[id(entry)], None))
+        changes.append(_whole(entry, "removed", base_location[id(entry)], None, head.corpus))
 
     # likely duplicates, for what a reviewer is asked to accept: new and changed rules
     new_slugs = {change.slug for change in changes if change.kind == "added"}
@@ -262,10 +263,12 @@ def likely_duplicate(
     return DuplicateHint(slug, other.document.title, path, count, len(keys), slug in new_slugs)
 
 
-def _indicators(analysis: RuleAnalysis | None) -> dict[tuple, IndicatorChange]:
+def _indicators(analysis: RuleAnalysis | None, corpus: CorpusIndex) -> dict[tuple, IndicatorChange]:
+    """The rule's indicators, each with how many rules of the head catalog (`corpus`) have it."""
     if analysis is None:
         return {}
-    return {indicator.key: IndicatorChange(indicator.field_label, indicator.kind, indicator.value) for indicator in analysis.indicators}
+    return {indicator.key: IndicatorChange(indicator.field_label, indicator.kind, indicator.value, corpus.count(indicator.key))
+            for indicator in analysis.indicators}
 
 
 def _exclusions(analysis: RuleAnalysis | None) -> dict[tuple, ExclusionChange]:
@@ -328,12 +331,12 @@ def _metadata_changes(old: SigmaDocument, new: SigmaDocument) -> tuple[str, ...]
     return tuple(name for name in _METADATA if getattr(old, name) != getattr(new, name))
 
 
-def _compare(old: Entry, new: Entry, old_path: str, new_path: str) -> RuleChange | None:
+def _compare(old: Entry, new: Entry, old_path: str, new_path: str, corpus: CorpusIndex) -> RuleChange | None:
     text_changed = old.document.source.raw_text != new.document.source.raw_text
     moved = old_path != new_path
     if not text_changed and not moved and _techniques(old).keys() == _techniques(new).keys():
         return None
-    old_indicators, new_indicators = _indicators(old.analysis), _indicators(new.analysis)
+    old_indicators, new_indicators = _indicators(old.analysis, corpus), _indicators(new.analysis, corpus)
     old_exclusions, new_exclusions = _exclusions(old.analysis), _exclusions(new.analysis)
     old_techniques, new_techniques = _techniques(old), _techniques(new)
     a, b = old.document, new.document
@@ -363,9 +366,9 @@ def _compare(old: Entry, new: Entry, old_path: str, new_path: str) -> RuleChange
     return change
 
 
-def _whole(entry: Entry, kind: str, old_path: str | None, new_path: str | None) -> RuleChange:
+def _whole(entry: Entry, kind: str, old_path: str | None, new_path: str | None, corpus: CorpusIndex) -> RuleChange:
     """An added or removed document: everything it has is gained or lost."""
-    indicators = tuple(_indicators(entry.analysis).values())
+    indicators = tuple(_indicators(entry.analysis, corpus).values())
     exclusions = tuple(_exclusions(entry.analysis).values())
     techniques = tuple(value for _, value in sorted(_techniques(entry).items()))
     document = entry.document

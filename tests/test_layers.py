@@ -31,7 +31,7 @@ STEPS: list[tuple[str, set[str]]] = [
     ("site: output", {"catalog.site.output"}),
     ("site: MkDocs files", {"catalog.site.files"}),
     ("site: MkDocs plugin", {"catalog.site.plugin"}),
-    ("commands", {"catalog.check"}),
+    ("commands", {"catalog.check", "catalog.check_reports", "catalog.change_summary"}),
     ("command line", {"catalog.cli", "catalog.__main__"}),
 ]
 #: Packages whose __init__ only documents (importing a module through them is importing the module).

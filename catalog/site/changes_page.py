@@ -51,7 +51,7 @@ def _limited(items: Sequence, convert: Callable) -> dict:
 
 
 def _indicator(item: IndicatorChange) -> dict:
-    return {"field": item.field, "kind": item.kind, "value": item.value}
+    return {"field": item.field, "kind": item.kind, "value": item.value, "rules": item.rules}
 
 
 def _exclusion(item: ExclusionChange) -> dict:

@@ -238,18 +238,17 @@ def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page],
     if not sitemap.is_file() or not frame_url:
         return
     text = sitemap.read_text(encoding="utf-8")
-    kept = [block for block in re.split(r"(?=<url>)", text) if frame_url not in block]
+    # the frame's own <url> element goes (only it: it may be the last one, right before </urlset>)
+    new = re.sub(r"<url>\s*<loc>" + re.escape(frame_url) + r"</loc>.*?</url>\s*", "", text, flags=re.S)
     frame_href = page_href(FRAME_PATH, directory_urls)
-    if frame_url.endswith(frame_href):
+    if frame_url.endswith(frame_href) and "</urlset>" in new:
         base = frame_url[: -len(frame_href)]
         extra = "".join(
             f"<url>\n         <loc>{base}{page_href(page.path, directory_urls)}</loc>\n    </url>\n    "
             for page in pages
             if is_rule_path(page.path)
         )
-        tail = kept[-1]
-        kept[-1] = tail.replace("</urlset>", extra + "</urlset>") if "</urlset>" in tail else tail
-    new = "".join(kept)
+        new = new.replace("</urlset>", extra + "</urlset>")
     if new != text:
         sitemap.write_text(new, encoding="utf-8")
         gz = site_dir / "sitemap.xml.gz"
