@@ -65,10 +65,10 @@ def small(tmp_path, kb, monkeypatch):
     """One rule edited, one removed, one added (which nearly duplicates a kept one)."""
     repo = make_repo(
         tmp_path,
-        {"edit.yml": rule("Shell history wiped", ID_EDIT, ["history -c", "unset HISTFILE"], tags=["attack.t1070.003"], filters=["/bin/zsh"]),
+        {"edit.yml": rule("Shell history wiped", ID_EDIT, ["history -c", "unset HISTFILE"], tags=["attack.stealth", "attack.t1070.003"], filters=["/bin/zsh"]),
          "gone.yml": rule("Old rule", ID_GONE, ["old-tool"], level="low")},
         {"edit.yml": rule("Shell history wiped", ID_EDIT, ["history -c", "HISTSIZE=0"], level="critical",
-                          tags=["attack.t1070.003", "attack.t1059.004"], filters=["/bin/zsh", "/bin/fish"]),
+                          tags=["attack.stealth", "attack.t1070.003", "attack.execution", "attack.t1059.004"], filters=["/bin/zsh", "/bin/fish"]),
          "gone.yml": None,
          "new.yml": rule("History cleared again", ID_NEW, ["history -c", "HISTSIZE=0"], level="medium")},
     )
