@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from catalog.pipeline import Catalog, build_catalog
-from catalog.problems import Code, Problem, Severity, one_line
+from catalog.problems import Code, Problem, Severity, one_line, printable
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -330,13 +330,13 @@ def summary_line(result: CheckResult, strict: bool = False) -> str:
 def github_command(problem: Problem) -> str:
     """A GitHub Actions workflow command that annotates the file in the pull request."""
     command = "error" if problem.severity is Severity.ERROR else "warning"
-    properties = [("file", problem.path)]
+    properties = [("file", printable(problem.path))]
     if problem.line:
         properties.append(("line", str(problem.line)))
         properties.append(("col", str(problem.column or 1)))
     properties.append(("title", f"sigma {problem.code}"))
     rendered = ",".join(f"{key}={escape_property(value)}" for key, value in properties)
-    return f"::{command} {rendered}::{escape_data(problem.message)}"
+    return f"::{command} {rendered}::{escape_data(printable(problem.message))}"
 
 
 def escape_data(text: str) -> str:
