@@ -112,7 +112,8 @@ def _cell(value: object) -> str:
 def techniques_csv(catalog: Catalog, directory_urls: bool = True) -> bytes:
     """One row per (document, tactic, technique); unknown technique ids get a row without a tactic."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180's CRLF: then the writer also quotes cells holding a lone CR (with "\n" it did not)
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for entry in catalog.entries:
         mapping = entry.attack
