@@ -330,13 +330,14 @@ def summary_line(result: CheckResult, strict: bool = False) -> str:
 def github_command(problem: Problem) -> str:
     """A GitHub Actions workflow command that annotates the file in the pull request."""
     command = "error" if problem.severity is Severity.ERROR else "warning"
-    properties = [("file", printable(problem.path))]
+    properties = [("file", problem.path)]
     if problem.line:
         properties.append(("line", str(problem.line)))
         properties.append(("col", str(problem.column or 1)))
     properties.append(("title", f"sigma {problem.code}"))
-    rendered = ",".join(f"{key}={escape_property(value)}" for key, value in properties)
-    return f"::{command} {rendered}::{escape_data(printable(problem.message))}"
+    # GitHub's escapes first (CR and LF as %0D %0A), then any other control character as an escape
+    rendered = ",".join(f"{key}={printable(escape_property(value))}" for key, value in properties)
+    return f"::{command} {rendered}::{printable(escape_data(problem.message))}"
 
 
 def escape_data(text: str) -> str:
