@@ -149,8 +149,10 @@ class PageWriter:
             cached = cache_root / relative
             if manifest.get(page.path) != fingerprint or (relative not in self._cache_ok and not cached.exists()):
                 _ensure_dir(cached.parent, made)
+                failed = len(failures)
                 cached.write_bytes(page_html(page, renderer, frame, failures))
-                manifest[page.path] = fingerprint
+                if len(failures) == failed:  # a page that failed is tried (and reported) again next time
+                    manifest[page.path] = fingerprint
                 rendered += 1
             self._cache_ok.add(relative)  # in the cache, as the manifest says (checked once per process)
             if self.in_site.get(relative) == fingerprint:
