@@ -288,3 +288,14 @@ def test_serve_keeps_answering_with_a_bad_file(tmp_path):
             process.kill()
             _, stderr = process.communicate()
     assert "Traceback" not in stderr, stderr[-3000:]
+
+
+def test_a_rule_folder_given_by_absolute_path_is_shown_by_its_name(tmp_path):
+    root = project(tmp_path / "project", {"good.yml": rule("Good", 1), "broken.yml": "title: [unclosed\n"})
+    config = root / "mkdocs.yml"
+    config.write_text(config.read_text(encoding="utf-8").replace("- path: rules", f"- path: {root / 'rules'}"), encoding="utf-8")
+    result = catalog_build(root, "--site-dir", "site")
+    assert result.returncode == 0, result.stderr[-3000:]
+    site = tree(root / "site")
+    assert [name for name, data in site.items() if str(tmp_path).encode() in data] == []
+    assert "<code>rules/broken.yml:" in site["errors/index.html"].decode("utf-8")
