@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from catalog.pipeline import Catalog, build_catalog
-from catalog.problems import Code, Problem, Severity, one_line, severity_counts
+from catalog.problems import Code, Problem, Severity, one_line, printable, severity_counts
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -310,8 +310,9 @@ def github_command(problem: Problem) -> str:
         properties.append(("line", str(problem.line)))
         properties.append(("col", str(problem.column or 1)))
     properties.append(("title", f"sigma {problem.code}"))
-    rendered = ",".join(f"{key}={escape_property(value)}" for key, value in properties)
-    return f"::{command} {rendered}::{escape_data(problem.message)}"
+    # GitHub's escapes first (CR and LF as %0D %0A), then any other control character as an escape
+    rendered = ",".join(f"{key}={printable(escape_property(value))}" for key, value in properties)
+    return f"::{command} {rendered}::{printable(escape_data(problem.message))}"
 
 
 def escape_data(text: str) -> str:

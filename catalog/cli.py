@@ -113,13 +113,38 @@ def _build(arguments: argparse.Namespace) -> int:
         config = load_config(config_file=arguments.config, **overrides)
         config.plugins.on_startup(command="build", dirty=False)
         try:
-            mkdocs_build(config)
+            _build_then_replace(config, mkdocs_build)
         finally:
             config.plugins.on_shutdown()
     except (MkDocsException, ConfigError) as error:
         print(f"catalog build: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _build_then_replace(config, mkdocs_build) -> None:
+    """Build into a fresh folder beside the site folder; replace the site only when the build
+    succeeded (a failed build leaves the previous site as it was)."""
+    import shutil
+    import tempfile
+
+    final = Path(config.site_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=final.parent))
+    config["site_dir"] = str(fresh)
+    try:
+        mkdocs_build(config)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    finally:
+        config["site_dir"] = str(final)
+    fresh.chmod(0o755)  # mkdtemp makes it private; a site folder is served to everyone
+    old = final.parent / f"{fresh.name}.old"
+    if final.exists():
+        os.rename(final, old)
+    os.rename(fresh, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _show_mkdocs_log() -> None:

@@ -179,6 +179,7 @@ def diff_catalogs(
             if hint is not None:
                 change = replace(change, likely_duplicate_of=hint)
         finished.append(change)
+    finished = _same_ids(finished, head, head_location)
     order = {kind: index for index, kind in enumerate(KINDS)}
     finished.sort(key=lambda change: (order[change.kind], change.title.casefold(), change.new_path or change.old_path or "", change.slug))
     return finished
@@ -196,20 +197,12 @@ def _match(base: Catalog, head: Catalog, base_location: dict[int, str],
         del unmatched_base[id(old)]
         del unmatched_head[id(new)]
 
-    # 1. by rule id (the first document with an id on each side; duplicates fall through to paths)
-    base_by_id: dict[str, Entry] = {}
-    for entry in base.entries:
-        key = (entry.document.id or "").strip().lower()
-        if key:
-            base_by_id.setdefault(key, entry)
-    seen_head_ids: set[str] = set()
-    for entry in head.entries:
-        key = (entry.document.id or "").strip().lower()
-        if not key or key in seen_head_ids:
-            continue
-        seen_head_ids.add(key)
+    # 1. by rule id, where one document has it on each side (a shared id falls through to paths:
+    # a copy with the same id is an added duplicate, never a rename of the original)
+    base_by_id, head_by_id = _unique_ids(base), _unique_ids(head)
+    for key, entry in head_by_id.items():
         old = base_by_id.get(key)
-        if old is not None and id(old) in unmatched_base:
+        if old is not None:
             pair(old, entry)
     # 2. by path (and document number)
     base_by_path: dict[str, Entry] = {}
@@ -228,6 +221,29 @@ def _match(base: Catalog, head: Catalog, base_location: dict[int, str],
         if candidates:
             pair(candidates[0], entry)
     return pairs, list(unmatched_base.values()), list(unmatched_head.values())
+
+
+def _unique_ids(catalog: Catalog) -> dict[str, Entry]:
+    """id -> document, for the ids that exactly one document has."""
+    by_id: dict[str, list[Entry]] = {}
+    for entry in catalog.entries:
+        if key := (entry.document.id or "").strip().lower():
+            by_id.setdefault(key, []).append(entry)
+    return {key: entries[0] for key, entries in by_id.items() if len(entries) == 1}
+
+
+def _same_ids(changes: list[RuleChange], head: Catalog, head_location: dict[int, str]) -> list[RuleChange]:
+    """Changes of documents whose id another head document has too, marked with those documents' files."""
+    by_id: dict[str, list[Entry]] = {}
+    for entry in head.entries:
+        if key := (entry.document.id or "").strip().lower():
+            by_id.setdefault(key, []).append(entry)
+    marked = []
+    for change in changes:
+        sharing = by_id.get((change.rule_id or "").strip().lower(), []) if change.has_page else []
+        others = tuple(head_location[id(entry)] for entry in sharing if entry.slug != change.slug)
+        marked.append(replace(change, same_id_as=others) if others else change)
+    return marked
 
 
 def likely_duplicate(

@@ -158,6 +158,7 @@ class DocumentReader(FieldReader):
             simulation=self.simulation(data),
             dialect=self.dialect(data),
             id_position=data.value_position("id") if rule_id is not None else None,
+            name_position=data.value_position("name") if "name" in data else None,
             tag_positions=tag_positions,
         )
 

@@ -82,6 +82,7 @@ def _change_row(change: RuleChange, technique_link: Callable[[str], str | None] 
         "exclusions_removed": _limited(change.exclusions_removed, _exclusion),
         "techniques_gained": _limited(change.techniques_gained, technique),
         "techniques_lost": _limited(change.techniques_lost, technique),
+        "same_id_as": list(change.same_id_as),
         "duplicate": None if duplicate is None else {
             "title": duplicate.title,
             "path": rule_path(duplicate.slug),

@@ -97,18 +97,24 @@ CSV_COLUMNS = [
 ]
 
 
+#: First characters that make a spreadsheet read a cell as a formula, or skip to one (leading
+#: whitespace, the fullwidth equals sign, DDE's | and the ; of some locales' separators).
+_FORMULA_START = frozenset("=+-@\t\r\n \uff1d|;")
+
+
 def _cell(value: object) -> str:
-    """Text for a spreadsheet cell; a leading = + - @ would start a formula, so it is quoted away."""
+    """Text for a spreadsheet cell; one that could start a formula is quoted away with a leading '."""
     if value is None:
         return ""
     text = value_text(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "'" + text if text[:1] in _FORMULA_START else text
 
 
 def techniques_csv(catalog: Catalog, directory_urls: bool = True) -> bytes:
     """One row per (document, tactic, technique); unknown technique ids get a row without a tactic."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180's CRLF: then the writer also quotes cells holding a lone CR (with "\n" it did not)
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for entry in catalog.entries:
         mapping = entry.attack

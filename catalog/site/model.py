@@ -61,6 +61,11 @@ def browse_page(path: str, title: str, template: str, context: dict, **options) 
     return Page(path, title, template, context, src_uri=source_uri(path), **options)
 
 
+def error_page(path: str, title: str, location: str, message: str) -> Page:
+    """What stands at `path` when its page could not be made: the title and what went wrong."""
+    return Page(path, title, "page_error.html", {"title": title, "location": location, "message": message})
+
+
 @dataclass(slots=True)
 class Site:
     pages: list[Page] = field(default_factory=list)  # written by the plugin
