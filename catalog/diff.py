@@ -160,7 +160,7 @@ def diff_catalogs(
     pairs, unmatched_base, unmatched_head = _match(base, head, base_location, head_location)
     changes: list[RuleChange] = []
     for old, new in pairs:
-        change = _compare(old, new, base_location[id(old)], head_location[id(new)])
+        change = compare_entries(old, new, base_location[id(old)], head_location[id(new)])
         if change is not None:
             changes.append(change)
     for entry in unmatched_head:
@@ -328,7 +328,8 @@ def _metadata_changes(old: SigmaDocument, new: SigmaDocument) -> tuple[str, ...]
     return tuple(name for name in _METADATA if getattr(old, name) != getattr(new, name))
 
 
-def _compare(old: Entry, new: Entry, old_path: str, new_path: str) -> RuleChange | None:
+def compare_entries(old: Entry, new: Entry, old_path: str, new_path: str) -> RuleChange | None:
+    """What differs between two versions of one document (None when a reader would see no difference)."""
     text_changed = old.document.source.raw_text != new.document.source.raw_text
     moved = old_path != new_path
     if not text_changed and not moved and _techniques(old).keys() == _techniques(new).keys():

@@ -60,6 +60,10 @@ class Code:
     # the catalog as a whole (pipeline)
     DUPLICATE_ID = "duplicate-id"
     UNRESOLVED_REFERENCE = "unresolved-reference"
+    # git history (revisions) and test evidence (evidence)
+    MODIFIED_NOT_BUMPED = "modified-not-bumped"  # git changed the rule after its `modified` date
+    REGRESSION_INFO_MISSING = "regression-info-missing"  # `regression_tests_path` names no readable file
+    REGRESSION_INFO_MALFORMED = "regression-info-malformed"  # its info.yml is not SigmaHQ's schema
     # ATT&CK tags (attack.mapping); reported with ATTACK_PREFIX
     UNKNOWN_TECHNIQUE = "unknown-technique"
     REVOKED_TECHNIQUE = "revoked-technique"
