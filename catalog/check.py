@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence, TextIO
 
+from catalog.history import history_or_none
 from catalog.pipeline import Catalog, build_catalog
 from catalog.problems import Code, Problem, Severity, one_line
 
@@ -80,7 +81,7 @@ def run_check(
 ) -> CheckResult:
     """Every finding about the rules under `paths`, sorted by file, line and column."""
     started = time.perf_counter()
-    catalog = build_catalog(paths, attack=attack)
+    catalog = build_catalog(paths, attack=attack, history=history_or_none(paths))
     problems = list(catalog.problems)
     if attack is not None:
         problems.extend(attack_problems(catalog, attack))

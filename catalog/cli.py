@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 from catalog.attack import AttackDataError, load_knowledge
+from catalog import changelog as changelog_command
 from catalog import check as check_command
 from catalog.attack import commands as attack_commands
+from catalog.history import history_or_none
 from catalog.jsonexport import catalog_to_json
 from catalog.pipeline import build_catalog
 
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     attack_commands.register(commands)
     check_command.register(commands)  # `catalog check` (catalog/check.py)
+    changelog_command.register(commands)  # `catalog changelog A..B` (catalog/changelog.py)
     _register_build(commands)
 
     arguments = parser.parse_args(argv)
@@ -49,7 +52,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
     except AttackDataError as error:
         print(f"catalog analyze: error: {error}", file=sys.stderr)
         return 2
-    catalog = build_catalog(arguments.paths, knowledge)
+    catalog = build_catalog(arguments.paths, knowledge, history=history_or_none(arguments.paths))
     elapsed = time.perf_counter() - started
     report = sys.stderr if arguments.json == "-" else sys.stdout
     if not arguments.quiet:

@@ -76,23 +76,11 @@ def compute_changes(
         commit, is_merge_base = resolve_revision(repo, base_ref, merge_base)
     except GitError as error:
         raise ChangeError(str(error)) from None
-    inside = _inside(repo, root_texts)
+    inside = inside_repository(repo, root_texts)
     if head is None:
         head = build_catalog(root_texts, attack=attack)
     with tempfile.TemporaryDirectory(prefix="sigma-catalog-base-") as temporary:
-        export = Path(temporary) / "tree"
-        export.mkdir()
-        try:
-            export_revision(repo, commit, inside, export)
-        except GitError as error:
-            raise ChangeError(str(error)) from None
-        base_roots = []
-        for relative in inside:
-            base_root = export / relative if relative not in ("", ".") else export
-            if not base_root.exists():
-                base_root.mkdir(parents=True, exist_ok=True)  # the folder is new: everything in it is added
-            base_roots.append(str(base_root))
-        base = build_catalog(base_roots, attack=attack)
+        base_roots, base = catalog_at(repo, commit, inside, Path(temporary), attack)
         # The base documents name their folder by its temporary path: speak of it as the head does.
         rename = dict(zip(base_roots, root_texts))
         shown = {root: (labels or {}).get(root, root) for root in root_texts}
@@ -110,7 +98,25 @@ def compute_changes(
     )
 
 
-def _inside(repo: Path, roots: list[str]) -> list[str]:
+def catalog_at(repo: Path, commit: str, inside: Sequence[str], folder: Path,
+               attack: "AttackKnowledge | None" = None) -> tuple[list[str], Catalog]:
+    """(the rule folders' paths under `folder`, their catalog) as they are in `commit`, exported from git."""
+    export = folder / "tree"
+    export.mkdir()
+    try:
+        export_revision(repo, commit, inside, export)
+    except GitError as error:
+        raise ChangeError(str(error)) from None
+    roots = []
+    for relative in inside:
+        root = export / relative if relative not in ("", ".") else export
+        if not root.exists():
+            root.mkdir(parents=True, exist_ok=True)  # the folder is new (or gone): everything in it is added (removed)
+        roots.append(str(root))
+    return roots, build_catalog(roots, attack=attack)
+
+
+def inside_repository(repo: Path, roots: list[str]) -> list[str]:
     """Each rule folder as a path inside the repository (ChangeError for one outside it)."""
     real_repo = repo.resolve()
     inside: list[str] = []

@@ -132,8 +132,15 @@ def head_commit(repo: str | os.PathLike) -> str:
     return _git(["rev-parse", "--verify", "HEAD"], repo).decode().strip()
 
 
-def is_shallow(repo: str | os.PathLike) -> bool:
-    return _git(["rev-parse", "--is-shallow-repository"], repo).decode().strip() == "true"
+def shallow_edge(repo: str | os.PathLike) -> set[str]:
+    """The commits where a shallow clone's history stops (empty for a full clone)."""
+    if _git(["rev-parse", "--is-shallow-repository"], repo).decode().strip() != "true":
+        return set()
+    path = Path(repo, _git(["rev-parse", "--git-path", "shallow"], repo).decode().strip())
+    try:
+        return set(path.read_text(encoding="ascii").split()) or {"?"}
+    except OSError:
+        return {"?"}
 
 
 #: Separates commits in `log_with_blobs` output (a subject never holds this control character).

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from catalog.git import COMMIT_MARK, GitError, head_commit, is_shallow, log_with_blobs, repository_root
+from catalog.git import COMMIT_MARK, GitError, head_commit, log_with_blobs, repository_root, shallow_edge
 
 #: Bump when the cached form changes.
 _CACHE_VERSION = 1
@@ -45,7 +45,8 @@ class Commit:
 
 @dataclass(frozen=True, slots=True)
 class FileChange:
-    """One commit's change to one file: A (created), M (modified), R (renamed, maybe modified)."""
+    """One commit's change to one file: A (created), M (modified), R (renamed, maybe modified),
+    S (the file as a shallow clone's history begins)."""
 
     commit: Commit
     status: str
@@ -106,18 +107,25 @@ def load_history(roots: Sequence[str | os.PathLike], cache_dir: str | os.PathLik
         inside = [_inside(repo, root) for root in roots]
         if any(relative is None for relative in inside):
             return HistoryUnavailable(f"a rule folder is outside the git repository {repo}")
-        shallow = is_shallow(repo)
+        edge = shallow_edge(repo)
+        shallow = bool(edge)
         key = hashlib.sha256(json.dumps([_CACHE_VERSION, head, shallow, inside]).encode()).hexdigest()[:24]
         cache_file = Path(cache_dir) / "history" / f"log-{key}.json" if cache_dir is not None else None
         cached = _read_cache(cache_file)
         if cached is not None:
             return RepositoryHistory(str(repo), head, shallow, *cached)
-        files, commits = parse_log(log_with_blobs(repo, [p for p in inside if p is not None]))
+        files, commits = parse_log(log_with_blobs(repo, [p for p in inside if p is not None]), edge)
     except GitError as error:
         return HistoryUnavailable(str(error))
     if cache_file is not None:
         _write_cache(cache_file, files, commits)
     return RepositoryHistory(str(repo), head, shallow, files, commits)
+
+
+def history_or_none(roots: Sequence[str | os.PathLike], cache_dir: str | os.PathLike | None = None) -> RepositoryHistory | None:
+    """The history where git has one (for `catalog check` and `analyze`: no history, no date findings)."""
+    found = load_history(roots, cache_dir) if roots else HistoryUnavailable("no rule folders")
+    return found if isinstance(found, RepositoryHistory) else None
 
 
 def _inside(repo: Path, root: str | os.PathLike) -> str | None:
@@ -126,8 +134,9 @@ def _inside(repo: Path, root: str | os.PathLike) -> str | None:
     return real.relative_to(real_repo).as_posix() if real.is_relative_to(real_repo) else None
 
 
-def parse_log(output: bytes) -> tuple[dict[str, FileHistory], list[Commit]]:
-    """Each file's changes from `git.log_with_blobs`'s output, following renames.
+def parse_log(output: bytes, edge: set[str] = frozenset()) -> tuple[dict[str, FileHistory], list[Commit]]:
+    """Each file's changes from `git.log_with_blobs`'s output, following renames. A shallow
+    clone's `edge` commits show every file as added: there the status is "S" (not a creation).
 
     The log runs newest first; `alias` maps a path name, as it was in the commits still to read,
     to the HEAD path of the file that had that name then (None once that name held no file of
@@ -154,6 +163,7 @@ def parse_log(output: bytes) -> tuple[dict[str, FileHistory], list[Commit]]:
                 continue
             if target is not None:
                 kind = status[0] if status[0] in "AMR" else "A" if status[0] == "C" else "M"
+                kind = "S" if kind == "A" and commit_id in edge else kind
                 files.setdefault(target, FileHistory(target)).changes.append(FileChange(
                     commit, kind, new_path, old_path if kind == "R" else None,
                     None if kind == "A" else old_blob, new_blob))

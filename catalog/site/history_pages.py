@@ -127,7 +127,7 @@ def history_context(data: SiteData, records: RuleRecords, entry) -> dict | None:
 
 def _change_row(change, source_url: str | None, revisions: dict) -> dict:
     revision = revisions.get((change.old_blob, change.new_blob)) if change.old_blob and change.new_blob else None
-    what = {"A": "created", "R": "renamed from " + (change.old_path or "")}.get(change.status, "")
+    what = {"A": "created", "R": "renamed from " + (change.old_path or ""), "S": "history truncated here"}.get(change.status, "")
     flags = []
     if revision is not None:
         flags = [label for label, present in (("detection", revision.detection), ("status", revision.status), ("level", revision.level)) if present]
