@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from catalog.history import history_or_none
+from catalog.revisions import add_history_findings
 from catalog.pipeline import Catalog, build_catalog
 from catalog.problems import Code, Problem, Severity, one_line
 
@@ -81,7 +82,8 @@ def run_check(
 ) -> CheckResult:
     """Every finding about the rules under `paths`, sorted by file, line and column."""
     started = time.perf_counter()
-    catalog = build_catalog(paths, attack=attack, history=history_or_none(paths))
+    catalog = build_catalog(paths, attack=attack)
+    add_history_findings(catalog, history_or_none(paths))
     problems = list(catalog.problems)
     if attack is not None:
         problems.extend(attack_problems(catalog, attack))

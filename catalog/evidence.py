@@ -137,11 +137,10 @@ def _base_of(root: str, relative: str) -> str | None:
     return None
 
 
-def evidence_findings(entries: Iterable) -> list[Problem]:
+def evidence_findings(documents: Iterable) -> list[Problem]:
     """A finding for each rule whose info.yml (or one of its samples) is missing or malformed."""
     found = []
-    for entry in entries:
-        document = entry.document
+    for document in documents:
         try:
             evidence = read_evidence(document)
         except EvidenceError as error:

@@ -147,16 +147,25 @@ def shallow_edge(repo: str | os.PathLike) -> set[str]:
 COMMIT_MARK = "\x1e"
 
 
-def log_with_blobs(repo: str | os.PathLike, paths: Sequence[str]) -> bytes:
+def is_ancestor(repo: str | os.PathLike, older: str, newer: str) -> bool:
+    try:
+        _git(["merge-base", "--is-ancestor", older, newer], repo)
+    except GitError:
+        return False
+    return True
+
+
+def log_with_blobs(repo: str | os.PathLike, paths: Sequence[str], since: str | None = None) -> bytes:
     """One `git log` over the whole history of `paths`: every commit (newest first) with the files it
     changed, their old and new blob ids and renames (-M), NUL-separated (-z) so any file name reads back.
+    With `since`, only the commits after it (`since..HEAD`).
 
     Each commit starts with COMMIT_MARK, then `hash 0x1f author-time 0x1f subject`, then the raw
     records `:mode mode old new STATUS\\0path\\0[new path\\0]`. Merges list no files (their
     changes are in the commits they merge)."""
     pathspec = [p if p not in ("", ".") else "." for p in paths]
     return _git(["-c", "core.quotePath=false", "log", "-M", "--raw", "--no-abbrev", "-z", "--no-color",
-                 f"--format={COMMIT_MARK}%H%x1f%at%x1f%s", "--end-of-options", "HEAD", "--", *pathspec], repo)
+                 f"--format={COMMIT_MARK}%H%x1f%at%x1f%s", "--end-of-options", f"{since}..HEAD" if since else "HEAD", "--", *pathspec], repo)
 
 
 def read_blobs(repo: str | os.PathLike, blob_ids: Sequence[str], limit: int = 1 << 20) -> dict[str, bytes]:

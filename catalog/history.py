@@ -3,7 +3,8 @@
 `load_history(roots, cache_dir)` answers, for each file under the rule folders: the commits that
 touched it, newest first, followed through renames back to the commit that created it. It runs
 one `git log -M --raw` for the rule folders (not a process per file) and keeps the result in the
-build cache, keyed by HEAD, so a build of an unchanged repository reads a file instead.
+build cache with its HEAD: a build of an unchanged repository reads the cache instead, and after
+new commits only those are read (`git log <cached HEAD>..HEAD`) and put before the cached history.
 
 It never fails a build: without git, in a folder outside a repository, or in a repository without
 commits, it returns None and says why once (`HistoryUnavailable.reason`); a shallow clone gives
@@ -20,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from catalog.git import COMMIT_MARK, GitError, head_commit, log_with_blobs, repository_root, shallow_edge
+from catalog.git import COMMIT_MARK, GitError, head_commit, is_ancestor, log_with_blobs, repository_root, shallow_edge
 
 #: Bump when the cached form changes.
 _CACHE_VERSION = 1
@@ -98,7 +99,8 @@ class HistoryUnavailable:
 
 
 def load_history(roots: Sequence[str | os.PathLike], cache_dir: str | os.PathLike | None = None) -> RepositoryHistory | HistoryUnavailable:
-    """The history of the files under `roots`, from the cache when HEAD has not moved."""
+    """The history of the files under `roots`: from the cache when HEAD has not moved; when it has
+    moved on from the cached HEAD, only the new commits are read and put before the cached ones."""
     if not roots:
         return HistoryUnavailable("no rule folders")
     try:
@@ -109,16 +111,19 @@ def load_history(roots: Sequence[str | os.PathLike], cache_dir: str | os.PathLik
             return HistoryUnavailable(f"a rule folder is outside the git repository {repo}")
         edge = shallow_edge(repo)
         shallow = bool(edge)
-        key = hashlib.sha256(json.dumps([_CACHE_VERSION, head, shallow, inside]).encode()).hexdigest()[:24]
-        cache_file = Path(cache_dir) / "history" / f"log-{key}.json" if cache_dir is not None else None
-        cached = _read_cache(cache_file)
-        if cached is not None:
-            return RepositoryHistory(str(repo), head, shallow, *cached)
-        files, commits = parse_log(log_with_blobs(repo, [p for p in inside if p is not None]), edge)
+        scope = hashlib.sha256(json.dumps([_CACHE_VERSION, shallow, inside]).encode()).hexdigest()[:24]
+        cache_file = Path(cache_dir) / "history" / "log.json" if cache_dir is not None else None
+        cached = _read_cache(cache_file, scope)
+        if cached is not None and cached[0] == head:
+            return RepositoryHistory(str(repo), head, shallow, cached[1], cached[2])
+        since = cached[0] if cached is not None and not shallow and is_ancestor(repo, cached[0], head) else None
+        files, commits, alias = parse_log(log_with_blobs(repo, [p for p in inside if p is not None], since), edge)
+        if since is not None and cached is not None:
+            files, commits = _extend(files, commits, alias, cached[1], cached[2])
     except GitError as error:
         return HistoryUnavailable(str(error))
     if cache_file is not None:
-        _write_cache(cache_file, files, commits)
+        _write_cache(cache_file, scope, head, files, commits)
     return RepositoryHistory(str(repo), head, shallow, files, commits)
 
 
@@ -134,13 +139,13 @@ def _inside(repo: Path, root: str | os.PathLike) -> str | None:
     return real.relative_to(real_repo).as_posix() if real.is_relative_to(real_repo) else None
 
 
-def parse_log(output: bytes, edge: set[str] = frozenset()) -> tuple[dict[str, FileHistory], list[Commit]]:
+def parse_log(output: bytes, edge: set[str] = frozenset()) -> tuple[dict[str, FileHistory], list[Commit], dict[str, str | None]]:
     """Each file's changes from `git.log_with_blobs`'s output, following renames. A shallow
     clone's `edge` commits show every file as added: there the status is "S" (not a creation).
 
     The log runs newest first; `alias` maps a path name, as it was in the commits still to read,
     to the HEAD path of the file that had that name then (None once that name held no file of
-    HEAD: before its creation, after its deletion)."""
+    HEAD: before its creation, after its deletion); it is returned too, for `_extend`."""
     files: dict[str, FileHistory] = {}
     commits: list[Commit] = []
     alias: dict[str, str | None] = {}
@@ -174,7 +179,17 @@ def parse_log(output: bytes, edge: set[str] = frozenset()) -> tuple[dict[str, Fi
                 alias[old_path] = target
             else:
                 alias[new_path] = target
-    return files, commits
+    return files, commits, alias
+
+
+def _extend(files: dict[str, FileHistory], commits: list[Commit], alias: dict[str, str | None],
+            older_files: dict[str, FileHistory], older_commits: list[Commit]) -> tuple[dict[str, FileHistory], list[Commit]]:
+    """The history of new commits (`files`, `alias` from parse_log) followed by the cached history before them."""
+    for path, older in older_files.items():
+        target = alias.get(path, path)
+        if target is not None:
+            files.setdefault(target, FileHistory(target)).changes.extend(older.changes)
+    return files, commits + older_commits
 
 
 def _records(raw: str) -> list[tuple[str, str | None, str | None, str, str]]:
@@ -201,29 +216,32 @@ def _records(raw: str) -> list[tuple[str, str | None, str | None, str, str]]:
     return records
 
 
-def _read_cache(cache_file: Path | None) -> tuple[dict[str, FileHistory], list[Commit]] | None:
+def _read_cache(cache_file: Path | None, scope: str) -> tuple[str, dict[str, FileHistory], list[Commit]] | None:
+    """(the cached HEAD, files, commits) when the cache holds the history of the same rule folders."""
     if cache_file is None or not cache_file.is_file():
         return None
     try:
-        data = json.loads(cache_file.read_text(encoding="utf-8"))
+        data = json.loads(cache_file.read_text(encoding="utf-8", errors="surrogateescape"))
+        if data.get("scope") != scope:
+            return None
         commits = [Commit(*item) for item in data["commits"]]
         files = {path: FileHistory(path, [FileChange(commits[c], *rest) for c, *rest in changes]) for path, changes in data["files"].items()}
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None  # a damaged cache is rebuilt
-    return files, commits
+    return data["head"], files, commits
 
 
-def _write_cache(cache_file: Path, files: dict[str, FileHistory], commits: list[Commit]) -> None:
+def _write_cache(cache_file: Path, scope: str, head: str, files: dict[str, FileHistory], commits: list[Commit]) -> None:
     number = {commit.id: index for index, commit in enumerate(commits)}
     data = {
+        "scope": scope,
+        "head": head,
         "commits": [[c.id, c.time, c.subject] for c in commits],
         "files": {path: [[number[ch.commit.id], ch.status, ch.path, ch.old_path, ch.old_blob, ch.new_blob] for ch in history.changes]
                   for path, history in files.items()},
     }
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        for stale in cache_file.parent.glob("log-*.json"):
-            stale.unlink(missing_ok=True)  # one repository state is kept: the newest
         temporary = cache_file.with_suffix(".tmp")
         temporary.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8", errors="surrogateescape")
         os.replace(temporary, cache_file)

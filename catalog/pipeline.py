@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable, Collection, Iterator, Sequence
 
 from catalog.analysis import Exclusion, RuleAnalysis, analyse, exclusions_of
 from catalog.corpus import CorpusIndex
+from catalog.evidence import evidence_findings
 from catalog.loader import LoadResult, RuleFile, load
 from catalog.model import CorrelationRule, Detection, FilterRule, Rule, SigmaDocument
 from catalog.problems import Code, Problem, Severity, internal_error
@@ -19,7 +20,6 @@ from catalog.timelimit import time_limit
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge, AttackMapping
-    from catalog.history import RepositoryHistory
 
 _SLUG_ID = re.compile(r"^[0-9a-f][0-9a-f-]{7,63}$")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -106,31 +106,14 @@ def build_catalog(
     *,
     load: Callable[[Sequence[str | os.PathLike]], LoadResult] = load,
     dialects: Collection[str] | None = None,
-    history: "RepositoryHistory | None" = None,
-    cache_dir: str | os.PathLike | None = None,
 ) -> Catalog:
     """The catalog of the rule folders; `load` may be replaced by a caching loader (mkdocs serve).
 
     `dialects` (e.g. {"sigma"}) keeps only documents of those rule formats; each one left out is
-    listed as a notice, so every rule given to the build is still accounted for.
-    With the rule folders' git `history` (catalog.history), rules changed after their `modified`
-    date are warned about; `cache_dir` keeps the analysis of past revisions."""
+    listed as a notice, so every rule given to the build is still accounted for. (Where git has
+    the rules' history, `catalog.revisions.add_history_findings` adds what it contradicts.)"""
     with collector_paused():
-        catalog = _build(roots, attack, load, dialects)
-    catalog.problems.extend(_evidence_and_history(catalog, history, cache_dir))
-    return catalog
-
-
-def _evidence_and_history(catalog: Catalog, history: "RepositoryHistory | None", cache_dir: str | os.PathLike | None) -> list[Problem]:
-    """The findings about test evidence (info.yml) and about `modified` dates that git contradicts."""
-    from catalog.evidence import evidence_findings
-    from catalog.revisions import date_findings
-
-    rules = [entry for entry in catalog.entries if isinstance(entry.document, Rule)]
-    found = evidence_findings(rules)
-    if history is not None:
-        found.extend(date_findings(rules, history, cache_dir))
-    return found
+        return _build(roots, attack, load, dialects)
 
 
 def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None", load: Callable[[Sequence[str | os.PathLike]], LoadResult], dialects: Collection[str] | None) -> Catalog:
@@ -154,6 +137,7 @@ def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None",
         if isinstance(entry.document, Rule):
             corpus.add(entry.slug, entry.analysis.indicators)
     _link(entries, problems)
+    problems.extend(evidence_findings([entry.document for entry in entries if isinstance(entry.document, Rule)]))
     return Catalog(entries, problems, loaded.files, corpus, attack.release if attack is not None else None)
 
 

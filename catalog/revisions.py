@@ -7,8 +7,8 @@ changes, not a text diff. The work is bounded (the newest `PER_FILE` changes of 
 
 `date_findings` is the one place that decides the `modified-not-bumped` warning: a rule whose last
 change in git is dated after its `modified` (or `date`) field, by a commit that did not touch that
-field and changed what the rule does. `catalog check`, `catalog analyze` and the site all get it
-from the pipeline.
+field and changed what the rule does. `catalog check`, `catalog analyze` and the site all add it
+to the catalog's problems through `add_history_findings`, right after `build_catalog`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from catalog.problems import Code, Problem, Severity
 #: The newest changes of each file that get an analysis diff (the page folds after 10).
 PER_FILE = 10
 #: New comparisons per build at most (each parses and analyses two versions); the rest come in later builds.
-BUDGET = 2000
+BUDGET = 1000
 _CACHE_LIMIT = 100_000
 _FIELD = {name: re.compile(rf"^{name}:[ \t]*(.*)$", re.MULTILINE) for name in ("modified", "date")}
 
@@ -100,6 +100,12 @@ def compare_texts(old_text: str, new_text: str) -> Revision:
 def _field(text: str, name: str) -> str | None:
     match = _FIELD[name].search(text)
     return match.group(1).strip().strip("'\"") if match else None
+
+
+def add_history_findings(catalog, history: RepositoryHistory | None, cache_dir: str | os.PathLike | None = None) -> None:
+    """Add to the catalog's problems what the rules' git history contradicts (nothing without history)."""
+    if history is not None:
+        catalog.problems.extend(date_findings([entry for entry in catalog.entries if isinstance(entry.document, Rule)], history, cache_dir))
 
 
 def date_findings(entries: Iterable, history: RepositoryHistory, cache_dir: str | os.PathLike | None = None) -> list[Problem]:

@@ -13,7 +13,7 @@ from catalog.changelog import compute_changelog, to_json, to_markdown
 from catalog.history import FileHistory, HistoryUnavailable, RepositoryHistory, commit_url, load_history
 from catalog.pipeline import build_catalog
 from catalog.problems import Code
-from catalog.revisions import compare_texts, describe_revisions
+from catalog.revisions import add_history_findings, compare_texts, describe_revisions
 from conftest import git
 
 RULE = """title: Beacon Tool Started
@@ -64,6 +64,12 @@ def history_of(repo: Path, name: str = "beacon.yml") -> tuple[RepositoryHistory,
     return history, history.files[f"rules/{name}"]
 
 
+def with_history(repo: Path, history: RepositoryHistory):
+    catalog = build_catalog([repo / "rules"])
+    add_history_findings(catalog, history)
+    return catalog
+
+
 def test_creation_is_followed_through_a_rename(repo):
     history, beacon = history_of(repo)
     assert [change.commit.subject for change in beacon.changes] == ["catch the 64-bit beacon", "rename the beacon rule", "add the beacon rule"]
@@ -75,20 +81,26 @@ def test_creation_is_followed_through_a_rename(repo):
     assert "rules/old.yml" not in history.files  # the old name is the same file, not another one
 
 
-def test_history_is_cached_by_head(repo):
+def test_history_is_cached_by_head_and_extended_with_new_commits(repo):
     first, _ = history_of(repo)
-    assert list((repo / ".cache" / "history").glob("log-*.json"))
+    assert (repo / ".cache" / "history" / "log.json").is_file()
     again, beacon = history_of(repo)
     assert again.files == first.files and beacon.created.status == "A"
-    (repo / "rules" / "beacon.yml").write_text(rule(level="critical"), encoding="utf-8")
-    commit(repo, "raise the level", "2026-03-02T10:00:00Z")
-    _, moved = history_of(repo)
-    assert moved.changes[0].commit.subject == "raise the level"
+    # new commits (a rename among them) are read alone and put before the cached history
+    git(repo, "mv", "rules/beacon.yml", "rules/beacon_tool.yml")
+    commit(repo, "rename again", "2026-03-02T10:00:00Z")
+    (repo / "rules" / "beacon_tool.yml").write_text(rule(level="critical"), encoding="utf-8")
+    commit(repo, "raise the level", "2026-03-03T10:00:00Z")
+    extended, moved = history_of(repo, "beacon_tool.yml")
+    assert [change.commit.subject for change in moved.changes][:3] == ["raise the level", "rename again", "catch the 64-bit beacon"]
+    assert moved.created.path == "rules/old.yml"
+    cold = load_history([repo / "rules"])  # no cache: the whole log
+    assert cold.files == extended.files and cold.commits == extended.commits
 
 
 def test_a_modification_without_a_modified_bump_is_a_warning(repo):
     history, _ = history_of(repo)
-    catalog = build_catalog([repo / "rules"], history=history)
+    catalog = with_history(repo, history)
     found = [p for p in catalog.problems if p.code == Code.MODIFIED_NOT_BUMPED]
     assert len(found) == 1 and found[0].path.endswith("beacon.yml")
     assert found[0].line == 5  # the date: line (there is no modified:)
@@ -97,7 +109,7 @@ def test_a_modification_without_a_modified_bump_is_a_warning(repo):
     (repo / "rules" / "beacon.yml").write_text(rule(image="\\beacon32.exe", modified="2026-04-01"), encoding="utf-8")
     commit(repo, "catch the 32-bit beacon", "2026-04-01T10:00:00Z")
     history, _ = history_of(repo)
-    assert not [p for p in build_catalog([repo / "rules"], history=history).problems if p.code == Code.MODIFIED_NOT_BUMPED]
+    assert not [p for p in with_history(repo, history).problems if p.code == Code.MODIFIED_NOT_BUMPED]
     # without history (catalog check outside git) there is no such finding
     assert not [p for p in build_catalog([repo / "rules"]).problems if p.code == Code.MODIFIED_NOT_BUMPED]
 
@@ -110,7 +122,7 @@ def test_a_formatting_only_change_is_no_warning(repo):
     commit(repo, "comment only", "2026-05-01T10:00:00Z")
     assert text
     history, _ = history_of(repo)
-    assert not [p for p in build_catalog([repo / "rules"], history=history).problems if p.code == Code.MODIFIED_NOT_BUMPED]
+    assert not [p for p in with_history(repo, history).problems if p.code == Code.MODIFIED_NOT_BUMPED]
 
 
 def test_a_detection_change_is_flagged_as_such(repo):

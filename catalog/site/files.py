@@ -20,6 +20,7 @@ from mkdocs.structure.files import File, Files, InclusionLevel
 
 from catalog import pipeline
 from catalog.history import HistoryUnavailable, load_history
+from catalog.revisions import add_history_findings
 from catalog.site.addresses import ASSETS, CATALOG_JSON, FRAME_SRC_URI, SEARCH_INDEX, TECHNIQUES_CSV
 from catalog.site.config import CatalogConfig
 from catalog.site.exports import ExportFile, data_files, navigator_layers
@@ -56,8 +57,8 @@ class BuildFiles:
         started = time.perf_counter()
         kb = _knowledge(attack_data)
         records = _records(options, folders, cache)
-        catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load,
-                                         history=records.history, cache_dir=cache)
+        catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load)
+        add_history_findings(catalog, records.history, cache)
         loaded = time.perf_counter()
         signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url)
         if signature != self._memo_signature:  # another configuration: nothing of the last build holds
