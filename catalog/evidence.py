@@ -208,7 +208,8 @@ def _flatten(event: dict) -> dict[str, object]:
             for key, inner in value.items():
                 walk(inner, path if key == "#attributes" else [*path, str(key)])
         elif path:
-            leaf = value if isinstance(value, (int, float, str)) or value is None else json.dumps(value)
+            # booleans as Sigma rules write them ('true'), lists and the rest as their JSON text
+            leaf = str(value).lower() if isinstance(value, bool) else value if isinstance(value, (int, float, str)) or value is None else json.dumps(value)
             fields.setdefault(path[-1], leaf)
             fields.setdefault(".".join(path), leaf)
 
@@ -222,7 +223,8 @@ def _count(queries: list[str], events: list[dict[str, object]]) -> int:
     try:
         database.create_function("regexp", 2, _regexp, deterministic=True)
         columns = list(dict.fromkeys(name for event in events for name in event))
-        database.execute("CREATE TABLE logs (rowid_ INTEGER PRIMARY KEY" + "".join(f", {_quote(name)}" for name in columns) + ")")
+        # NOCASE columns: Sigma's equality ignores case (|cased compiles to GLOB, which does not)
+        database.execute("CREATE TABLE logs (rowid_ INTEGER PRIMARY KEY" + "".join(f", {_quote(name)} COLLATE NOCASE" for name in columns) + ")")
         for number, event in enumerate(events):
             names = list(event)
             database.execute(f"INSERT INTO logs (rowid_{''.join(', ' + _quote(n) for n in names)}) VALUES (?{', ?' * len(names)})",
@@ -237,7 +239,7 @@ def _count(queries: list[str], events: list[dict[str, object]]) -> int:
                     missing = str(error).partition("no such column: ")[2]
                     if not missing:
                         raise
-                    database.execute(f"ALTER TABLE logs ADD COLUMN {_quote(missing)}")
+                    database.execute(f"ALTER TABLE logs ADD COLUMN {_quote(missing)} COLLATE NOCASE")
         return len(matched)
     finally:
         database.close()

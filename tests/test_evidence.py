@@ -127,5 +127,6 @@ def test_the_rule_is_evaluated_against_the_json_sample(repo):
     assert (result.matched, result.events, result.expected) == (2, 4, 2)
     stricter = rule.source.raw_text.replace("User: SYSTEM", "User: bob")
     assert evaluate(stricter, sample, 2).matched == 2  # bob is filtered, SYSTEM now matches
+    assert evaluate(rule.source.raw_text.replace("User: SYSTEM", "User: system"), sample, 2).matched == 2  # equality ignores case
     unknown_field = rule.source.raw_text.replace("User: SYSTEM", "ParentUser: SYSTEM")
     assert evaluate(unknown_field, sample, 2).matched == 3  # no event has the field: the filter never applies
