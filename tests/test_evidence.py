@@ -15,6 +15,9 @@ RULE = """title: Archive Tool Writes To A Share
 id: 0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d
 status: test
 level: medium
+tags:
+    - attack.collection
+    - attack.t1560.001
 regression_tests_path: regression_data/rules/archive_share/info.yml
 simulation:
     - type: atomic-red-team
@@ -96,7 +99,7 @@ def test_a_missing_or_malformed_info_yml_is_a_finding(repo, change, code, words)
     catalog, _ = document(repo)
     (problem,) = [p for p in catalog.problems if p.code.startswith("regression")]
     assert problem.code == code and words in problem.message
-    assert problem.path.endswith("archive.yml") and problem.line == 5  # the regression_tests_path line
+    assert problem.path.endswith("archive.yml") and problem.line == 8  # the regression_tests_path line
 
 
 def test_paths_may_not_leave_the_repository(repo, tmp_path):
@@ -130,3 +133,34 @@ def test_the_rule_is_evaluated_against_the_json_sample(repo):
     assert evaluate(rule.source.raw_text.replace("User: SYSTEM", "User: system"), sample, 2).matched == 2  # equality ignores case
     unknown_field = rule.source.raw_text.replace("User: SYSTEM", "ParentUser: SYSTEM")
     assert evaluate(unknown_field, sample, 2).matched == 3  # no event has the field: the filter never applies
+
+
+def test_site_shows_the_evidence_without_git_with_one_notice(repo, tmp_path, caplog):
+    import logging
+    import os
+
+    from catalog.cli import main
+
+    (repo / "docs").mkdir()
+    (repo / "docs" / "index.md").write_text("# Rules\n", encoding="utf-8")
+    config = repo / "mkdocs.yml"
+    config.write_text("site_name: Test\ntheme:\n  name: material\nplugins:\n  - sigma-catalog:\n      rules:\n"
+                      "        - path: rules\n          source_url: https://github.com/o/r/blob/main/rules\n", encoding="utf-8")
+    site = tmp_path / "site"
+    cwd = os.getcwd()
+    os.chdir(repo)
+    try:
+        with caplog.at_level(logging.INFO, logger="mkdocs.plugins.sigma_catalog"):
+            assert main(["build", "--config", str(config), "--site-dir", str(site)]) == 0
+    finally:
+        os.chdir(cwd)
+    page = (site / "rules" / "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d" / "index.html").read_text(encoding="utf-8")
+    assert 'id="test-evidence"' in page and 'id="history"' not in page
+    assert 'href="https://github.com/o/r/blob/main/regression_data/rules/archive_share/0a1b2c3d.evtx"' in page
+    assert "T1560.001" in page and "Compress a folder to a share" in page
+    if evaluator_available():
+        assert "matches 2 of expected 2" in page
+    notices = [record.getMessage() for record in caplog.records if "no rule history" in record.getMessage()]
+    assert len(notices) == 1 and "not inside a git repository" in notices[0]
+    matrix = (site / "coverage" / "index.html").read_text(encoding="utf-8")
+    assert 'title="T1560: 1 rules, 1 with regression tests"' in matrix

@@ -200,22 +200,35 @@ def test_changelog_command(repo, capsys):
 # --- the site -------------------------------------------------------------------------------------
 
 
-def test_site_shows_history_and_recently_changed(repo, tmp_path):
+def build_site(repo: Path, site: Path) -> None:
     from catalog.cli import main
 
-    (repo / "docs").mkdir()
+    (repo / "docs").mkdir(exist_ok=True)
     (repo / "docs" / "index.md").write_text("# Rules\n", encoding="utf-8")
     config = repo / "mkdocs.yml"
     config.write_text("site_name: Test\ntheme:\n  name: material\nplugins:\n  - sigma-catalog:\n      rules:\n"
                       "        - path: rules\n          source_url: https://github.com/o/r/blob/main/rules\n"
                       "      cache_dir: .cache/sigma-catalog\n", encoding="utf-8")
-    site = tmp_path / "site"
     cwd = os.getcwd()
     os.chdir(repo)
     try:
         assert main(["build", "--config", str(config), "--site-dir", str(site)]) == 0
     finally:
         os.chdir(cwd)
+
+
+def test_site_of_a_shallow_clone_says_history_truncated(repo, tmp_path):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)], check=True, capture_output=True)
+    build_site(clone, tmp_path / "site")
+    page = (tmp_path / "site" / "rules" / "6f1d2c3b-8a9e-4f70-b1c2-d3e4f5a6b7c8" / "index.html").read_text(encoding="utf-8")
+    assert "Created before the clone&#39;s history" in page or "Created before the clone's history" in page
+    assert "History truncated (shallow clone)." in page and "history truncated here" in page
+
+
+def test_site_shows_history_and_recently_changed(repo, tmp_path):
+    site = tmp_path / "site"
+    build_site(repo, site)
     page = (site / "rules" / "6f1d2c3b-8a9e-4f70-b1c2-d3e4f5a6b7c8" / "index.html").read_text(encoding="utf-8")
     assert 'id="history"' in page and "Created 2026-01-05, last changed 2026-03-01" in page
     assert "detection changed" in page and "renamed from rules/old.yml" in page
