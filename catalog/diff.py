@@ -47,7 +47,8 @@ DUPLICATE_MIN_SHARED = 3
 DUPLICATE_MIN_RATIO = 0.6
 
 #: Metadata compared between the two sides, besides title, level and status (which have fields).
-_METADATA = ("id", "name", "description", "author", "date", "modified", "license", "references", "tags", "falsepositives", "related", "fields")
+_METADATA = ("id", "name", "description", "author", "date", "modified", "license", "references", "tags", "falsepositives", "related", "fields",
+             "regression_tests_path", "simulation")
 
 
 # --- comparing ----------------------------------------------------------------------------

@@ -170,14 +170,13 @@ def evaluate(rule_text: str, sample_file: Path, expected: int | None) -> Evaluat
     """Run one rule (its YAML text) over one JSON sample; ValueError with a reason when it cannot."""
     from sigma.backends.sqlite import sqliteBackend
     from sigma.collection import SigmaCollection
-    from sigma.exceptions import SigmaError
 
     events = read_events(sample_file)
     try:
         with time_limit(EVALUATION_SECONDS):
             queries = sqliteBackend().convert(SigmaCollection.from_yaml(rule_text))
             matched = _count(queries, events)
-    except (SigmaError, sqlite3.Error, Exception) as error:  # noqa: BLE001 - one rule's evaluation only
+    except Exception as error:  # noqa: BLE001 - pySigma, SQLite or the time limit: it costs this evaluation only
         raise ValueError(f"cannot evaluate: {' '.join(str(error).split())[:160]}") from None
     return Evaluation(matched, len(events), expected)
 

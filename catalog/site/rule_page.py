@@ -59,6 +59,7 @@ class RulePages:
             tuple((e.slug, e.document) for e in entry.filters),
             tuple(self.data.problems_by_file.get(document.source.file_display, ())),
             self.data.records.history.head if self.data.records.history is not None else None,
+            len(self.data.records.revisions),  # more commits analysed since (a bounded first build)
             repr(self.data.records.evidence.get(entry.slug)),
         )
 
