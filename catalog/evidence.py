@@ -19,6 +19,7 @@ database, and counts the matching events: "matches N of expected M".
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -179,6 +180,54 @@ def evaluate(rule_text: str, sample_file: Path, expected: int | None) -> Evaluat
     except Exception as error:  # noqa: BLE001 - pySigma, SQLite or the time limit: it costs this evaluation only
         raise ValueError(f"cannot evaluate: {' '.join(str(error).split())[:160]}") from None
     return Evaluation(matched, len(events), expected)
+
+
+class Evaluations:
+    """Evaluation results remembered in the build cache by (rule text, sample content); at most
+    `budget` new evaluations (each converts a rule with pySigma and fills a database)."""
+
+    def __init__(self, cache_dir: str | os.PathLike | None, budget: int) -> None:
+        self.file = Path(cache_dir) / "evidence" / "evaluations.json" if cache_dir is not None else None
+        self.budget = budget
+        self.known: dict[str, list | str] = {}
+        self.used: dict[str, list | str] = {}
+        try:
+            if self.file is not None and self.file.is_file():
+                self.known = dict(json.loads(self.file.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            self.known = {}
+
+    def result(self, rule_text: str, sample_file: Path, expected: int | None) -> Evaluation | None:
+        """The evaluation (None past the budget); ValueError with the reason when the rule cannot be evaluated."""
+        if sample_file.stat().st_size > SAMPLE_BYTES:
+            raise ValueError(f"the sample is larger than {SAMPLE_BYTES // (1024 * 1024)} MB")
+        key = hashlib.sha256(rule_text.encode("utf-8", "surrogatepass") + b"\0" + sample_file.read_bytes()).hexdigest()
+        found = self.known.get(key)
+        if found is None:
+            if self.budget <= 0:
+                return None
+            self.budget -= 1
+            try:
+                outcome = evaluate(rule_text, sample_file, expected)
+                found = [outcome.matched, outcome.events]
+            except ValueError as error:
+                found = str(error)
+        self.used[key] = found
+        if isinstance(found, str):
+            raise ValueError(found)
+        return Evaluation(found[0], found[1], expected)
+
+    def save(self) -> None:
+        """Keep the results this build used (the others belong to rules or samples that changed)."""
+        if self.file is None or self.used == self.known:
+            return
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.file.with_suffix(".tmp")
+            temporary.write_text(json.dumps(self.used), encoding="utf-8")
+            os.replace(temporary, self.file)
+        except OSError:
+            pass  # the cache only saves time
 
 
 def read_events(sample_file: Path) -> list[dict[str, object]]:

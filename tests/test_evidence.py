@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.evidence import EvidenceError, evaluate, evaluator_available, read_events, read_evidence
+from catalog.evidence import Evaluations, EvidenceError, evaluate, evaluator_available, read_events, read_evidence
 from catalog.pipeline import build_catalog
 from catalog.problems import Code
 
@@ -164,3 +164,20 @@ def test_site_shows_the_evidence_without_git_with_one_notice(repo, tmp_path, cap
     assert len(notices) == 1 and "not inside a git repository" in notices[0]
     matrix = (site / "coverage" / "index.html").read_text(encoding="utf-8")
     assert 'title="T1560: 1 rules, 1 with regression tests"' in matrix
+
+
+@pytest.mark.skipif(not evaluator_available(), reason="needs pysigma-backend-sqlite")
+def test_evaluations_are_remembered_and_bounded(repo, tmp_path, monkeypatch):
+    from catalog import evidence
+
+    _, rule = document(repo)
+    sample = repo / "regression_data" / "rules" / "archive_share" / "0a1b2c3d.json"
+    first = Evaluations(tmp_path / "cache", budget=1)
+    assert first.result(rule.source.raw_text, sample, 2).matched == 2
+    assert first.result(rule.source.raw_text + "\n", sample, 2) is None  # past the budget: not evaluated
+    first.save()
+    monkeypatch.setattr(evidence, "evaluate", lambda *arguments: pytest.fail("evaluated again"))
+    again = Evaluations(tmp_path / "cache", budget=0)
+    assert again.result(rule.source.raw_text, sample, 2).matched == 2  # from the cache
+    sample.write_text(json.dumps(EVENTS[:1]), encoding="utf-8")
+    assert again.result(rule.source.raw_text, sample, 2) is None  # another sample: not the cached result

@@ -27,7 +27,8 @@ log = logging.getLogger("mkdocs.plugins.sigma_catalog")
 
 #: Commits shown unfolded on a rule page.
 SHOWN = 10
-#: JSON evaluations per build at most (each converts the rule with pySigma and fills a database).
+#: New JSON evaluations per build at most (each converts the rule with pySigma and fills a database);
+#: results are remembered in the build cache by rule text and sample content.
 EVALUATIONS = 300
 
 
@@ -52,11 +53,12 @@ class RuleRecords:
                     self.files[entry.slug] = found
             shown = [change for found in self.files.values() for change in found.changes[:PER_FILE]]
             self.revisions = describe_revisions(self.history, shown, cache_dir)
-        self._prepare_evidence(data)
+        self._prepare_evidence(data, cache_dir)
         log.info("sigma-catalog: history and test evidence in %.2f s", time.perf_counter() - started)
 
-    def _prepare_evidence(self, data: SiteData) -> None:
-        available, budget = evidence_module.evaluator_available(), EVALUATIONS
+    def _prepare_evidence(self, data: SiteData, cache_dir: str | None) -> None:
+        available = evidence_module.evaluator_available()
+        evaluations = evidence_module.Evaluations(cache_dir, EVALUATIONS) if available else None
         for entry in data.entries:
             if not isinstance(entry.document, Rule) or not entry.document.regression_tests_path:
                 continue
@@ -65,23 +67,25 @@ class RuleRecords:
             except evidence_module.EvidenceError:
                 continue  # listed under Problems
             if found is not None:
-                self.evidence[entry.slug] = _evidence_context(data, entry, found, available and budget > 0)
-                budget -= sum(1 for sample in found.samples if sample.json_path)
+                self.evidence[entry.slug] = _evidence_context(data, entry, found, evaluations)
+        if evaluations is not None:
+            evaluations.save()
         if self.evidence and not available:
             log.info("sigma-catalog: pysigma-backend-sqlite is not installed: test evidence is shown without evaluating the JSON samples")
 
 
-def _evidence_context(data: SiteData, entry, found: "evidence_module.Evidence", evaluate: bool) -> dict:
+def _evidence_context(data: SiteData, entry, found: "evidence_module.Evidence", evaluations: "evidence_module.Evaluations | None") -> dict:
     folder = data.folders.get(entry.document.source.root)
     samples = []
     for sample in found.samples:
         row = {"name": sample.name, "type": sample.type, "provider": sample.provider, "expected": sample.match_count,
                "path": sample.path, "href": _repository_file_url(folder, entry.document.source.root, found, sample.path) if sample.exists else None,
                "exists": sample.exists, "result": None, "error": None}
-        if evaluate and sample.json_path:
+        if evaluations is not None and sample.json_path:
             try:
-                result = evidence_module.evaluate(entry.document.source.raw_text, found.file(sample.json_path), sample.match_count)
-                row["result"] = {"matched": result.matched, "events": result.events, "ok": result.matched == sample.match_count}
+                result = evaluations.result(entry.document.source.raw_text, found.file(sample.json_path), sample.match_count)
+                if result is not None:
+                    row["result"] = {"matched": result.matched, "events": result.events, "ok": result.matched == sample.match_count}
             except (ValueError, OSError) as error:
                 row["error"] = str(error)
         samples.append(row)
