@@ -162,7 +162,9 @@ def _records(options: CatalogConfig, folders: list[Folder], cache: Path) -> Rule
     """The rule folders' git history (cached by HEAD); without one, a single notice and no History sections."""
     records = RuleRecords(recent_commits=options.recent_commits, recent_days=options.recent_days)
     if options.history and folders:
+        started = time.perf_counter()
         found = load_history([folder.root for folder in folders], cache)
+        records.seconds = time.perf_counter() - started
         if isinstance(found, HistoryUnavailable):
             log.info("sigma-catalog: no rule history: %s", found.reason)
         else:

@@ -43,6 +43,7 @@ class RuleRecords:
     evidence: dict[str, dict] = field(default_factory=dict)  # by slug: the section's data
     recent_commits: int = 50  # the Recently changed page: the newest commits...
     recent_days: int | None = None  # ...of the last days
+    seconds: float = 0.0  # reading the history (for the build log)
 
     def prepare(self, data: SiteData, cache_dir: str | None) -> None:
         started = time.perf_counter()
@@ -54,7 +55,9 @@ class RuleRecords:
             shown = [change for found in self.files.values() for change in found.changes[:PER_FILE]]
             self.revisions = describe_revisions(self.history, shown, cache_dir)
         self._prepare_evidence(data, cache_dir)
-        log.info("sigma-catalog: history and test evidence in %.2f s", time.perf_counter() - started)
+        log.info("sigma-catalog: rule history (%d documents, %d commits) and test evidence (%d rules) in %.2f s",
+                 len(self.files), len(self.history.commits) if self.history else 0, len(self.evidence),
+                 self.seconds + time.perf_counter() - started)
 
     def _prepare_evidence(self, data: SiteData, cache_dir: str | None) -> None:
         available = evidence_module.evaluator_available()
