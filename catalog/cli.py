@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 
 from catalog.attack import AttackDataError, load_knowledge
+from catalog import changelog as changelog_command
 from catalog import check as check_command
 from catalog.attack import commands as attack_commands
+from catalog.history import history_or_none
+from catalog.revisions import add_history_findings
 from catalog.jsonexport import catalog_to_json
 from catalog.pipeline import build_catalog
 
@@ -30,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     attack_commands.register(commands)
     check_command.register(commands)  # `catalog check` (catalog/check.py)
+    changelog_command.register(commands)  # `catalog changelog A..B` (catalog/changelog.py)
     _register_build(commands)
     _register_changes(commands)
 
@@ -51,6 +55,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
         print(f"catalog analyze: error: {error}", file=sys.stderr)
         return 2
     catalog = build_catalog(arguments.paths, knowledge)
+    add_history_findings(catalog, history_or_none(arguments.paths))
     elapsed = time.perf_counter() - started
     report = sys.stderr if arguments.json == "-" else sys.stdout
     if not arguments.quiet:
@@ -151,9 +156,14 @@ def _show_mkdocs_log() -> None:
     """MkDocs' messages (and the plugin's) on stderr, as `mkdocs build` shows them."""
     import logging
 
+    class CurrentStderr(logging.StreamHandler):
+        """Writes to sys.stderr as it is at each message: whoever called main may have replaced it since."""
+
+        stream = property(lambda self: sys.stderr, lambda self, value: None)
+
     logger = logging.getLogger("mkdocs")
     if not any(getattr(handler, "_catalog_cli", False) for handler in logger.handlers):
-        handler = logging.StreamHandler()
+        handler = CurrentStderr()
         handler.setFormatter(logging.Formatter("%(levelname)-7s -  %(message)s"))
         handler._catalog_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

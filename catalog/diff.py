@@ -48,7 +48,8 @@ DUPLICATE_MIN_SHARED = 3
 DUPLICATE_MIN_RATIO = 0.6
 
 #: Metadata compared between the two sides, besides title, level and status (which have fields).
-_METADATA = ("id", "name", "description", "author", "date", "modified", "license", "references", "tags", "falsepositives", "related", "fields")
+_METADATA = ("id", "name", "description", "author", "date", "modified", "license", "references", "tags", "falsepositives", "related", "fields",
+             "regression_tests_path", "simulation")
 
 
 # --- comparing ----------------------------------------------------------------------------
@@ -77,23 +78,11 @@ def compute_changes(
         commit, is_merge_base = resolve_revision(repo, base_ref, merge_base)
     except GitError as error:
         raise ChangeError(str(error)) from None
-    inside = _inside(repo, root_texts)
+    inside = inside_repository(repo, root_texts)
     if head is None:
         head = build_catalog(root_texts, attack=attack)
     with tempfile.TemporaryDirectory(prefix="sigma-catalog-base-") as temporary:
-        export = Path(temporary) / "tree"
-        export.mkdir()
-        try:
-            export_revision(repo, commit, inside, export)
-        except GitError as error:
-            raise ChangeError(str(error)) from None
-        base_roots = []
-        for relative in inside:
-            base_root = export / relative if relative not in ("", ".") else export
-            if not base_root.exists():
-                base_root.mkdir(parents=True, exist_ok=True)  # the folder is new: everything in it is added
-            base_roots.append(str(base_root))
-        base = build_catalog(base_roots, attack=attack)
+        base_roots, base = catalog_at(repo, commit, inside, Path(temporary), attack)
         # The base documents name their folder by its temporary path: speak of it as the head does.
         rename = dict(zip(base_roots, root_texts))
         shown = {root: (labels or {}).get(root, root) for root in root_texts}
@@ -111,7 +100,25 @@ def compute_changes(
     )
 
 
-def _inside(repo: Path, roots: list[str]) -> list[str]:
+def catalog_at(repo: Path, commit: str, inside: Sequence[str], folder: Path,
+               attack: "AttackKnowledge | None" = None) -> tuple[list[str], Catalog]:
+    """(the rule folders' paths under `folder`, their catalog) as they are in `commit`, exported from git."""
+    export = folder / "tree"
+    export.mkdir()
+    try:
+        export_revision(repo, commit, inside, export)
+    except GitError as error:
+        raise ChangeError(str(error)) from None
+    roots = []
+    for relative in inside:
+        root = export / relative if relative not in ("", ".") else export
+        if not root.exists():
+            root.mkdir(parents=True, exist_ok=True)  # the folder is new (or gone): everything in it is added (removed)
+        roots.append(str(root))
+    return roots, build_catalog(roots, attack=attack)
+
+
+def inside_repository(repo: Path, roots: list[str]) -> list[str]:
     """Each rule folder as a path inside the repository (ChangeError for one outside it)."""
     real_repo = repo.resolve()
     inside: list[str] = []
@@ -161,7 +168,7 @@ def diff_catalogs(
     pairs, unmatched_base, unmatched_head = _match(base, head, base_location, head_location)
     changes: list[RuleChange] = []
     for old, new in pairs:
-        change = _compare(old, new, base_location[id(old)], head_location[id(new)], head.corpus)
+        change = compare_entries(old, new, base_location[id(old)], head_location[id(new)], head.corpus)
         if change is not None:
             changes.append(change)
     for entry in unmatched_head:
@@ -347,7 +354,8 @@ def _metadata_changes(old: SigmaDocument, new: SigmaDocument) -> tuple[str, ...]
     return tuple(name for name in _METADATA if getattr(old, name) != getattr(new, name))
 
 
-def _compare(old: Entry, new: Entry, old_path: str, new_path: str, corpus: CorpusIndex) -> RuleChange | None:
+def compare_entries(old: Entry, new: Entry, old_path: str, new_path: str, corpus: CorpusIndex) -> RuleChange | None:
+    """What differs between two versions of one document (None when a reader would see no difference)."""
     text_changed = old.document.source.raw_text != new.document.source.raw_text
     moved = old_path != new_path
     if not text_changed and not moved and _techniques(old).keys() == _techniques(new).keys():

@@ -68,6 +68,10 @@ class Code:
     DUPLICATE_ID = "duplicate-id"
     NAME_IS_OTHER_ID = "name-is-other-id"  # a `name` equal to another document's id: references go by id
     UNRESOLVED_REFERENCE = "unresolved-reference"
+    # git history (revisions) and test evidence (evidence)
+    MODIFIED_NOT_BUMPED = "modified-not-bumped"  # git changed the rule after its `modified` date
+    REGRESSION_INFO_MISSING = "regression-info-missing"  # `regression_tests_path` names no readable file
+    REGRESSION_INFO_MALFORMED = "regression-info-malformed"  # its info.yml is not SigmaHQ's schema
     # ATT&CK tags (attack.mapping); reported with ATTACK_PREFIX
     UNKNOWN_TECHNIQUE = "unknown-technique"
     REVOKED_TECHNIQUE = "revoked-technique"

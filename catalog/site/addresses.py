@@ -43,6 +43,8 @@ CATALOG_JSON = EXPORTS + "catalog.json"
 TECHNIQUES_CSV = EXPORTS + "rules-techniques.csv"
 NAVIGATOR = EXPORTS + "navigator/"
 CHANGES = "changes/"
+#: The Recently changed page (rules changed by the newest commits).
+RECENT = "recent/"
 #: The All rules page; every rule page is below it.
 RULES = "rules/"
 #: The search index's pattern of a rule page address (the script puts the slug in).

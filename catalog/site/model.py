@@ -85,6 +85,7 @@ class SiteData:
         self.folders = {folder.root: folder for folder in folders}
         self.entries = catalog.entries
         self.by_slug = {entry.slug: entry for entry in self.entries}
+        self.records = None  # history_pages.RuleRecords: git history and test evidence, set by SiteBuilder
         self.rows = {entry.slug: _entry_row(entry) for entry in self.entries}
         self.problems_by_file: dict[str, list[Problem]] = defaultdict(list)
         for problem in catalog.problems:

@@ -13,6 +13,7 @@ from catalog.problems import internal_error
 from catalog.site import browse_pages
 from catalog.site.addresses import rule_path, rule_redirect_path
 from catalog.site.attack_pages import add_attack_pages
+from catalog.site.history_pages import RuleRecords, add_recent_page
 from catalog.site.model import Folder, Page, Site, SiteData, error_page, list_page
 from catalog.site.rule_page import RulePages
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
 
 #: The browse pages in navigation order (the Changes page goes right after Search).
-NAV_ORDER = ["find/", "rules/", "attack/", "coverage/", "logsources/", "levels/", "statuses/", "authors/", "tags/",
+NAV_ORDER = ["find/", "rules/", "recent/", "attack/", "coverage/", "logsources/", "levels/", "statuses/", "authors/", "tags/",
              "fields/", "indicators/", "correlations/", "filters/", "errors/", "exports/"]
 
 
@@ -28,8 +29,9 @@ class SiteBuilder:
     """Turns a `Catalog` into a `Site`; one instance per build."""
 
     def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None,
-                 memo: dict | None = None, preview: bool = False) -> None:
+                 memo: dict | None = None, preview: bool = False, records: RuleRecords | None = None) -> None:
         self.data = SiteData(catalog, folders, kb, preview)
+        self.data.records = records if records is not None else RuleRecords()
         self.rule_pages = RulePages(self.data, memo)
 
     def build(self, exports: dict) -> Site:
@@ -52,6 +54,7 @@ class SiteBuilder:
         browse_pages.add_problem_page(data, site)
         browse_pages.add_home_figures(data, site)
         browse_pages.add_search_and_exports(site, exports)
+        add_recent_page(data, data.records, site)
         site.home.update(exports)
         site.browse.sort(key=lambda page: NAV_ORDER.index(page.path) if page.path in NAV_ORDER else len(NAV_ORDER))
         self.rule_pages.forget_others()

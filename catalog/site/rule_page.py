@@ -19,6 +19,7 @@ from catalog.site.addresses import (
     tactic_path,
     technique_path,
 )
+from catalog.site.history_pages import history_context
 from catalog.site.model import Page, SiteData, description_of, split_authors
 
 _SCOPE_NOTES = {
@@ -57,6 +58,9 @@ class RulePages:
             tuple((e.slug, e.document) for e in entry.correlations),
             tuple((e.slug, e.document) for e in entry.filters),
             tuple(self.data.problems_by_file.get(document.source.file_display, ())),
+            self.data.records.history.head if self.data.records.history is not None else None,
+            len(self.data.records.revisions),  # more commits analysed since (a bounded first build)
+            repr(self.data.records.evidence.get(entry.slug)),
         )
 
     def page(self, entry: Entry) -> Page:
@@ -99,6 +103,9 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
         "details": details(data, entry),
         "problems": problems,
     }
+    # git history and test evidence (history_pages; rule_history.html)
+    context["history"] = history_context(data, data.records, entry)
+    context["evidence"] = data.records.evidence.get(entry.slug)
     if entry.analysis is not None:
         analysis = entry.analysis
         context["stages"] = [
