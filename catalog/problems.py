@@ -60,6 +60,7 @@ class Code:
     # the catalog as a whole (pipeline)
     DUPLICATE_ID = "duplicate-id"
     UNRESOLVED_REFERENCE = "unresolved-reference"
+    PAGE_CAP = "page-cap"  # a rule with more tags or fields of its own than get a page (catalog.bounds)
     # ATT&CK tags (attack.mapping); reported with ATTACK_PREFIX
     UNKNOWN_TECHNIQUE = "unknown-technique"
     REVOKED_TECHNIQUE = "revoked-technique"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from catalog.analysis import IndicatorKey, field_label
+from catalog.bounds import normal
 from catalog.model import FilterRule, Rule
 from catalog.problems import Severity
 from catalog.site.addresses import RULES, indicator_path, item_path, key_slug, rule_path
@@ -57,9 +58,11 @@ def add_dimension_pages(data: SiteData, site: Site) -> None:
     """Levels, statuses, authors and tags: a page per value, an index of counts per dimension."""
     for section, title, singular, values in DIMENSIONS:
         groups = Grouping()
+        unpaged = data.catalog.page_caps.tags if section == "tags" else set()
         for entry in data.entries:
             for value in dict.fromkeys(values(entry.document)):
-                groups.add(key_slug(value), value, entry.slug)
+                if normal(value) not in unpaged:
+                    groups.add(key_slug(value), value, entry.slug)
         items = []
         for group in groups.values():
             name = group.name
@@ -86,7 +89,7 @@ def add_field_pages(data: SiteData, site: Site) -> None:
             continue
         for identifier in document.detection.identifiers.values():
             for item in identifier.items:
-                if item.field is not None:
+                if item.field is not None and normal(item.field) not in data.catalog.page_caps.fields:
                     groups.add(key_slug(item.field), item.field, entry.slug)
     items = []
     for group in groups.values():

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from catalog.bounds import LISTING_TITLE
 from catalog.model import SigmaDocument, display_path
 from catalog.pipeline import Catalog, Entry
 from catalog.problems import Problem
@@ -67,6 +68,7 @@ class Site:
     browse: list[Page] = field(default_factory=list)  # built by MkDocs, in nav order
     redirects: dict[str, str] = field(default_factory=dict)  # path -> target path
     home: dict = field(default_factory=dict)  # the figures shown on the home page
+    files: dict[str, str] = field(default_factory=dict)  # site path -> text: rule files served whole (catalog.bounds)
 
 
 class SiteData:
@@ -118,7 +120,7 @@ def _entry_row(entry: Entry) -> dict:
     document = entry.document
     return {
         "path": rule_path(entry.slug),
-        "title": document.title,
+        "title": shorten(document.title, LISTING_TITLE),  # in full on the rule's own page
         "level": "" if document.level is None else str(document.level),
         "status": "" if document.status is None else str(document.status),
         "kind": document.kind,

@@ -218,6 +218,13 @@ def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Pa
         _JOB = None
 
 
+def write_files(site_dir: Path, files: dict[str, str], taken: set[str]) -> None:
+    """Text files served with the pages (whole rule files of pages that show them cut)."""
+    for relative, text in files.items():
+        if relative not in taken:
+            write_if_changed(site_dir / relative, text.encode("utf-8"))
+
+
 def _ensure_dir(path: Path, made: set[Path]) -> None:
     if path not in made:
         path.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,10 @@ class SiteBuilder:
         the home page shows too."""
         data, site = self.data, Site()
         for entry in data.entries:
-            site.pages.append(self.rule_pages.page(entry))
+            page = self.rule_pages.page(entry)
+            site.pages.append(page)
+            if page.context["raw_file"]:  # its page shows the rule cut: the whole file is served next to it
+                site.files[page.context["raw_file"]] = entry.document.source.raw_text
             redirect = rule_redirect_path(entry.document.id)
             if redirect is not None:
                 site.redirects.setdefault(redirect, rule_path(entry.slug))

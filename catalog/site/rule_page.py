@@ -9,17 +9,19 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from catalog.analysis import Exclusion
+from catalog.bounds import LISTING_TITLE, RULE_BODY, STAGE_BODY, TABLE_ROWS, cut_text, normal
 from catalog.model import CorrelationRule, FilterRule, Rule
 from catalog.pipeline import Entry
 from catalog.site.addresses import (
     external_url,
     indicator_path,
     item_path,
+    rule_file_path,
     rule_path,
     tactic_path,
     technique_path,
 )
-from catalog.site.model import Page, SiteData, description_of, split_authors
+from catalog.site.model import Page, SiteData, description_of, shorten, split_authors
 
 _SCOPE_NOTES = {
     "main": "main filter: always applies",
@@ -84,11 +86,12 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
         "description": document.description or "",
         "banners": banners(entry),
         "attack": attack_context(entry),
-        "raw": document.source.raw_text,
+        **rule_body(entry),
         "stages": [],
         "aggregations": [],
         "exclusions": [],
         "indicators": [],
+        "indicators_more": 0,
         "correlation": None,
         "filter": None,
         "details": details(data, entry),
@@ -101,23 +104,34 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
     if entry.analysis is not None:
         analysis = entry.analysis
         context["stages"] = [
-            {
-                "number": stage.number,
-                "title": stage.title,
-                "body": stage.body,
-                "condition": stage.number == 0,
-                "all_fields": list(stage.match_all_fields),
-            }
-            for stage in analysis.stages
+            _stage(stage.number, stage.title, stage.body, list(stage.match_all_fields)) for stage in analysis.stages
         ]
         context["aggregations"] = list(analysis.aggregations)
         context["exclusions"] = exclusions(entry)
-        context["indicators"] = indicators(data, entry)
+        rows = indicators(data, entry)
+        context["indicators"], context["indicators_more"] = rows[:TABLE_ROWS], max(0, len(rows) - TABLE_ROWS)
     if isinstance(document, CorrelationRule):
         context["correlation"] = correlation(data, entry, document)
     if isinstance(document, FilterRule):
         context["filter"] = {"targets": targets(data, entry, document)}
-    return Page(rule_path(entry.slug), document.title, "rule.html", context, description_of(document))
+    return Page(rule_path(entry.slug), shorten(document.title, LISTING_TITLE), "rule.html", context, description_of(document))
+
+
+# --- the bounds of a rule page (catalog.bounds): long bodies and lists are cut, the rest linked ---
+
+
+def rule_body(entry: Entry) -> dict:
+    """The rule's YAML for the page; past RULE_BODY characters, cut, and the whole file served
+    at `raw_file` (which the page links, as do the cut lists below it)."""
+    raw = entry.document.source.raw_text
+    shown, left_out = cut_text(raw, RULE_BODY)
+    return {"raw": shown, "raw_more": left_out, "raw_file": rule_file_path(entry.slug) if left_out else None}
+
+
+def _stage(number: int, title: str, body: str, all_fields: list[str]) -> dict:
+    """A stage; its body past STAGE_BODY characters is cut (the rule body shows every value)."""
+    shown, left_out = cut_text(body, STAGE_BODY) if number else (body, 0)
+    return {"number": number, "title": title, "body": shown, "more": left_out, "condition": number == 0, "all_fields": all_fields}
 
 
 def banners(entry: Entry) -> list[dict]:
@@ -201,17 +215,19 @@ def _exclusion(exclusion: Exclusion, source: Entry | None) -> dict:
     """
     searches = []
     for search in exclusion.searches:
-        rows, and_groups = [], []
+        rows, and_groups, more = [], [], 0
         for alternative in search.alternatives:
             if len(alternative) == 1 and not alternative[0].match_all:
                 item = alternative[0]
-                rows.extend([item.field_label, item.kind, value] for value in item.values)
+                room = max(0, TABLE_ROWS - len(rows))  # past it, the rows are counted, not shown
+                rows.extend([item.field_label, item.kind, value] for value in item.values[:room])
+                more += max(0, len(item.values) - room)
             else:
                 and_groups.append([
                     {"field": item.field_label, "kind": item.kind, "values": list(item.values), "all": item.match_all}
                     for item in alternative
                 ])
-        searches.append({"identifier": search.identifier, "rows": rows, "and_groups": and_groups})
+        searches.append({"identifier": search.identifier, "rows": rows, "more": more, "and_groups": and_groups})
     return {
         "label": (" and " if exclusion.combined else ", ").join(exclusion.identifiers),
         "scope": exclusion.scope,
@@ -300,7 +316,8 @@ def details(data: SiteData, entry: Entry) -> list[dict]:
         add("Log source", _logsource_items(document))
     add("References", [_text(ref, href=external_url(ref)) for ref in dict.fromkeys(document.references)], listed=True)
     add("False positives", [_text(item) for item in document.falsepositives], listed=True)
-    add("Tags", [_text(tag, item_path("tags", tag)) for tag in document.tags])
+    unpaged = data.catalog.page_caps.tags
+    add("Tags", [_text(tag, None if normal(tag) in unpaged else item_path("tags", tag)) for tag in document.tags])
     add("Related rules", _related_items(entry), listed=True)
     add("Related from", [_text(f"{relation}: {other.document.title}", rule_path(other.slug))
                          for relation, other in data.related_from.get(entry.slug, ())], listed=True)
