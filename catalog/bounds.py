@@ -79,4 +79,5 @@ def cut_text(text: str, limit: int) -> tuple[str, int]:
         return text, 0
     end = text.rfind("\n", 0, limit)
     shown = text[: end if end > 0 else limit]
-    return shown, text.count("\n", len(shown)) + (0 if text.endswith("\n") else 1)
+    rest = len(shown) + 1 if end > 0 else len(shown)  # where the lines left out start
+    return shown, text.count("\n", rest) + (0 if text.endswith("\n") else 1)

@@ -222,7 +222,9 @@ def write_files(site_dir: Path, files: dict[str, str], taken: set[str]) -> None:
     """Text files served with the pages (whole rule files of pages that show them cut)."""
     for relative, text in files.items():
         if relative not in taken:
-            write_if_changed(site_dir / relative, text.encode("utf-8"))
+            target = site_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(text.encode("utf-8"))
 
 
 def _ensure_dir(path: Path, made: set[Path]) -> None:
