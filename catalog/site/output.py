@@ -6,6 +6,7 @@ Everything here lives as long as the plugin object, i.e. across the rebuilds of 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ from typing import Callable, Iterable
 from catalog import pipeline
 from catalog.loader import LoadResult, discover, load_file
 from catalog.site.addresses import FRAME_PATH, is_rule_path, is_safe_page_path, page_href
-from catalog.site.exports import ExportFile
+from catalog.site.exports import ExportFile, write_if_different
 from catalog.site.model import Page
 from catalog.site.render import TEMPLATES, Frame, Renderer
 
@@ -175,7 +176,7 @@ class PageWriter:
 
 
 def page_html(page: Page, renderer: Renderer, frame: Frame) -> bytes:
-    content = renderer.render(page.template, page.path, page.context)
+    content = renderer.render(page.template, page.path, page.data())
     return frame.wrap(page.path, page.title, page.description, content).encode("utf-8", errors="xmlcharrefreplace")
 
 
@@ -269,6 +270,11 @@ def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page],
                 stream.write(new.encode("utf-8"))
 
 
+def _copy_from(source: Path, out) -> None:
+    with source.open("rb") as data:
+        shutil.copyfileobj(data, out)
+
+
 class DeferredExports:
     """`mkdocs serve`: catalog.json, the CSV and the search index written after the build, in the
     background, so that an edited rule shows sooner."""
@@ -286,7 +292,10 @@ class DeferredExports:
             try:
                 with pipeline.collector_paused():
                     for export in make():
-                        write_if_changed(site_dir / export.path, export.data)
+                        if export.source is not None:
+                            write_if_different(site_dir / export.path, functools.partial(_copy_from, export.source))
+                        else:
+                            write_if_changed(site_dir / export.path, export.data)
             except Exception as error:  # a thread: report, do not lose it
                 log.error("sigma-catalog: writing catalog.json, the CSV and the search index failed: %s", error)
 

@@ -13,7 +13,7 @@ from catalog.site import browse_pages
 from catalog.site.addresses import rule_path, rule_redirect_path
 from catalog.site.attack_pages import add_attack_pages
 from catalog.site.model import Folder, Site, SiteData
-from catalog.site.rule_page import RulePages
+from catalog.site.rule_page import RulePages, served_file
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -36,10 +36,10 @@ class SiteBuilder:
         the home page shows too."""
         data, site = self.data, Site()
         for entry in data.entries:
-            page = self.rule_pages.page(entry)
-            site.pages.append(page)
-            if page.context["raw_file"]:  # its page shows the rule cut: the whole file is served next to it
-                site.files[page.context["raw_file"]] = entry.document.source.raw_text
+            site.pages.append(self.rule_pages.page(entry))
+            served = served_file(entry)  # its page shows the rule cut: the whole file is served next to it
+            if served is not None:
+                site.files[served[0]] = served[1]
             redirect = rule_redirect_path(entry.document.id)
             if redirect is not None:
                 site.redirects.setdefault(redirect, rule_path(entry.slug))

@@ -6,6 +6,7 @@ the detection stages, exclusions, indicators, the metadata table, problems, the 
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote
 
 from catalog.analysis import Exclusion
@@ -62,8 +63,8 @@ class RulePages:
         )
 
     def page(self, entry: Entry) -> Page:
-        if self.memo is None:
-            return rule_page(self.data, entry)
+        if self.memo is None:  # a build: the page's data is made when it is rendered
+            return rule_page(self.data, entry, lazy=True)
         key = self.dependencies(entry)
         cached = self.memo.get(entry.slug)
         if cached is None or cached[0] != key:
@@ -78,7 +79,16 @@ class RulePages:
                 del self.memo[slug]
 
 
-def rule_page(data: SiteData, entry: Entry) -> Page:
+def rule_page(data: SiteData, entry: Entry, lazy: bool = False) -> Page:
+    """The page; `lazy`: its data is made when it is rendered (and not kept)."""
+    document = entry.document
+    title, description = shorten(document.title, LISTING_TITLE), description_of(document)
+    if lazy:
+        return Page(rule_path(entry.slug), title, "rule.html", {}, description, make=functools.partial(rule_context, data, entry))
+    return Page(rule_path(entry.slug), title, "rule.html", rule_context(data, entry), description)
+
+
+def rule_context(data: SiteData, entry: Entry) -> dict:
     document = entry.document
     context: dict = {
         "kind": document.kind,
@@ -114,7 +124,7 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
         context["correlation"] = correlation(data, entry, document)
     if isinstance(document, FilterRule):
         context["filter"] = {"targets": targets(data, entry, document)}
-    return Page(rule_path(entry.slug), shorten(document.title, LISTING_TITLE), "rule.html", context, description_of(document))
+    return context
 
 
 # --- the bounds of a rule page (catalog.bounds): long bodies and lists are cut, the rest linked ---
@@ -123,9 +133,15 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
 def rule_body(entry: Entry) -> dict:
     """The rule's YAML for the page; past RULE_BODY characters, cut, and the whole file served
     at `raw_file` (which the page links, as do the cut lists below it)."""
+    shown, left_out = cut_text(entry.document.source.raw_text, RULE_BODY)
+    served = served_file(entry)
+    return {"raw": shown, "raw_more": left_out, "raw_file": served[0] if served else None}
+
+
+def served_file(entry: Entry) -> tuple[str, str] | None:
+    """(site path, text) of the rule file, served whole when its page shows it cut."""
     raw = entry.document.source.raw_text
-    shown, left_out = cut_text(raw, RULE_BODY)
-    return {"raw": shown, "raw_more": left_out, "raw_file": rule_file_path(entry.slug) if left_out else None}
+    return (rule_file_path(entry.slug), raw) if len(raw) > RULE_BODY else None
 
 
 def _stage(number: int, title: str, body: str, all_fields: list[str]) -> dict:
