@@ -81,7 +81,8 @@ def report(shape: str, result: Build, page: tuple[int, str]) -> bool:
         ("output (MB)", result.mb, target.output_mb),
         ("largest HTML page (MB)", page[0] / MB, target.page_mb),
     ]
-    print(f"\n{shape}: {result.files:,} files; largest page {page[1]}")
+    print(f"\n{shape}: {result.files:,} files; largest page {page[1]}; CPU time {result.cpu:.1f} s "
+          f"(load average {os.getloadavg()[0]:.1f}: wall time on a shared machine overstates)")
     ok = True
     for label, value, bound in lines:
         print(f"  {label:<24}{value:>12,.2f}{verdict(value, bound)}")

@@ -150,3 +150,28 @@ def test_cut_text_cuts_at_a_line_end():
     assert cut_text("aa\nbb\ncc\n", 5) == ("aa", 2)
     assert cut_text("aa\nbb\ncc", 5) == ("aa", 2)
     assert cut_text("x" * 10, 4) == ("xxxx", 1)
+
+
+# --- catalog.json as a stream -------------------------------------------------------------------
+
+
+def test_catalog_json_stream_is_the_whole_document(tmp_path):
+    import io
+
+    from catalog.jsonexport import catalog_to_json
+    from catalog.pipeline import build_catalog
+    from catalog.site.exports import write_catalog_json
+    from catalog.site.render import html_safe_json
+
+    for name, text in (("long.yml", LONG), ("other.yml", OTHER)):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    catalog = build_catalog([str(tmp_path)])
+    out = io.BytesIO()
+    write_catalog_json(out, catalog, lambda root, path: f"rules/{path}", lambda path: "shown", directory_urls=True)
+    whole = catalog_to_json(catalog)
+    for rule in whole["rules"]:
+        rule["source"]["file"], rule["source"]["root"] = f"rules/{rule['source']['path']}", "rules"
+        rule["page"] = f"rules/{rule['slug']}/"
+    for item in whole["problems"] + whole["files"]:
+        item["path"] = "shown"
+    assert out.getvalue() == html_safe_json(whole)
