@@ -14,7 +14,7 @@ from catalog import bounds
 from catalog.bounds import LISTING_TITLE, OWN_TAG_PAGES, RULE_BODY, STAGE_BODY, TABLE_ROWS, cut_text
 from catalog.site.render import highlight_yaml
 from linkcheck import anchors
-from test_site import run_build, write_project
+from test_site import built_site
 
 SHARED_VALUE = "shared-by-two-rules.example.org"
 
@@ -39,11 +39,7 @@ BIG = rule("Big body", "detection:\n    keywords:\n" + keyword_list("big", BIG_V
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("bounds")
-    config = write_project(root, {"long.yml": LONG, "other.yml": OTHER, "big.yml": BIG})
-    result = run_build("mkdocs", config, root / "site")
-    assert result.returncode == 0, result.stderr[-4000:]
-    return root / "site"
+    return built_site(tmp_path_factory.mktemp("bounds"), {"long.yml": LONG, "other.yml": OTHER, "big.yml": BIG})
 
 
 def page(site: Path, slug: str) -> str:
