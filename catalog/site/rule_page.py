@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from catalog.analysis import Exclusion
 from catalog.bounds import LISTING_TITLE, RULE_BODY, STAGE_BODY, TABLE_ROWS, cut_text, normal
-from catalog.model import CorrelationRule, FilterRule, Rule
+from catalog.model import DIALECT_NAMES, CorrelationRule, FilterRule, Rule
 from catalog.pipeline import Entry
 from catalog.site.addresses import (
     external_url,
@@ -64,11 +64,13 @@ class RulePages:
 
     def page(self, entry: Entry) -> Page:
         if self.memo is None:  # a build: the page's data is made when it is rendered
-            return rule_page(self.data, entry, lazy=True)
+            return rule_page(self.data, entry)
         key = self.dependencies(entry)
         cached = self.memo.get(entry.slug)
         if cached is None or cached[0] != key:
-            cached = (key, rule_page(self.data, entry))
+            page = rule_page(self.data, entry)
+            page.keep_data()  # kept across serve rebuilds: made now, not from a later build's data
+            cached = (key, page)
         self.memo[entry.slug] = cached
         return cached[1]  # the same object: its fingerprint is computed once
 
@@ -79,22 +81,26 @@ class RulePages:
                 del self.memo[slug]
 
 
-def rule_page(data: SiteData, entry: Entry, lazy: bool = False) -> Page:
-    """The page; `lazy`: its data is made when it is rendered (and not kept)."""
+def rule_page(data: SiteData, entry: Entry) -> Page:
+    """The page; its data is made when it is rendered, and not kept (catalog.bounds): a failure
+    making it then costs that page only, as a rendering failure does."""
     document = entry.document
-    title, description = shorten(document.title, LISTING_TITLE), description_of(document)
-    if lazy:
-        return Page(rule_path(entry.slug), title, "rule.html", {}, description, make=functools.partial(rule_context, data, entry))
-    return Page(rule_path(entry.slug), title, "rule.html", rule_context(data, entry), description)
+    return Page(rule_path(entry.slug), shorten(document.title, LISTING_TITLE), "rule.html", {}, description_of(document),
+                make=functools.partial(rule_context, data, entry))
 
 
 def rule_context(data: SiteData, entry: Entry) -> dict:
     document = entry.document
+    problems = [
+        {"location": data.location(p), "severity": p.severity.value, "message": p.message, "code": p.code}
+        for p in data.problems_of(document)
+    ]
     context: dict = {
         "kind": document.kind,
+        "dialect": DIALECT_NAMES.get(document.dialect, document.dialect),
         "title": document.title,
         "description": document.description or "",
-        "banners": banners(entry),
+        "banners": findings_banner(problems) + banners(entry),
         "attack": attack_context(entry),
         **rule_body(entry),
         "stages": [],
@@ -105,11 +111,7 @@ def rule_context(data: SiteData, entry: Entry) -> dict:
         "correlation": None,
         "filter": None,
         "details": details(data, entry),
-        "problems": [
-            {"location": data.location(p), "severity": p.severity.value, "message": p.message, "code": p.code}
-            for p in data.problems_by_file.get(document.source.file_display, ())
-            if not p.line or p.line >= document.source.line
-        ],
+        "problems": problems,
     }
     if entry.analysis is not None:
         analysis = entry.analysis
@@ -150,6 +152,22 @@ def _stage(number: int, title: str, body: str, all_fields: list[str]) -> dict:
     return {"number": number, "title": title, "body": shown, "more": left_out, "condition": number == 0, "all_fields": all_fields}
 
 
+def findings_banner(problems: list[dict]) -> list[dict]:
+    """A banner at the top of the page when the rule has errors or warnings (a page with an error,
+    e.g. a duplicate key, is still published): what is wrong, in short; the Problems section has all."""
+    serious = [p for p in problems if p["severity"] in ("error", "warning")]
+    if not serious:
+        return []
+    errors = sum(1 for p in serious if p["severity"] == "error")
+    counts = ", ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in ((errors, "error"), (len(serious) - errors, "warning")) if n)
+    return [{
+        "kind": "errors" if errors else "warnings",
+        "title": f"Findings: {counts}",
+        "text": " ".join(f"{p['location']}: {p['message']} [{p['code']}]." for p in serious[:3])
+        + (f" And {len(serious) - 3} more, listed under Problems." if len(serious) > 3 else ""),
+    }]
+
+
 def banners(entry: Entry) -> list[dict]:
     document = entry.document
     found = []
@@ -188,6 +206,8 @@ def attack_context(entry: Entry) -> dict | None:
                 notes.append("derived: the rule does not tag this tactic")
             if mapped.replaced:
                 notes.append(f"{mapped.replaced} is revoked; shown as its replacement")
+            if mapped.also_tags:
+                notes.append("tagged as " + " and ".join((mapped.tag, *mapped.also_tags)))
             if mapped.deprecated:
                 notes.append(f"deprecated in {release}")
             techniques.append({
@@ -236,11 +256,13 @@ def _exclusion(exclusion: Exclusion, source: Entry | None) -> dict:
             if len(alternative) == 1 and not alternative[0].match_all:
                 item = alternative[0]
                 room = max(0, TABLE_ROWS - len(rows))  # past it, the rows are counted, not shown
-                rows.extend([item.field_label, item.kind, value] for value in item.values[:room])
+                rows.extend({"field": item.field_label, "kind": item.kind, "value": value, "field_reference": item.field_reference}
+                            for value in item.values[:room])
                 more += max(0, len(item.values) - room)
             else:
                 and_groups.append([
-                    {"field": item.field_label, "kind": item.kind, "values": list(item.values), "all": item.match_all}
+                    {"field": item.field_label, "kind": item.kind, "values": list(item.values), "all": item.match_all,
+                     "field_reference": item.field_reference}
                     for item in alternative
                 ])
         searches.append({"identifier": search.identifier, "rows": rows, "more": more, "and_groups": and_groups})
@@ -266,6 +288,7 @@ def indicators(data: SiteData, entry: Entry) -> list[dict]:
             "kind": indicator.kind,
             "value": indicator.value,
             "all": indicator.match_all,
+            "field_reference": indicator.field_reference,
             "count": count,
             "path": indicator_path(indicator.key) if count > 1 else None,
         })
@@ -351,8 +374,8 @@ def _logsource_items(document: Rule | FilterRule) -> list[dict]:
     for label, value in (("product", logsource.product), ("category", logsource.category), ("service", logsource.service)):
         if value:
             items.append(_text(f"{label}: {value}"))
-    if items:
-        items.append(_text(logsource.label, item_path("logsources", logsource.label)))
+    if items:  # a link to each log source page the rule is listed on (several for a list log source)
+        items.extend(_text(single.label, item_path("logsources", single.label)) for single in logsource.each)
     if logsource.definition:
         items.append(_text(f"definition: {logsource.definition}"))
     return items
