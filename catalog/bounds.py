@@ -23,6 +23,9 @@ OWN_FIELD_PAGES = 200
 LISTING_TITLE = 200
 #: Rows of a rule page's indicator and exclusion tables; the rest are counted and linked.
 TABLE_ROWS = 500
+#: Findings listed on the Problems page (errors first); the rest are counted (catalog.json and
+#: `catalog check` have them all).
+PROBLEM_ROWS = 1_000
 #: Characters of one stage body on the rule page (the rule body above shows it whole).
 STAGE_BODY = 20_000
 #: Characters of the rule body shown on its page; a longer body is cut at a line end and the

@@ -171,3 +171,22 @@ def test_catalog_json_stream_is_the_whole_document(tmp_path):
     for item in whole["problems"] + whole["files"]:
         item["path"] = "shown"
     assert out.getvalue() == html_safe_json(whole)
+
+
+def test_problems_page_lists_a_bounded_number_of_findings(tmp_path, monkeypatch):
+    from catalog.pipeline import build_catalog
+    from catalog.site import browse_pages
+    from catalog.site.model import Site, SiteData
+    from catalog.site.render import Renderer
+
+    for number in range(3):  # an unknown status each
+        (tmp_path / f"odd{number}.yml").write_text(LONG.replace("status: test", f"status: odd{number}"), encoding="utf-8")
+    catalog = build_catalog([str(tmp_path)])
+    assert len(catalog.problems) >= 3
+    monkeypatch.setattr(browse_pages, "PROBLEM_ROWS", 1)
+    site = Site()
+    browse_pages.add_problem_page(SiteData(catalog), site)
+    (page,) = site.browse
+    html = Renderer().render(page.template, page.path, page.context)
+    assert len(page.context["problems"]) == 1
+    assert f"… and {len(catalog.problems) - 1} more: every finding is in <a href=\"../exports/catalog.json\">catalog.json</a>" in html
