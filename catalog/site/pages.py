@@ -15,7 +15,7 @@ from catalog.site.addresses import rule_path, rule_redirect_path
 from catalog.site.attack_pages import add_attack_pages
 from catalog.site.history_pages import RuleRecords, add_recent_page
 from catalog.site.model import Folder, Page, Site, SiteData, error_page, list_page
-from catalog.site.rule_page import RulePages
+from catalog.site.rule_page import RulePages, served_file
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -41,6 +41,9 @@ class SiteBuilder:
         by_id: dict[str, list[str]] = {}
         for entry in data.entries:
             site.pages.append(self._rule_page(entry))
+            served = served_file(entry)  # its page shows the rule cut: the whole file is served next to it
+            if served is not None:
+                site.files[served[0]] = served[1]
             redirect = rule_redirect_path(entry.document.id)
             if redirect is not None:
                 by_id.setdefault(redirect, []).append(entry.slug)
