@@ -435,7 +435,7 @@ def test_no_injected_script_runs_in_a_browser(built, corpus):
 
     slugs = entry_slugs(corpus)
     pages = [f"rules/{slug}/" for name, slug in sorted(slugs.items()) if name != "huge.yml"]
-    pages += ["", "errors/", "find/", "rules/", "changes/"]
+    pages += ["", "problems/", "find/", "rules/", "changes/"]
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
             pass

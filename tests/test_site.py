@@ -247,7 +247,7 @@ def test_browse_pages(site, catalog_json):
     assert f"../../rules/{REFERENCE_SLUG}/" in technique
     coverage = (site / "coverage/index.html").read_text(encoding="utf-8")
     assert coverage.index("Reconnaissance") < coverage.index("Execution") < coverage.index("Impact")
-    errors = (site / "errors/index.html").read_text(encoding="utf-8")
+    errors = (site / "problems/index.html").read_text(encoding="utf-8")
     problems = catalog_json["problems"]
     for problem in problems:
         assert problem["message"].replace("'", "&#39;").replace('"', "&#34;")[:40] in errors or problem["message"][:40] in errors

@@ -12,7 +12,7 @@ from collections import defaultdict
 from catalog.analysis import IndicatorKey, field_label
 from catalog.model import FilterRule, Rule
 from catalog.problems import Severity
-from catalog.site.addresses import RULES, indicator_path, item_path, key_slug, rule_path
+from catalog.site.addresses import OLD_PROBLEMS, PROBLEMS, RULES, indicator_path, item_path, key_slug, rule_path
 from catalog.site.model import Grouping, Page, Site, SiteData, browse_page, list_page, shorten, split_authors
 
 #: The browse dimensions of document metadata: (section, title, singular, the values of a document).
@@ -129,9 +129,8 @@ def add_logsource_pages(data: SiteData, site: Site) -> None:
 
 def add_listing_pages(data: SiteData, site: Site) -> None:
     """All rules (first in the navigation), and the correlations and filters when there are any."""
-    all_rows = [dict(data.rows[entry.slug], logsource=entry.document.logsource.label if isinstance(entry.document, (Rule, FilterRule)) else "")
-                for entry in data.entries]
-    site.browse.insert(0, browse_page(RULES, "All rules", "rules.html", {"rules": all_rows}))
+    all_rules = data.lists.context(entry.slug for entry in data.entries)
+    site.browse.insert(0, browse_page(RULES, "All rules", "rules.html", {"list": all_rules}))
     for kind, section, title in (("correlation", "correlations", "Correlations"), ("filter", "filters", "Filters")):
         rows = []
         for entry in data.entries:
@@ -157,7 +156,8 @@ def add_problem_page(data: SiteData, site: Site) -> None:
         for problem in problems
     ]
     errors = sum(1 for problem in problems if problem.severity is Severity.ERROR)
-    site.browse.append(browse_page("errors/", "Problems", "errors.html", {"problems": rows, "errors": errors, "warnings": len(rows) - errors}))
+    site.redirects[OLD_PROBLEMS] = PROBLEMS
+    site.browse.append(browse_page(PROBLEMS, "Problems", "errors.html", {"problems": rows, "errors": errors, "warnings": len(rows) - errors}))
 
 
 def add_home_figures(data: SiteData, site: Site) -> None:

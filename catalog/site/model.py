@@ -16,6 +16,7 @@ from catalog.model import SigmaDocument, display_path
 from catalog.pipeline import Catalog, Entry
 from catalog.problems import Problem
 from catalog.site.addresses import rule_path, section_path, source_uri
+from catalog.site.lists import ListRows
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -79,6 +80,7 @@ class SiteData:
         self.entries = catalog.entries
         self.by_slug = {entry.slug: entry for entry in self.entries}
         self.rows = {entry.slug: _entry_row(entry) for entry in self.entries}
+        self.lists = ListRows(self.entries, self.rows, self.display_file)
         self.problems_by_file: dict[str, list[Problem]] = defaultdict(list)
         for problem in catalog.problems:
             self.problems_by_file[problem.path].append(problem)
@@ -161,7 +163,7 @@ def list_page(data: SiteData, path: str, section: tuple[str, str], heading: str,
     title, name = section
     return Page(path, heading, "list.html", {
         "heading": heading, "section": {"title": title, "path": section_path(name)}, "intro": intro,
-        "rules": data.rule_rows(slugs),
+        "list": data.lists.context(slugs),
     }, description)
 
 

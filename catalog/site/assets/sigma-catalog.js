@@ -176,10 +176,156 @@
     });
   }
 
+  /* == rule lists: filter and sort (catalog/site/lists.py; the rows of long lists from rules.json) == */
+  var LIST_FACETS = [["level", "level"], ["status", "status"], ["logsource", "log source"], ["folder", "folder"], ["tactics", "tactic"]];
+  var LIST_ORDER = { level: ["critical", "high", "medium", "low", "informational"],
+                     status: ["stable", "test", "experimental", "deprecated", "unsupported"] };
+  var LIST_SORTS = [["", "File order"], ["title", "Title"], ["level", "Level"], ["date", "Newest"], ["status", "Status"],
+                    ["logsource", "Log source"], ["folder", "Folder"]];
+  var RETIRED = ["deprecated", "unsupported"];
+  var listRowsPromise = null;
+
+  function loadListRows() {
+    if (!listRowsPromise) {
+      listRowsPromise = fetch(new URL("rules.json", scriptUrl).href).then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      });
+    }
+    return listRowsPromise;
+  }
+
+  function listRow(tr, position) {
+    var cells = tr.cells, link = cells[0].querySelector("a");
+    return { tr: tr, position: position, title: (link || cells[0]).textContent.trim(), logsource: cells[1].textContent,
+             level: cells[2].textContent, status: cells[3].textContent, date: cells[4].textContent,
+             folder: tr.getAttribute("data-folder") || "",
+             tactics: (tr.getAttribute("data-tactics") || "").split("|").filter(Boolean) };
+  }
+
+  function listTr(data, item) {
+    /* item: [slug, title, kind, level, status, log source, folder index, [tactic indexes], date] */
+    var tr = el("tr"), first = el("td"), link = el("a", null, item[1]);
+    tr.setAttribute("data-folder", data.folders[item[6]]);
+    tr.setAttribute("data-tactics", item[7].map(function (i) { return data.tactics[i]; }).join("|"));
+    link.href = new URL(data.page.replace("{slug}", encodeURIComponent(item[0])), siteRoot).href;
+    first.appendChild(link);
+    if (item[2] !== "rule") { first.appendChild(document.createTextNode(" ")); first.appendChild(el("span", "sc-kind", item[2])); }
+    tr.appendChild(first);
+    [item[5], item[3], item[4], item[8]].forEach(function (value) { tr.appendChild(el("td", null, value)); });
+    return tr;
+  }
+
+  function valuesOf(row, facet) { return facet === "tactics" ? row.tactics : [row[facet]]; }
+
+  function facetSelect(rows, facet, label) {
+    var counts = new Map();
+    rows.forEach(function (row) {
+      valuesOf(row, facet).forEach(function (value) { if (value) counts.set(value, (counts.get(value) || 0) + 1); });
+    });
+    if (counts.size < 2) return null;
+    var order = LIST_ORDER[facet], names = Array.from(counts.keys());
+    names.sort(function (a, b) {
+      if (order) return (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99) || a.localeCompare(b);
+      return counts.get(b) - counts.get(a) || a.localeCompare(b);
+    });
+    var select = el("select", "sc-list-facet");
+    select.setAttribute("aria-label", "Filter by " + label);
+    select.name = facet;
+    select.appendChild(el("option", null, "Any " + label)).value = "";
+    names.forEach(function (name) { select.appendChild(el("option", null, name + " (" + counts.get(name) + ")")).value = name; });
+    return select;
+  }
+
+  function compareRows(key) {
+    var order = LIST_ORDER[key];
+    return function (a, b) {
+      var result;
+      if (!key) result = 0;
+      else if (order) result = (order.indexOf(a[key]) + 1 || 99) - (order.indexOf(b[key]) + 1 || 99);
+      else if (key === "date") result = b.date.localeCompare(a.date);
+      else result = a[key].localeCompare(b[key]);
+      return result || a.position - b.position;
+    };
+  }
+
+  function listControls(box, rows) {
+    var tbody = box.querySelector("tbody"), count = box.querySelector(".sc-list-count");
+    var form = el("form", "sc-list-controls");
+    form.addEventListener("submit", function (event) { event.preventDefault(); });
+    var text = el("input", "sc-list-text");
+    text.type = "search"; text.placeholder = "Filter by title"; text.setAttribute("aria-label", "Filter the rules by title");
+    form.appendChild(text);
+    var selects = LIST_FACETS.map(function (facet) {
+      var select = facetSelect(rows, facet[0], facet[1]);
+      if (select) form.appendChild(select);
+      return select;
+    }).filter(Boolean);
+    var sort = el("select", "sc-list-sort");
+    sort.setAttribute("aria-label", "Sort the rules");
+    LIST_SORTS.forEach(function (option) { sort.appendChild(el("option", null, "Sort: " + option[1])).value = option[0]; });
+    form.appendChild(sort);
+    var retired = rows.filter(function (row) { return RETIRED.indexOf(row.status) !== -1; }).length;
+    var toggle = null;
+    if (retired && retired < rows.length) {
+      var label = el("label", "sc-list-toggle");
+      toggle = el("input");
+      toggle.type = "checkbox";
+      label.appendChild(toggle);
+      label.appendChild(document.createTextNode(" show deprecated and unsupported (" + retired + ")"));
+      form.appendChild(label);
+    }
+    function apply() {
+      var words = text.value.toLowerCase().split(/\s+/).filter(Boolean), shown = 0;
+      rows.forEach(function (row) {
+        var title = row.title.toLowerCase();
+        var visible = words.every(function (word) { return title.indexOf(word) !== -1; }) &&
+          selects.every(function (select) { return !select.value || valuesOf(row, select.name).indexOf(select.value) !== -1; });
+        var chosenStatus = selects.some(function (select) { return select.name === "status" && select.value; });
+        if (toggle && !toggle.checked && !chosenStatus && RETIRED.indexOf(row.status) !== -1) visible = false;
+        row.tr.hidden = !visible;
+        if (visible) shown++;
+      });
+      count.textContent = (shown === rows.length ? "" : shown + " of ") + rows.length + (rows.length === 1 ? " rule" : " rules") +
+        (toggle && !toggle.checked ? " (deprecated and unsupported hidden)" : "") + ".";
+    }
+    function order() {
+      var sorted = rows.slice().sort(compareRows(sort.value)), fragment = document.createDocumentFragment();
+      sorted.forEach(function (row) { fragment.appendChild(row.tr); });
+      tbody.appendChild(fragment);
+    }
+    form.addEventListener("input", apply);
+    form.addEventListener("change", function (event) { if (event.target === sort) order(); else apply(); });
+    box.insertBefore(form, count);
+    apply();
+  }
+
+  function setupList(box) {
+    var tbody = box.querySelector("tbody"), positions = box.querySelector(".sc-list-positions");
+    if (!tbody) return;
+    var rows = Array.prototype.map.call(tbody.rows, listRow);
+    if (!positions) { listControls(box, rows); return; }
+    loadListRows().then(function (data) {
+      var fragment = document.createDocumentFragment();
+      rows = JSON.parse(positions.textContent).map(function (index, position) {
+        var tr = listTr(data, data.rules[index]);
+        fragment.appendChild(tr);
+        return listRow(tr, position);
+      });
+      tbody.textContent = "";
+      tbody.appendChild(fragment);
+      listControls(box, rows);
+    }, function (error) {
+      box.querySelector(".sc-list-count").textContent += " The rest could not be loaded (" + error.message + ").";
+      listControls(box, rows);
+    });
+  }
+
   function init() {
     addCopyButtons();
     addHeaderBox();
     Array.prototype.forEach.call(document.querySelectorAll("[data-sc-search], .sc-search-header"), setupBox);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-sc-list]"), setupList);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
