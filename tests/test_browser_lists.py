@@ -136,3 +136,54 @@ def page_1400(browser, server):  # noqa: F811
     yield tab
     context.close()
     assert errors == [], f"JavaScript errors: {errors}"
+
+
+def test_search_query_lives_in_the_address_and_survives_a_reload(page_1400):
+    tab = page_1400
+    tab.goto("find/")
+    tab.keyboard.press("/")  # focuses the search box
+    assert tab.evaluate("document.activeElement.classList.contains('sc-search-input')")
+    tab.keyboard.type("wmi")
+    first = tab.locator(".sc-search-page .sc-search-results li").first
+    first.wait_for(timeout=10_000)
+    tab.wait_for_url("**/find/?q=wmi")
+    tab.reload()
+    assert tab.locator(".sc-search-page .sc-search-input").input_value() == "wmi"
+    first.wait_for(timeout=10_000)
+    # results show level and log source; a title match ranks before any other kind of match
+    assert "windows / image_load" in tab.locator(".sc-search-page .sc-search-results li", has_text="WMI module loaded").inner_text()
+    titles = tab.locator(".sc-search-page .sc-search-results li > a").all_inner_texts()
+    in_title = [("wmi" in title.lower()) for title in titles]
+    assert in_title == sorted(in_title, reverse=True)
+
+
+def test_search_facets_narrow_the_results_and_stay_in_the_address(page_1400):
+    tab = page_1400
+    tab.goto("find/?q=windows")
+    tab.locator(".sc-search-page .sc-search-results li").first.wait_for(timeout=10_000)
+    every = tab.locator(".sc-search-page .sc-search-results li").count()
+    tab.locator(".sc-search-facets select[name=level]").select_option("high")
+    tab.wait_for_url("**level=high*")
+    high = tab.locator(".sc-search-page .sc-search-results li").all_inner_texts()
+    assert 0 < len(high) < every and all("high" in item for item in high)
+    tab.reload()
+    tab.locator(".sc-search-page .sc-search-results li").first.wait_for(timeout=10_000)
+    assert tab.locator(".sc-search-page .sc-search-results li").count() == len(high)
+
+
+def test_search_finds_authors_and_tactics(page_1400):
+    tab = page_1400
+    tab.goto("find/?q=credential access")
+    tab.locator(".sc-search-page .sc-search-results li").first.wait_for(timeout=10_000)
+    assert "Credential Access" in tab.locator(".sc-search-page .sc-search-results li").first.inner_text()
+
+
+def test_header_more_link_opens_the_search_page(page_1400):
+    tab = page_1400
+    tab.goto("attack/")
+    box = tab.locator(".md-header .sc-search-input")
+    box.fill("e")
+    more = tab.locator(".md-header .sc-search-more a")
+    more.wait_for(timeout=10_000)
+    more.click()
+    tab.wait_for_url("**/find/?q=e")
