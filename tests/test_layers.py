@@ -24,7 +24,7 @@ STEPS: list[tuple[str, set[str]]] = [
     ("catalog data", {"catalog.jsonexport", "catalog.git", "catalog.changes"}),
     ("diff", {"catalog.diff"}),
     ("site: addresses, configuration", {"catalog.site.addresses", "catalog.site.config"}),
-    ("site: model, rendering", {"catalog.site.model", "catalog.site.render"}),
+    ("site: model, rendering", {"catalog.site.render", "catalog.site.lists", "catalog.site.model"}),
     ("site: page families", {"catalog.site.rule_page", "catalog.site.attack_pages", "catalog.site.browse_pages",
                              "catalog.site.changes_page", "catalog.site.search"}),
     ("site: whole site, exports", {"catalog.site.pages", "catalog.site.exports"}),
