@@ -18,7 +18,7 @@ STEPS: list[tuple[str, set[str]]] = [
     ("load", {"catalog.files", "catalog.loader"}),
     ("analyse", {"catalog.analysis"}),
     ("index the corpus", {"catalog.corpus"}),
-    ("map ATT&CK", {"catalog.attack", "catalog.attack.knowledge", "catalog.attack.snapshot", "catalog.attack.mapping",
+    ("map ATT&CK", {"catalog.attack", "catalog.attack.description", "catalog.attack.knowledge", "catalog.attack.snapshot", "catalog.attack.mapping",
                     "catalog.attack.commands"}),
     ("pipeline", {"catalog.pipeline"}),
     ("catalog data", {"catalog.jsonexport", "catalog.git", "catalog.changes"}),

@@ -109,6 +109,7 @@ def technique_pages(data: SiteData, use: AttackUse, matrix: Matrix, page_ids: se
         context = {
             "id": technique.id,
             "name": technique.name,
+            "description": technique.description,
             "mitre_url": technique.url,
             "release": matrix.release,
             "tactics": [
@@ -128,7 +129,7 @@ def technique_pages(data: SiteData, use: AttackUse, matrix: Matrix, page_ids: se
         if tid in page_ids:
             continue
         context = {
-            "id": tid, "name": "", "mitre_url": None, "release": matrix.release, "tactics": [], "parent": None,
+            "id": tid, "name": "", "description": "", "mitre_url": None, "release": matrix.release, "tactics": [], "parent": None,
             "subtechniques": [], "list": data.lists.context(slugs),
             "deprecated": False, "unknown": True,
         }
