@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import browser, server  # noqa: F401  (fixtures)
+from test_browser import browser, page, server  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "test-output"
@@ -104,15 +104,15 @@ def test_all_rules_filter_narrows_the_rows(view):
     _shoot(view, "all-rules")
 
 
-def test_list_sorts_by_date_and_hides_retired_rules(page_1400):
-    page_1400.goto("rules/")
-    page_1400.locator(".sc-list-controls").wait_for()
-    statuses = [row[3] for row in _visible_rows(page_1400)]
+def test_list_sorts_by_date_and_hides_retired_rules(page):  # noqa: F811
+    page.goto("rules/")
+    page.locator(".sc-list-controls").wait_for()
+    statuses = [row[3] for row in _visible_rows(page)]
     assert "deprecated" not in statuses
-    page_1400.locator(".sc-list-toggle input").check()
-    assert "deprecated" in [row[3] for row in _visible_rows(page_1400)]
-    page_1400.locator(".sc-list-sort").select_option("date")
-    dates = [row[4] for row in _visible_rows(page_1400)]
+    page.locator(".sc-list-toggle input").check()
+    assert "deprecated" in [row[3] for row in _visible_rows(page)]
+    page.locator(".sc-list-sort").select_option("date")
+    dates = [row[4] for row in _visible_rows(page)]
     assert dates == sorted(dates, reverse=True)
 
 
@@ -127,19 +127,8 @@ def test_no_horizontal_page_overflow_on_a_phone(browser, server, path):  # noqa:
     assert width[0] <= width[1], f"{path}: the page is {width[0]} px wide at {width[1]} px"
 
 
-@pytest.fixture
-def page_1400(browser, server):  # noqa: F811
-    context = browser.new_context(base_url=server, viewport={"width": 1400, "height": 900})
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    yield tab
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
-
-
-def test_search_query_lives_in_the_address_and_survives_a_reload(page_1400):
-    tab = page_1400
+def test_search_query_lives_in_the_address_and_survives_a_reload(page):  # noqa: F811
+    tab = page
     tab.goto("find/")
     tab.keyboard.press("/")  # focuses the search box
     assert tab.evaluate("document.activeElement.classList.contains('sc-search-input')")
@@ -157,8 +146,8 @@ def test_search_query_lives_in_the_address_and_survives_a_reload(page_1400):
     assert in_title == sorted(in_title, reverse=True)
 
 
-def test_search_facets_narrow_the_results_and_stay_in_the_address(page_1400):
-    tab = page_1400
+def test_search_facets_narrow_the_results_and_stay_in_the_address(page):  # noqa: F811
+    tab = page
     tab.goto("find/?q=windows")
     tab.locator(".sc-search-page .sc-search-results li").first.wait_for(timeout=10_000)
     every = tab.locator(".sc-search-page .sc-search-results li").count()
@@ -171,15 +160,15 @@ def test_search_facets_narrow_the_results_and_stay_in_the_address(page_1400):
     assert tab.locator(".sc-search-page .sc-search-results li").count() == len(high)
 
 
-def test_search_finds_authors_and_tactics(page_1400):
-    tab = page_1400
+def test_search_finds_tactic_names(page):  # noqa: F811
+    tab = page
     tab.goto("find/?q=credential access")
     tab.locator(".sc-search-page .sc-search-results li").first.wait_for(timeout=10_000)
     assert "Credential Access" in tab.locator(".sc-search-page .sc-search-results li").first.inner_text()
 
 
-def test_header_more_link_opens_the_search_page(page_1400):
-    tab = page_1400
+def test_header_more_link_opens_the_search_page(page):  # noqa: F811
+    tab = page
     tab.goto("attack/")
     box = tab.locator(".md-header .sc-search-input")
     box.fill("e")
