@@ -236,7 +236,7 @@ def entry_slugs(corpus: Path) -> dict[str, str]:
 
 def test_site_is_safe(built, corpus):
     slugs = entry_slugs(corpus)
-    problems_page = (built / "errors" / "index.html").read_text(encoding="utf-8")
+    problems_page = (built / "problems" / "index.html").read_text(encoding="utf-8")
     for name, case in all_cases().items():
         if case["outcome"] == "page":
             assert name in slugs, f"{name} did not become a document"
@@ -396,7 +396,7 @@ def test_each_case_within_bounds(name, group, tmp_path, monkeypatch):
             assert code == (1 if case["outcome"] == "error" or name.startswith("duplicate_id_") else 0), (name, code, stderr[-500:])
         else:
             assert code == 0, stderr[-2000:]
-            assert (project / "site" / "errors" / "index.html").is_file()
+            assert (project / "site" / "problems" / "index.html").is_file()
 
 
 # --- in a browser -------------------------------------------------------------------------
