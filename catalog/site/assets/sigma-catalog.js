@@ -269,6 +269,7 @@
   var LIST_SORTS = [["", "File order"], ["title", "Title"], ["level", "Level"], ["date", "Newest"], ["status", "Status"],
                     ["logsource", "Log source"], ["folder", "Folder"]];
   var RETIRED = ["deprecated", "unsupported"];
+  var LIST_CONTROLS_FROM = 8;
   var listRowsPromise = null;
 
   function loadListRows() {
@@ -390,7 +391,12 @@
     var tbody = box.querySelector("tbody"), positions = box.querySelector(".sc-list-positions");
     if (!tbody) return;
     var rows = Array.prototype.map.call(tbody.rows, listRow);
-    if (!positions) { listControls(box, rows); return; }
+    if (!positions) {
+      /* a short list reads at a glance: controls from LIST_CONTROLS_FROM rows, or when retired rules are to hide */
+      var retired = rows.some(function (row) { return RETIRED.indexOf(row.status) !== -1; });
+      if (rows.length >= LIST_CONTROLS_FROM || retired) listControls(box, rows);
+      return;
+    }
     loadListRows().then(function (data) {
       var fragment = document.createDocumentFragment();
       rows = JSON.parse(positions.textContent).map(function (index, position) {
