@@ -36,6 +36,7 @@ from catalog.changes import (
     RuleChange,
     TechniqueChange,
 )
+from catalog.corpus import CorpusIndex
 from catalog.git import GitError, export_revision, repository_root, resolve_revision
 from catalog.model import CorrelationRule, FilterRule, Rule, SigmaDocument, display_path
 from catalog.pipeline import Catalog, Entry, build_catalog
@@ -49,7 +50,8 @@ DUPLICATE_MIN_SHARED = 3
 DUPLICATE_MIN_RATIO = 0.6
 
 #: Metadata compared between the two sides, besides title, level and status (which have fields).
-_METADATA = ("id", "name", "description", "author", "date", "modified", "license", "references", "tags", "falsepositives", "related", "fields")
+_METADATA = ("id", "name", "description", "author", "date", "modified", "license", "references", "tags", "falsepositives", "related", "fields",
+             "regression_tests_path", "simulation")
 
 
 # --- comparing ----------------------------------------------------------------------------
@@ -78,23 +80,11 @@ def compute_changes(
         commit, is_merge_base = resolve_revision(repo, base_ref, merge_base)
     except GitError as error:
         raise ChangeError(str(error)) from None
-    inside = _inside(repo, root_texts)
+    inside = inside_repository(repo, root_texts)
     if head is None:
         head = build_catalog(root_texts, attack=attack)
     with tempfile.TemporaryDirectory(prefix="sigma-catalog-base-") as temporary:
-        export = Path(temporary) / "tree"
-        export.mkdir()
-        try:
-            export_revision(repo, commit, inside, export)
-        except GitError as error:
-            raise ChangeError(str(error)) from None
-        base_roots = []
-        for relative in inside:
-            base_root = export / relative if relative not in ("", ".") else export
-            if not base_root.exists():
-                base_root.mkdir(parents=True, exist_ok=True)  # the folder is new: everything in it is added
-            base_roots.append(str(base_root))
-        base = build_catalog(base_roots, attack=attack)
+        base_roots, base = catalog_at(repo, commit, inside, Path(temporary), attack)
         # The base documents name their folder by its temporary path: speak of it as the head does.
         rename = dict(zip(base_roots, root_texts))
         shown = {root: (labels or {}).get(root, root) for root in root_texts}
@@ -112,7 +102,25 @@ def compute_changes(
     )
 
 
-def _inside(repo: Path, roots: list[str]) -> list[str]:
+def catalog_at(repo: Path, commit: str, inside: Sequence[str], folder: Path,
+               attack: "AttackKnowledge | None" = None) -> tuple[list[str], Catalog]:
+    """(the rule folders' paths under `folder`, their catalog) as they are in `commit`, exported from git."""
+    export = folder / "tree"
+    export.mkdir()
+    try:
+        export_revision(repo, commit, inside, export)
+    except GitError as error:
+        raise ChangeError(str(error)) from None
+    roots = []
+    for relative in inside:
+        root = export / relative if relative not in ("", ".") else export
+        if not root.exists():
+            root.mkdir(parents=True, exist_ok=True)  # the folder is new (or gone): everything in it is added (removed)
+        roots.append(str(root))
+    return roots, build_catalog(roots, attack=attack)
+
+
+def inside_repository(repo: Path, roots: list[str]) -> list[str]:
     """Each rule folder as a path inside the repository (ChangeError for one outside it)."""
     real_repo = repo.resolve()
     inside: list[str] = []
@@ -162,13 +170,13 @@ def diff_catalogs(
     pairs, unmatched_base, unmatched_head = _match(base, head, base_location, head_location)
     changes: list[RuleChange] = []
     for old, new in pairs:
-        change = _compare(old, new, base_location[id(old)], head_location[id(new)])
+        change = compare_entries(old, new, base_location[id(old)], head_location[id(new)], head.corpus)
         if change is not None:
             changes.append(change)
     for entry in unmatched_head:
-        changes.append(_whole(entry, "added", None, head_location[id(entry)]))
+        changes.append(_whole(entry, "added", None, head_location[id(entry)], head.corpus))
     for entry in unmatched_base:
-        changes.append(_whole(entry, "removed", base_location[id(entry)], None))
+        changes.append(_whole(entry, "removed", base_location[id(entry)], None, head.corpus))
 
     # likely duplicates, for what a reviewer is asked to accept: new and changed rules
     new_slugs = {change.slug for change in changes if change.kind == "added"}
@@ -180,6 +188,7 @@ def diff_catalogs(
             if hint is not None:
                 change = replace(change, likely_duplicate_of=hint)
         finished.append(change)
+    finished = _same_ids(finished, head, head_location)
     order = {kind: index for index, kind in enumerate(KINDS)}
     finished.sort(key=lambda change: (order[change.kind], change.title.casefold(), change.new_path or change.old_path or "", change.slug))
     return finished
@@ -197,20 +206,12 @@ def _match(base: Catalog, head: Catalog, base_location: dict[int, str],
         del unmatched_base[id(old)]
         del unmatched_head[id(new)]
 
-    # 1. by rule id (the first document with an id on each side; duplicates fall through to paths)
-    base_by_id: dict[str, Entry] = {}
-    for entry in base.entries:
-        key = (entry.document.id or "").strip().lower()
-        if key:
-            base_by_id.setdefault(key, entry)
-    seen_head_ids: set[str] = set()
-    for entry in head.entries:
-        key = (entry.document.id or "").strip().lower()
-        if not key or key in seen_head_ids:
-            continue
-        seen_head_ids.add(key)
+    # 1. by rule id, where one document has it on each side (a shared id falls through to paths:
+    # a copy with the same id is an added duplicate, never a rename of the original)
+    base_by_id, head_by_id = _unique_ids(base), _unique_ids(head)
+    for key, entry in head_by_id.items():
         old = base_by_id.get(key)
-        if old is not None and id(old) in unmatched_base:
+        if old is not None:
             pair(old, entry)
     # 2. by path (and document number)
     base_by_path: dict[str, Entry] = {}
@@ -229,6 +230,29 @@ def _match(base: Catalog, head: Catalog, base_location: dict[int, str],
         if candidates:
             pair(candidates[0], entry)
     return pairs, list(unmatched_base.values()), list(unmatched_head.values())
+
+
+def _unique_ids(catalog: Catalog) -> dict[str, Entry]:
+    """id -> document, for the ids that exactly one document has."""
+    by_id: dict[str, list[Entry]] = {}
+    for entry in catalog.entries:
+        if key := (entry.document.id or "").strip().lower():
+            by_id.setdefault(key, []).append(entry)
+    return {key: entries[0] for key, entries in by_id.items() if len(entries) == 1}
+
+
+def _same_ids(changes: list[RuleChange], head: Catalog, head_location: dict[int, str]) -> list[RuleChange]:
+    """Changes of documents whose id another head document has too, marked with those documents' files."""
+    by_id: dict[str, list[Entry]] = {}
+    for entry in head.entries:
+        if key := (entry.document.id or "").strip().lower():
+            by_id.setdefault(key, []).append(entry)
+    marked = []
+    for change in changes:
+        sharing = by_id.get((change.rule_id or "").strip().lower(), []) if change.has_page else []
+        others = tuple(head_location[id(entry)] for entry in sharing if entry.slug != change.slug)
+        marked.append(replace(change, same_id_as=others) if others else change)
+    return marked
 
 
 def likely_duplicate(
@@ -264,10 +288,12 @@ def likely_duplicate(
     return DuplicateHint(slug, other.document.title, path, count, len(keys), slug in new_slugs)
 
 
-def _indicators(analysis: RuleAnalysis | None) -> dict[tuple, IndicatorChange]:
+def _indicators(analysis: RuleAnalysis | None, corpus: CorpusIndex) -> dict[tuple, IndicatorChange]:
+    """The rule's indicators, each with how many rules of the head catalog (`corpus`) have it."""
     if analysis is None:
         return {}
-    return {indicator.key: IndicatorChange(indicator.field_label, indicator.kind, indicator.value) for indicator in analysis.indicators}
+    return {indicator.key: IndicatorChange(indicator.field_label, indicator.kind, indicator.value, corpus.count(indicator.key))
+            for indicator in analysis.indicators}
 
 
 def _exclusions(analysis: RuleAnalysis | None) -> dict[tuple, ExclusionChange]:
@@ -334,12 +360,13 @@ def _metadata_changes(old: SigmaDocument, new: SigmaDocument) -> tuple[str, ...]
     return tuple(name for name in _METADATA if getattr(old, name) != getattr(new, name))
 
 
-def _compare(old: Entry, new: Entry, old_path: str, new_path: str) -> RuleChange | None:
+def compare_entries(old: Entry, new: Entry, old_path: str, new_path: str, corpus: CorpusIndex) -> RuleChange | None:
+    """What differs between two versions of one document (None when a reader would see no difference)."""
     text_changed = old.document.source.raw_text != new.document.source.raw_text
     moved = old_path != new_path
     if not text_changed and not moved and _techniques(old).keys() == _techniques(new).keys():
         return None
-    old_indicators, new_indicators = _indicators(old.analysis), _indicators(new.analysis)
+    old_indicators, new_indicators = _indicators(old.analysis, corpus), _indicators(new.analysis, corpus)
     old_exclusions, new_exclusions = _exclusions(old.analysis), _exclusions(new.analysis)
     old_techniques, new_techniques = _techniques(old), _techniques(new)
     a, b = old.document, new.document
@@ -382,9 +409,9 @@ def _text_diff(old: str, new: str, old_path: str, new_path: str) -> str:
     return "\n".join(kept)
 
 
-def _whole(entry: Entry, kind: str, old_path: str | None, new_path: str | None) -> RuleChange:
+def _whole(entry: Entry, kind: str, old_path: str | None, new_path: str | None, corpus: CorpusIndex) -> RuleChange:
     """An added or removed document: everything it has is gained or lost."""
-    indicators = tuple(_indicators(entry.analysis).values())
+    indicators = tuple(_indicators(entry.analysis, corpus).values())
     exclusions = tuple(_exclusions(entry.analysis).values())
     techniques = tuple(value for _, value in sorted(_techniques(entry).items()))
     document = entry.document

@@ -23,10 +23,12 @@ class AttackUse:
     techniques: dict[str, object] = field(default_factory=dict)
     unknown: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # unknown id -> slugs
     tactics_used: dict[str, object] = field(default_factory=dict)
+    tested: set[str] = field(default_factory=set)  # slugs of rules with regression tests (history_pages)
 
     @classmethod
     def of(cls, data: SiteData) -> "AttackUse":
         use = cls()
+        use.tested = set(data.records.evidence) if data.records is not None else set()
         for entry in data.entries:
             mapping = entry.attack
             if mapping is None:
@@ -119,7 +121,7 @@ def technique_pages(data: SiteData, use: AttackUse, matrix: Matrix, page_ids: se
             ],
             "parent": {"id": parent.id, "name": parent.name, "path": technique_path(parent.id)} if parent else None,
             "subtechniques": subs,
-            "list": data.lists.context(slug for slug, _ in use.by_technique.get(tid, ())),
+            "list": data.lists.context((slug for slug, _ in use.by_technique.get(tid, ())), tested=use.tested),
             "deprecated": technique.deprecated,
             "unknown": False,
         }
@@ -171,7 +173,7 @@ def coverage_columns(use: AttackUse, matrix: Matrix, page_ids: set[str]) -> tupl
                 slugs |= used.get(sub.id, set())
             count = len(slugs)
             maximum = max(maximum, count)
-            cells.append({"id": technique.id, "name": technique.name, "count": count,
+            cells.append({"id": technique.id, "name": technique.name, "count": count, "tested": len(slugs & use.tested),
                           "path": technique_path(technique.id) if count and technique.id in page_ids else None})
         cells.sort(key=lambda cell: cell["name"].casefold())
         columns.append({"name": tactic.name, "id": tactic.id, "path": tactic_path(tactic.shortname), "cells": cells,

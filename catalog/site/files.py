@@ -19,11 +19,15 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files, InclusionLevel
 
 from catalog import pipeline
+from catalog.problems import printable
+from catalog.history import HistoryUnavailable, load_history
+from catalog.revisions import add_history_findings
 from catalog.site.addresses import ASSETS, CATALOG_JSON, FRAME_SRC_URI, LIST_ROWS, SEARCH_INDEX, TECHNIQUES_CSV
 from catalog.site.config import CatalogConfig
 from catalog.site.exports import ExportFile, data_files, navigator_layers
 from catalog.site.model import Folder, Page, Site
 from catalog.site.output import DeferredExports, LoadCache, write_if_changed
+from catalog.site.history_pages import RuleRecords
 from catalog.site.pages import SiteBuilder
 from catalog.site.render import DESCRIPTION_MARKER, TITLE_MARKER, Renderer
 from catalog.site.search import gzipped_size
@@ -53,15 +57,21 @@ class BuildFiles:
         written in on_post_build."""
         started = time.perf_counter()
         kb = _knowledge(attack_data)
-        catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load)
+        records = _records(options, folders, cache)
+        catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load,
+                                         dialects=options.dialects,
+                                         labels={folder.root: folder.display for folder in folders})
+        add_history_findings(catalog, records.history, cache)
         loaded = time.perf_counter()
         signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url)
         if signature != self._memo_signature:  # another configuration: nothing of the last build holds
             self._memo_signature, self._page_memo, self._json_memo = signature, {}, {}
         # (the change preview adds banners to rule pages: no page may be shared between its builds)
-        builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None)
+        builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None,
+                              preview=bool(options.base), records=records)
+        records.prepare(builder.data, str(cache))
         if options.strict and catalog.errors:
-            listing = "\n".join(f"  {builder.data.location(p)}: {p.message} [{p.code}]" for p in catalog.errors)
+            listing = "\n".join(f"  {printable(builder.data.location(p))}: {printable(p.message)} [{p.code}]" for p in catalog.errors)
             raise PluginError(f"sigma-catalog: {len(catalog.errors)} rule errors (strict: true):\n{listing}")
 
         mark = time.perf_counter()
@@ -151,7 +161,23 @@ class BuildFiles:
             ", ".join(f"{name} {timings[name]:.2f} s" for name in order),
         )
         for problem in catalog.problems:
-            log.debug("%s: %s: %s [%s]", builder.data.location(problem), problem.severity.value, problem.message, problem.code)
+            log.debug("%s: %s: %s [%s]", printable(builder.data.location(problem)), problem.severity.value, printable(problem.message), problem.code)
+
+
+def _records(options: CatalogConfig, folders: list[Folder], cache: Path) -> RuleRecords:
+    """The rule folders' git history (cached by HEAD); without one, a single notice and no History sections."""
+    records = RuleRecords(recent_commits=options.recent_commits, recent_days=options.recent_days)
+    if options.history and folders:
+        started = time.perf_counter()
+        found = load_history([folder.root for folder in folders], cache)
+        records.seconds = time.perf_counter() - started
+        if isinstance(found, HistoryUnavailable):
+            log.info("sigma-catalog: no rule history: %s", found.reason)
+        else:
+            records.history, records.truncated = found, found.shallow
+            if found.shallow:
+                log.info("sigma-catalog: the repository is a shallow clone: rule history truncated")
+    return records
 
 
 def _knowledge(attack_data: Path | None):

@@ -12,7 +12,7 @@ the script loads to show the rest:
 from __future__ import annotations
 
 import posixpath
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Collection, Iterable, Sequence
 
 from catalog.model import FilterRule, Rule
 from catalog.pipeline import Entry
@@ -44,10 +44,11 @@ class ListRows:
         return dict(short, logsource=logsource, folder=folder, tactics=tactics,
                     date=str(document.modified or document.date or ""))
 
-    def context(self, slugs: Iterable[str]) -> dict:
-        """A list's template data: its first rows, its size, and where all its rows are in rules.json."""
+    def context(self, slugs: Iterable[str], tested: Collection[str] = ()) -> dict:
+        """A list's template data: its first rows, its size, and where all its rows are in rules.json;
+        `tested`: the rules to mark as having regression tests."""
         slugs = list(slugs)
-        rows = [self._rows[slug] for slug in slugs[:HTML_ROWS]]
+        rows = [dict(self._rows[slug], tested=True) if slug in tested else self._rows[slug] for slug in slugs[:HTML_ROWS]]
         positions = [self._position[slug] for slug in slugs] if len(slugs) > HTML_ROWS else None
         return {"rules": rows, "total": len(slugs), "positions": positions}
 

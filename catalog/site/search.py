@@ -67,7 +67,8 @@ def _rule(entry: Entry, values: _Strings, names: _Strings) -> list:
     words.update(names.index(tag) for tag in document.tags)
     indexes = set()
     if entry.analysis is not None:
-        indexes = {values.index(indicator.value[:MAX_VALUE]) for indicator in entry.analysis.indicators}
+        indexes = {values.index(indicator.value[:MAX_VALUE]) for indicator in entry.analysis.indicators
+                   if not indicator.field_reference}  # a field reference names a field, not a value the rule looks for
     logsource = names.index(document.logsource.label) if isinstance(document, (Rule, FilterRule)) else -1
     description = shorten(" ".join((document.description or "").split()), MAX_DESCRIPTION)
     return [entry.slug, document.title, document.id or "", document.level or "", KINDS.get(document.kind, "r"),
