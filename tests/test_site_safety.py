@@ -209,7 +209,7 @@ def test_a_failure_making_one_rule_page_is_listed_and_the_rest_builds(tmp_path, 
     broken = (site / "rules" / BREAKS / "index.html").read_text(encoding="utf-8")
     assert "This page could not be built" in broken and "page model exploded" in broken
     assert "rules/breaks.yml:" in broken
-    problems = (site / "errors" / "index.html").read_text(encoding="utf-8")
+    problems = (site / "problems" / "index.html").read_text(encoding="utf-8")
     assert "[internal-error]" in problems or "internal-error" in problems
     assert "building this document&#39;s page failed: RuntimeError: page model exploded" in problems
     keeps = (site / "rules" / KEEPS / "index.html").read_text(encoding="utf-8")
