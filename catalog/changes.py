@@ -39,6 +39,7 @@ class ExclusionChange:
     scope: str  # main / optional / filter
     combined: bool
     text: str  # "Image ends_with \\a.exe, \\b.exe", alternatives joined with " or "
+    values: tuple[tuple[str, str, str], ...] = ()  # (field, kind, value) of every excluded value, for value-level diffs
 
     def __str__(self) -> str:
         return f"not {' and '.join(self.identifiers) if self.combined else ', '.join(self.identifiers)}: {self.text}"
@@ -95,6 +96,7 @@ class RuleChange:
     logic_changed: bool = False  # condition or search identifiers differ (also when no indicator does)
     text_changed: bool = False  # the rule's text differs (a rename may move it unchanged)
     likely_duplicate_of: DuplicateHint | None = None
+    text_diff: str = ""  # unified diff of the rule file's text (modified and renamed documents), bounded
     same_id_as: tuple[str, ...] = ()  # the other files whose documents have this document's id (an error)
 
     @property

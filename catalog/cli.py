@@ -100,6 +100,8 @@ def _build(arguments: argparse.Namespace) -> int:
     from catalog.site.config import ConfigError, with_plugin_options
 
     _show_mkdocs_log()
+    # Material 9.x prints a banner about MkDocs 2 on every build; the project pins mkdocs<2 (README)
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
     if "SOURCE_DATE_EPOCH" not in os.environ:  # reproducible dates: the last commit's time (docs/review.md)
         epoch = source_date_epoch(Path(arguments.config).resolve().parent)
         if epoch is not None:

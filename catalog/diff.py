@@ -16,7 +16,9 @@ revision itself is used.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import itertools
 import os
 import tempfile
 from dataclasses import replace
@@ -317,7 +319,11 @@ def _exclusion_change(exclusion: Exclusion) -> ExclusionChange:
         text = " and ".join(f"({search_text(search)})" for search in exclusion.searches)
     else:
         text = search_text(exclusion.searches[0]) if exclusion.searches else ""
-    return ExclusionChange(exclusion.identifiers, exclusion.scope, exclusion.combined, text)
+    values = tuple(dict.fromkeys(
+        (item.field_label, item.kind, value)
+        for search in exclusion.searches for alternative in search.alternatives for item in alternative for value in item.values
+    ))
+    return ExclusionChange(exclusion.identifiers, exclusion.scope, exclusion.combined, text, values)
 
 
 def _techniques(entry: Entry) -> dict[str, TechniqueChange]:
@@ -384,10 +390,23 @@ def compare_entries(old: Entry, new: Entry, old_path: str, new_path: str, corpus
         metadata_changed=_metadata_changes(a, b) + (("kind",) if a.kind != b.kind else ()),
         logic_changed=_logic(old) != _logic(new),
         text_changed=text_changed,
+        text_diff=_text_diff(old.document.source.raw_text, new.document.source.raw_text, old_path, new_path) if text_changed else "",
     )
     if not moved and not change.modified:
         return None  # comments, formatting or key order only: nothing a reader of the page would see
     return change
+
+
+#: A rule file's diff on the Changes page is cut after this many lines.
+MAX_DIFF_LINES = 400
+
+
+def _text_diff(old: str, new: str, old_path: str, new_path: str) -> str:
+    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), old_path, new_path, lineterm="", n=2)
+    kept = list(itertools.islice(lines, MAX_DIFF_LINES + 1))
+    if len(kept) > MAX_DIFF_LINES:
+        kept[MAX_DIFF_LINES:] = ["… (the diff goes on)"]
+    return "\n".join(kept)
 
 
 def _whole(entry: Entry, kind: str, old_path: str | None, new_path: str | None, corpus: CorpusIndex) -> RuleChange:

@@ -143,8 +143,10 @@ def test_search_from_the_header_by_technique_and_id(page):
     box.fill(rule_id)
     page.locator(".md-header .sc-search-results a", has_text=title).wait_for(timeout=10_000)
     assert page.locator(".md-header .sc-search-results a").first.inner_text() == title  # an exact id ranks first
-    box.press("Enter")
-    page.wait_for_url("**/rules/**")
+    box.press("Enter")  # opens the Search page with the query, not the first hit
+    page.wait_for_url("**/find/?q=*")
+    page.locator(".sc-search-page .sc-search-results a", has_text=title).wait_for(timeout=10_000)
+    assert page.locator(".sc-search-page .sc-search-input").input_value() == rule_id
 
 
 def test_corpus_count_link_leads_to_the_sharing_rules(page, server):

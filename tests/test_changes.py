@@ -299,8 +299,18 @@ def test_built_changes_page_and_banners(repo, tmp_path, capsys):
     assert "Likely duplicate" in page and f'href="../rules/{ID_SAME}/">Same rule</a>' in page
     assert "T1047" in page and "Comment only" not in page
 
+    # a value added to a filter is that value added, not the filter removed and added again
+    edit = page[page.index("Edited rule (v2)</a></h3>"):page.index("Renamed or moved")]
+    assert '<li class="sc-change-plus"><span class="sc-change-sign">+</span> <code>Image</code> <em>ends_with</em> <code>\\b.exe</code></li>' in edit
+    assert "\\a.exe</code>" not in edit.split("<h4>Exclusions</h4>")[1].split("<h4>")[0]
+    # the rule file's unified diff, folded, + and - lines marked
+    assert '<details class="sc-text-diff"><summary>' in edit
+    assert '<span class="sc-diff-line sc-diff-plus">+level: critical</span>' in edit
+    assert '<span class="sc-diff-line sc-diff-minus">-level: high</span>' in edit
+
     edited = (site / "rules" / ID_EDIT / "index.html").read_text(encoding="utf-8")
     assert "Changed in this pull request" in edited and "level high → critical" in edited
+    assert '<a href="../../changes/">The Changes page</a> lists every change' in edited
     added = (site / "rules" / ID_ADD / "index.html").read_text(encoding="utf-8")
     assert "New in this pull request" in added
     same = (site / "rules" / ID_SAME / "index.html").read_text(encoding="utf-8")

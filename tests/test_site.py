@@ -190,11 +190,26 @@ def test_reference_page_matches_the_shared_reference_text(reference_html):
 
 def test_rule_pages_stay_out_of_the_navigation(site, reference_html):
     home = (site / "index.html").read_text(encoding="utf-8")
-    nav = home.split('class="md-nav md-nav--primary"', 1)[1].split("</nav>", 1)[0]
+    nav = home.split('class="md-nav md-nav--primary"', 1)[1].split("md-sidebar--secondary", 1)[0]
     assert not re.search(r'href="[^"]*rules/[0-9a-z-]+/"', nav)
-    for label in ("Search", "All rules", "ATT&amp;CK tactics" if "ATT&amp;CK tactics" in nav else "ATT&amp;CK", "Coverage matrix",
+    nav = nav.replace("&amp;", "&")
+    for label in ("Search", "All rules", "ATT&CK tactics", "Coverage matrix",
                   "Log sources", "Levels", "Statuses", "Authors", "Tags", "Fields", "Shared indicators", "Problems", "Exports"):
         assert label in nav, label
+
+
+def test_readers_nav_first_project_docs_under_about(site):
+    home = (site / "index.html").read_text(encoding="utf-8")
+    nav = home.split('class="md-nav md-nav--primary"', 1)[1].split("md-sidebar--secondary", 1)[0]
+    labels = [" ".join(text.split()) for text in re.findall(r'class="md-ellipsis">\s*(.*?)\s*<', nav, re.S)]
+    assert labels[:3] == ["Home", "Search", "All rules"]
+    assert labels.index("All rules") < labels.index("ATT&CK tactics") < labels.index("Coverage matrix") < labels.index("Problems")
+    assert labels.index("Problems") < labels.index("About") < labels.index("What the engine computes")
+    assert labels.count("Sigma detection rule catalog") == 0  # the site name is the header's, not a nav entry
+    assert "Errors" not in labels
+    # the Problems page has one address; the old one redirects to it
+    assert (site / "problems/index.html").is_file()
+    assert 'content="0; url=../problems/"' in (site / "errors/index.html").read_text(encoding="utf-8")
 
 
 def test_every_document_has_a_page_and_ids_redirect(site, catalog_json):
@@ -247,7 +262,7 @@ def test_browse_pages(site, catalog_json):
     assert f"../../rules/{REFERENCE_SLUG}/" in technique
     coverage = (site / "coverage/index.html").read_text(encoding="utf-8")
     assert coverage.index("Reconnaissance") < coverage.index("Execution") < coverage.index("Impact")
-    errors = (site / "errors/index.html").read_text(encoding="utf-8")
+    errors = (site / "problems/index.html").read_text(encoding="utf-8")
     problems = catalog_json["problems"]
     for problem in problems:
         escaped = problem["message"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;").replace('"', "&#34;")

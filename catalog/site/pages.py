@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 #: The browse pages in navigation order (the Changes page goes right after Search).
 NAV_ORDER = ["find/", "rules/", "recent/", "attack/", "coverage/", "logsources/", "levels/", "statuses/", "authors/", "tags/",
-             "fields/", "indicators/", "correlations/", "filters/", "errors/", "exports/"]
+             "fields/", "indicators/", "correlations/", "filters/", "problems/", "exports/"]
 
 
 class SiteBuilder:

@@ -23,7 +23,7 @@ from catalog.site.addresses import (
     technique_path,
 )
 from catalog.site.history_pages import history_context
-from catalog.site.model import Page, SiteData, description_of, shorten, split_authors
+from catalog.site.model import Page, SiteData, author_path, description_of, shorten, split_authors
 
 _SCOPE_NOTES = {
     "main": "main filter: always applies",
@@ -355,7 +355,7 @@ def details(data: SiteData, entry: Entry) -> list[dict]:
         add("Name", [_text(document.name, code=True)])
     add("Status", [_text(document.status, item_path("statuses", document.status))] if document.status else [])
     add("Level", [_text(document.level, item_path("levels", document.level))] if document.level else [])
-    add("Author", [_text(name, item_path("authors", name)) for name in split_authors(document.author)])
+    add("Author", [_text(name, author_path(name)) for name in split_authors(document.author)])
     add("Date", [_text(document.date)] if document.date else [])
     add("Modified", [_text(document.modified)] if document.modified else [])
     if isinstance(document, (Rule, FilterRule)):
