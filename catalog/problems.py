@@ -75,6 +75,11 @@ class Code:
     # pySigma's validators (`catalog check --pysigma`): PYSIGMA_PREFIX + the validator's identifier
     PYSIGMA_PARSE = "pysigma-parse"
     PYSIGMA_PREFIX = "pysigma-"
+    # conversions (catalog.conversions): an info finding per target a rule does not convert to,
+    # CONVERSION_PREFIX + the target's name ("no-query-splunk")
+    CONVERSION_PREFIX = "no-query-"
+    # similar rules (catalog.similarity): `catalog check` warns of a likely duplicate
+    LIKELY_DUPLICATE = "likely-duplicate"
     #: Files the engine could not read as YAML at all.
     UNREADABLE_FILE = frozenset({YAML, RECURSIVE_ALIAS, EXPANDS_TOO_LARGE, NOT_UTF8, FILE_TOO_LARGE, UNREADABLE, EMPTY_FILE, SYMLINK_OUTSIDE, SYMLINK_LOOP, INTERNAL_ERROR})
 

@@ -25,6 +25,7 @@ from catalog.site.exports import ExportFile, data_files, navigator_layers
 from catalog.site.model import Folder, Page, Site
 from catalog.site.output import DeferredExports, LoadCache, write_if_changed
 from catalog.site.pages import SiteBuilder
+from catalog.site.queries import convert_catalog
 from catalog.site.render import DESCRIPTION_MARKER, TITLE_MARKER, Renderer
 from catalog.site.search import gzipped_size
 
@@ -54,12 +55,13 @@ class BuildFiles:
         started = time.perf_counter()
         kb = _knowledge(attack_data)
         catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load)
+        converted = convert_catalog(catalog, options.conversions, cache)  # adds its findings to the catalog's
         loaded = time.perf_counter()
         signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url)
         if signature != self._memo_signature:  # another configuration: nothing of the last build holds
             self._memo_signature, self._page_memo, self._json_memo = signature, {}, {}
         # (the change preview adds banners to rule pages: no page may be shared between its builds)
-        builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None)
+        builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None, conversions=converted)
         if options.strict and catalog.errors:
             listing = "\n".join(f"  {builder.data.location(p)}: {p.message} [{p.code}]" for p in catalog.errors)
             raise PluginError(f"sigma-catalog: {len(catalog.errors)} rule errors (strict: true):\n{listing}")

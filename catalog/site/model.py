@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from catalog.model import SigmaDocument, display_path
 from catalog.pipeline import Catalog, Entry
 from catalog.problems import Problem
+from catalog.similarity import Similarity
 from catalog.site.addresses import rule_path, section_path, source_uri
 
 if TYPE_CHECKING:
@@ -82,6 +83,8 @@ class SiteData:
         self.problems_by_file: dict[str, list[Problem]] = defaultdict(list)
         for problem in catalog.problems:
             self.problems_by_file[problem.path].append(problem)
+        self.conversions: dict = {}  # slug -> its catalog.conversions.Conversion list (site.queries)
+        self.similarity = Similarity(catalog)
         self.related_from: dict[str, list[tuple[str, Entry]]] = defaultdict(list)
         for entry in self.entries:
             for relation, target in entry.related:

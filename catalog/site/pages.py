@@ -13,6 +13,8 @@ from catalog.site import browse_pages
 from catalog.site.addresses import rule_path, rule_redirect_path
 from catalog.site.attack_pages import add_attack_pages
 from catalog.site.model import Folder, Site, SiteData
+from catalog.site.overlap import add_overlap_page
+from catalog.site.queries import add_conversion_counts
 from catalog.site.rule_page import RulePages
 
 if TYPE_CHECKING:
@@ -20,15 +22,16 @@ if TYPE_CHECKING:
 
 #: The browse pages in navigation order (the Changes page goes right after Search).
 NAV_ORDER = ["find/", "rules/", "attack/", "coverage/", "logsources/", "levels/", "statuses/", "authors/", "tags/",
-             "fields/", "indicators/", "correlations/", "filters/", "errors/", "exports/"]
+             "fields/", "indicators/", "overlap/", "correlations/", "filters/", "errors/", "exports/"]
 
 
 class SiteBuilder:
     """Turns a `Catalog` into a `Site`; one instance per build."""
 
     def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None,
-                 memo: dict | None = None) -> None:
+                 memo: dict | None = None, conversions: dict | None = None) -> None:
         self.data = SiteData(catalog, folders, kb)
+        self.data.conversions = conversions or {}
         self.rule_pages = RulePages(self.data, memo)
 
     def build(self, exports: dict) -> Site:
@@ -47,6 +50,8 @@ class SiteBuilder:
         browse_pages.add_logsource_pages(data, site)
         browse_pages.add_listing_pages(data, site)
         browse_pages.add_problem_page(data, site)
+        add_overlap_page(data, site)
+        add_conversion_counts(data, site)
         browse_pages.add_home_figures(data, site)
         browse_pages.add_search_and_exports(site, exports)
         site.home.update(exports)

@@ -20,6 +20,8 @@ from catalog.site.addresses import (
     technique_path,
 )
 from catalog.site.model import Page, SiteData, description_of, split_authors
+from catalog.site.overlap import similar_context, similar_dependencies
+from catalog.site.queries import queries_context
 
 _SCOPE_NOTES = {
     "main": "main filter: always applies",
@@ -57,6 +59,8 @@ class RulePages:
             tuple((e.slug, e.document) for e in entry.correlations),
             tuple((e.slug, e.document) for e in entry.filters),
             tuple(self.data.problems_by_file.get(document.source.file_display, ())),
+            tuple(self.data.conversions.get(entry.slug, ())),
+            similar_dependencies(self.data, entry),
         )
 
     def page(self, entry: Entry) -> Page:
@@ -97,6 +101,8 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
             for p in data.problems_by_file.get(document.source.file_display, ())
             if not p.line or p.line >= document.source.line
         ],
+        "queries": queries_context(data, entry),
+        "similar": similar_context(data, entry),
     }
     if entry.analysis is not None:
         analysis = entry.analysis
