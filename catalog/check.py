@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Sequence, TextIO
 
 from catalog.pipeline import Catalog, build_catalog
 from catalog.problems import Code, Problem, Severity, one_line
+from catalog.similarity import Similarity, most_similar
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -84,6 +85,7 @@ def run_check(
     problems = list(catalog.problems)
     if attack is not None:
         problems.extend(attack_problems(catalog, attack))
+    problems.extend(duplicate_problems(catalog))
     if pysigma:
         if attack is None:
             raise CheckError("the pySigma validators need the ATT&CK knowledge (they must not download it)")
@@ -102,6 +104,23 @@ def run_check(
 
 def _order(problem: Problem) -> tuple:
     return (problem.path, problem.line, problem.column, problem.severity is not Severity.ERROR, problem.code, problem.message)
+
+
+def duplicate_problems(catalog: Catalog) -> list[Problem]:
+    """A warning on each rule that is a likely duplicate of another (catalog.similarity's measure)."""
+    similarity = Similarity(catalog)
+    by_slug = catalog.by_slug()
+    found = []
+    for entry in catalog.rules:
+        similar = most_similar(similarity, entry)
+        if similar is None:
+            continue
+        other = by_slug[similar.slug].document
+        source = entry.document.source
+        found.append(Problem(source.file_display, source.line, 1, Severity.WARNING, Code.LIKELY_DUPLICATE,
+                             f"likely a duplicate of '{other.title}' ({other.source.display_path}): similarity {similar.score:.2f}, "
+                             f"{len(similar.shared)} indicators and exclusions shared"))
+    return found
 
 
 def attack_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
