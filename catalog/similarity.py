@@ -8,9 +8,9 @@ common one (`EventID 1`). A score of 1 means the same indicators: the same logic
 log source, or a copied rule with a new id.
 
 Computed in one pass over the corpus index, never over all pairs: a rule's candidates are the rules
-sharing one of its indicators that at most `CANDIDATE_LIMIT` rules use (common indicators still
-count in the score, they only do not propose candidates), and only the `SCORED_CANDIDATES` best of
-those by rare shared weight get the exact score. The cost per rule is bounded, so the whole step
+sharing one of its `PROPOSING_KEYS` rarest indicators, among those at most `CANDIDATE_LIMIT` rules
+use (common indicators still count in the score, they only do not propose candidates), and only the
+`SCORED_CANDIDATES` best of those by rare shared weight get the exact score. The cost per rule is bounded, so the whole step
 grows linearly with the catalog.
 """
 
@@ -31,9 +31,11 @@ DUPLICATE_MIN_SHARED = 2
 #: different ones are different logic (the corpus index holds only what rules look for).
 EXCLUDED = "not "
 #: Indicators used by more rules than this do not propose candidates (they still count in scores).
-CANDIDATE_LIMIT = 40
-#: Candidates per rule that get the exact score (the best by rare shared weight).
-SCORED_CANDIDATES = 24
+CANDIDATE_LIMIT = 24
+#: A rule's rarest keys that propose candidates, and how many candidates get the exact score (the
+#: best by rare shared weight): the work per rule is bounded, whatever the catalog's size.
+PROPOSING_KEYS = 8
+SCORED_CANDIDATES = 8
 #: Similar rules kept per rule, and the least score worth showing.
 SIMILAR_LIMIT = 5
 MIN_SCORE = 0.2
@@ -79,6 +81,7 @@ class Similarity:
                 self._logsource[entry.slug] = (source.product, source.category, source.service)
         self._total = max(len(self._keys), 1)
         self._weights: dict[IndicatorKey, float] = {}
+        self._totals: dict[str, float] = {}
         self._by_rule: dict[str, list[Similar]] = {}
 
     def weight(self, key: IndicatorKey) -> float:
@@ -99,30 +102,34 @@ class Similarity:
         return {slug: self.of(slug) for slug in self._keys}
 
     def _rank(self, slug: str) -> list[Similar]:
-        keys = self._keys[slug]
         rare_shared: dict[str, float] = {}
-        for key in keys:
-            sharing = self._corpus.sharing(key)
-            if 1 < len(sharing) <= CANDIDATE_LIMIT:
-                weight = self.weight(key)
-                for other in sharing:
-                    if other != slug and other in self._keys:
-                        rare_shared[other] = rare_shared.get(other, 0.0) + weight
+        proposing = [(len(sharing), key, sharing) for key in self._keys[slug]
+                     if 1 < len(sharing := self._corpus.sharing(key)) <= CANDIDATE_LIMIT]
+        for _, key, sharing in sorted(proposing)[:PROPOSING_KEYS]:
+            weight = self.weight(key)
+            for other in sharing:
+                if other != slug and other in self._keys:
+                    rare_shared[other] = rare_shared.get(other, 0.0) + weight
         best = sorted(rare_shared, key=lambda other: (-rare_shared[other], other))[:SCORED_CANDIDATES]
-        found = [self.compare(slug, other) for other in best]
-        found = [similar for similar in found if similar.score >= MIN_SCORE]
-        found.sort(key=lambda similar: (-similar.score, similar.slug))
-        return found[:SIMILAR_LIMIT]
+        scored = sorted(((self._score(slug, other), other) for other in best), key=lambda pair: (-pair[0], pair[1]))
+        return [self.compare(slug, other) for score, other in scored[:SIMILAR_LIMIT] if score >= MIN_SCORE]
+
+    def _score(self, slug: str, other: str) -> float:
+        """The weighted Jaccard index of two rules' key sets."""
+        common = sum(self.weight(key) for key in self._keys[slug] & self._keys[other])
+        union = self._total_weight(slug) + self._total_weight(other) - common
+        return round(common / union, 3) if union > 0 else 0.0
+
+    def _total_weight(self, slug: str) -> float:
+        total = self._totals.get(slug)
+        if total is None:
+            total = self._totals[slug] = sum(self.weight(key) for key in self._keys[slug])
+        return total
 
     def compare(self, slug: str, other: str) -> Similar:
-        """The weighted Jaccard index of two rules' indicator sets."""
-        mine, theirs = self._keys[slug], self._keys[other]
-        shared = mine & theirs
-        common = sum(self.weight(key) for key in shared)
-        union = sum(self.weight(key) for key in mine) + sum(self.weight(key) for key in theirs) - common
-        score = round(common / union, 3) if union > 0 else 0.0
-        ordered = tuple(sorted(shared, key=lambda key: (-self.weight(key), key)))
-        return Similar(other, score, ordered, self._logsource[slug] == self._logsource[other])
+        """The pair's score and what the rules share (most specific first)."""
+        shared = sorted(self._keys[slug] & self._keys[other], key=lambda key: (-self.weight(key), key))
+        return Similar(other, self._score(slug, other), tuple(shared), self._logsource[slug] == self._logsource[other])
 
     def clusters(self) -> list[Cluster]:
         """Groups of rules joined by likely-duplicate pairs, largest and best first."""
