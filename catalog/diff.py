@@ -37,7 +37,7 @@ from catalog.changes import (
 from catalog.git import GitError, export_revision, repository_root, resolve_revision
 from catalog.model import CorrelationRule, FilterRule, Rule, SigmaDocument, display_path
 from catalog.pipeline import Catalog, Entry, build_catalog
-from catalog.similarity import EXCLUDED, Similarity, most_similar
+from catalog.similarity import Similarity, most_similar
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -247,8 +247,7 @@ def likely_duplicate(
         return None
     path = (locations or {}).get(id(other)) or _location(other, {})
     total = len({indicator.key for indicator in entry.analysis.indicators})
-    shared = sum(1 for key in similar.shared if not key[0].startswith(EXCLUDED))
-    return DuplicateHint(similar.slug, other.document.title, path, shared, total, similar.slug in new_slugs, similar.score)
+    return DuplicateHint(similar.slug, other.document.title, path, len(similar.shared_indicators), total, similar.slug in new_slugs, similar.score)
 
 
 def _indicators(analysis: RuleAnalysis | None) -> dict[tuple, IndicatorChange]:

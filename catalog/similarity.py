@@ -30,6 +30,7 @@ DUPLICATE_MIN_SHARED = 2
 #: Marks the field of an excluded value's key: two rules looking for the same values but excluding
 #: different ones are different logic (the corpus index holds only what rules look for).
 EXCLUDED = "not "
+AGGREGATION = "| "
 #: Indicators used by more rules than this do not propose candidates (they still count in scores).
 CANDIDATE_LIMIT = 24
 #: A rule's rarest keys that propose candidates, and how many candidates get the exact score (the
@@ -51,6 +52,11 @@ class Similar:
     same_logsource: bool
 
     @property
+    def shared_indicators(self) -> tuple[IndicatorKey, ...]:
+        """The shared keys that are indicators (not excluded values or aggregations)."""
+        return tuple(key for key in self.shared if not key[0].startswith((EXCLUDED, AGGREGATION)))
+
+    @property
     def likely_duplicate(self) -> bool:
         return self.score >= LIKELY_DUPLICATE and len(self.shared) >= DUPLICATE_MIN_SHARED
 
@@ -70,13 +76,13 @@ class Similarity:
         self._corpus = catalog.corpus
         self._keys: dict[str, frozenset[IndicatorKey]] = {}
         self._logsource: dict[str, tuple] = {}
-        self._excluded: dict[IndicatorKey, int] = {}  # how many rules exclude each value
+        self._extra: dict[IndicatorKey, int] = {}  # how many rules have each key the corpus index has not
         for entry in catalog.entries:
             if isinstance(entry.document, Rule) and entry.analysis is not None and entry.analysis.indicators:
-                excluded = _excluded_keys(entry)
-                for key in excluded:
-                    self._excluded[key] = self._excluded.get(key, 0) + 1
-                self._keys[entry.slug] = frozenset(indicator.key for indicator in entry.analysis.indicators) | excluded
+                extra = _extra_keys(entry)
+                for key in extra:
+                    self._extra[key] = self._extra.get(key, 0) + 1
+                self._keys[entry.slug] = frozenset(indicator.key for indicator in entry.analysis.indicators) | extra
                 source = entry.document.logsource
                 self._logsource[entry.slug] = (source.product, source.category, source.service)
         self._total = max(len(self._keys), 1)
@@ -87,7 +93,7 @@ class Similarity:
     def weight(self, key: IndicatorKey) -> float:
         weight = self._weights.get(key)
         if weight is None:
-            users = self._excluded.get(key, 0) if key[0].startswith(EXCLUDED) else self._corpus.count(key)
+            users = self._extra[key] if key in self._extra else self._corpus.count(key)
             weight = self._weights[key] = math.log(1 + self._total / max(users, 1))
         return weight
 
@@ -156,13 +162,17 @@ class Similarity:
 
     def top_pairs(self, count: int) -> list[tuple[str, str, float]]:
         """The `count` best-scoring pairs of the catalog (each pair once)."""
-        pairs = {tuple(sorted((slug, similar.slug))): similar.score for slug in self._keys for similar in self.of(slug)}
-        return sorted(((first, second, score) for (first, second), score in pairs.items()), key=lambda pair: (-pair[2], pair[:2]))[:count]
+        pairs = {tuple(sorted((slug, similar.slug))): similar for slug in self._keys for similar in self.of(slug)}
+        ranked = sorted(pairs.items(), key=lambda item: (-item[1].score, -len(item[1].shared), item[0]))  # more shared: surer
+        return [(first, second, similar.score) for (first, second), similar in ranked[:count]]
 
 
-def _excluded_keys(entry: Entry) -> frozenset[IndicatorKey]:
-    """The (field, kind, value) rows the rule's own exclusions suppress, as keys apart from indicators."""
-    return frozenset((EXCLUDED + field, kind, value.lower()) for exclusion in entry.analysis.exclusions for field, kind, value in exclusion.rows)
+def _extra_keys(entry: Entry) -> frozenset[IndicatorKey]:
+    """Keys apart from the indicators: the (field, kind, value) rows the rule's own exclusions
+    suppress, and its legacy aggregations (`| count() by x > 5`: another aggregation, other logic)."""
+    analysis = entry.analysis
+    excluded = {(EXCLUDED + field, kind, value.lower()) for exclusion in analysis.exclusions for field, kind, value in exclusion.rows}
+    return frozenset(excluded | {(AGGREGATION, "aggregation", " ".join(text.split())) for text in analysis.aggregations})
 
 
 def _cluster(pairs: Iterable[tuple[str, str, float]]) -> Cluster:

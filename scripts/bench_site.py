@@ -289,10 +289,10 @@ def compare_conversions(work: Path, folders: list[Path], catalog: Build) -> None
     config = catalog_project(work / "queries", folders, conversions=True)
     cold = build("queries cold", config, work / "queries/site")
     warm = build("queries warm", config, work / "queries/site")
-    print(f"\nwithout queries: {catalog.wall:.2f} s cold, {again.wall:.2f} s warm")
+    print(f"\nwithout queries: {catalog.wall:.2f} s cold, {again.wall:.2f} s warm (CPU {catalog.cpu:.2f} s, {again.cpu:.2f} s)")
     print(f"with the four query targets: cold {cold.wall:.2f} s ({cold.wall / catalog.wall:.2f}x, target at most 2x), "
           f"warm {warm.wall:.2f} s ({warm.wall / again.wall:.2f}x of the warm build without, target at most 1.10x); "
-          f"peak memory {cold.rss_mb:.0f} MB cold")
+          f"CPU cold {cold.cpu:.2f} s, warm {warm.cpu:.2f} s (workers included); peak memory {cold.rss_mb:.0f} MB cold")
 
 
 def main() -> int:

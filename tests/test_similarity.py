@@ -113,3 +113,14 @@ def test_check_warns_of_a_likely_duplicate_naming_the_other_file(tmp_path):
     assert "sub/second.yml" in by_file["first.yml"].message and "'Second'" in by_file["first.yml"].message
     assert "first.yml" in by_file["second.yml"].message
     assert by_file["first.yml"].line == 1 and not result.failed()
+
+
+def test_another_legacy_aggregation_is_other_logic(tmp_path):
+    def counted(title: str, number: int, aggregation: str) -> str:
+        return rule(title, number, {"QueryName|contains": ["tunnel.example", "relay.example"]}).replace(
+            "  condition: selection", f"  timeframe: 1m\n  condition: selection | {aggregation}")
+
+    catalog, slugs = catalog_of(tmp_path, {"a.yml": counted("Counts", 1, "count() by SourceIp > 100"),
+                                           "b.yml": counted("Sums", 2, "sum(Bytes) by SourceIp > 5000"), **COMMON})
+    similar = Similarity(catalog).compare(slugs["Counts"], slugs["Sums"])
+    assert similar.score < LIKELY_DUPLICATE and len(similar.shared_indicators) == 2
