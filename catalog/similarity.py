@@ -168,10 +168,14 @@ class Similarity:
 
 
 def _extra_keys(entry: Entry) -> frozenset[IndicatorKey]:
-    """Keys apart from the indicators: the (field, kind, value) rows the rule's own exclusions
-    suppress, and its legacy aggregations (`| count() by x > 5`: another aggregation, other logic)."""
+    """Keys apart from the indicators: the (field, kind, value) tests of the rule's own exclusions
+    (alone or in combination), and its legacy aggregations (`| count() by x > 5`: other logic)."""
     analysis = entry.analysis
-    excluded = {(EXCLUDED + field, kind, value.lower()) for exclusion in analysis.exclusions for field, kind, value in exclusion.rows}
+    excluded = {
+        (EXCLUDED + item.field_label, item.kind, value.lower())
+        for exclusion in analysis.exclusions for search in exclusion.searches
+        for alternative in search.alternatives for item in alternative for value in item.values
+    }
     return frozenset(excluded | {(AGGREGATION, "aggregation", " ".join(text.split())) for text in analysis.aggregations})
 
 

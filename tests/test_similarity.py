@@ -124,3 +124,13 @@ def test_another_legacy_aggregation_is_other_logic(tmp_path):
                                            "b.yml": counted("Sums", 2, "sum(Bytes) by SourceIp > 5000"), **COMMON})
     similar = Similarity(catalog).compare(slugs["Counts"], slugs["Sums"])
     assert similar.score < LIKELY_DUPLICATE and len(similar.shared_indicators) == 2
+
+
+def test_an_exclusion_of_combined_tests_counts_too(tmp_path):
+    selection = {"Image|endswith": ["/who", "/lsof"]}
+    combined = rule("Filtered", 1, selection).replace("  condition: selection", (
+        "  filter_sysinfo:\n    ParentCommandLine|contains: '/usr/bin/sysinfo'\n    Image|endswith: '/who'\n"
+        "  condition: selection and not 1 of filter_*"))
+    catalog, slugs = catalog_of(tmp_path, {"a.yml": combined, "b.yml": rule("Plain", 2, selection), **COMMON})
+    similar = Similarity(catalog).compare(slugs["Filtered"], slugs["Plain"])
+    assert similar.score < 1.0 and len(similar.shared_indicators) == 2
