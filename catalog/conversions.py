@@ -117,18 +117,18 @@ def convert(jobs: Sequence[Job], targets: Sequence[Target], cache_dir: Path | No
     caches = {target.name: _Cache(cache_dir, target, versions[target.name]) for target in targets}
     results: dict[str, dict[str, Conversion]] = {job.slug: {} for job in jobs}
     todo: list[Job] = []
+    hashes = {job.slug: _hash(job.text) for job in jobs}
     for job in jobs:
         for target in targets:
-            found = caches[target.name].get(job.text)
+            found = caches[target.name].get(hashes[job.slug])
             if found is not None:
                 results[job.slug][target.name] = found
         if len(results[job.slug]) < len(targets):
             todo.append(job)
-    texts = {job.slug: job.text for job in todo}
     for slug, converted in _run(todo, targets, versions, workers):
         for conversion in converted:
             results[slug].setdefault(conversion.target, conversion)
-            caches[conversion.target].put(texts[slug], conversion)
+            caches[conversion.target].put(hashes[slug], conversion)
     for cache in caches.values():
         cache.save()
     return {slug: [by_target[t.name] for t in targets if t.name in by_target] for slug, by_target in results.items()}
@@ -255,8 +255,12 @@ def _versions(targets: Sequence[Target]) -> dict[str, str]:
     return found
 
 
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class _Cache:
-    """One JSON file per target and versions: rule text hash -> conversion. Saved with only the
+    """One JSON file per target and versions: rule text's hash -> conversion. Saved with only the
     entries this build used, so it never outgrows the catalog."""
 
     def __init__(self, folder: Path | None, target: Target, version: str) -> None:
@@ -271,12 +275,7 @@ class _Cache:
             except (OSError, ValueError):
                 self.entries = {}  # a damaged cache is rebuilt
 
-    @staticmethod
-    def key(text: str) -> str:
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-    def get(self, text: str) -> Conversion | None:
-        key = self.key(text)
+    def get(self, key: str) -> Conversion | None:
         data = self.entries.get(key)
         self.used.add(key)
         if not isinstance(data, dict):
@@ -286,8 +285,7 @@ class _Cache:
         except TypeError:
             return None
 
-    def put(self, text: str, conversion: Conversion) -> None:
-        key = self.key(text)
+    def put(self, key: str, conversion: Conversion) -> None:
         self.entries[key] = asdict(conversion)
         self.used.add(key)
         self.changed = True

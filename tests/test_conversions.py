@@ -172,3 +172,23 @@ def test_the_site_build_logs_one_notice_without_the_backend(tmp_path, caplog):
     notices = [r for r in caplog.records if "conversions" in r.getMessage()]
     assert len(notices) == 1 and "no-such-backend" in notices[0].getMessage()
     assert not any(p.code.startswith(Code.CONVERSION_PREFIX) for p in catalog.problems)
+
+
+def test_a_second_site_build_converts_nothing(tmp_path, monkeypatch):
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "rules/nc.yml").write_text(NETCAT, encoding="utf-8")
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: t\ntheme:\n  name: material\nplugins:\n  - sigma-catalog:\n      rules: [rules]\n"
+        "      conversions: [splunk, kusto]\n", encoding="utf-8")
+    ran = []
+    real = conversions._convert_one
+    monkeypatch.setattr(conversions, "_convert_one", lambda text, target: ran.append(target.name) or real(text, target))
+    for _ in range(2):
+        build(load_config(str(tmp_path / "mkdocs.yml"), site_dir=str(tmp_path / "site")))
+    assert ran == ["splunk", "kusto"]  # the first build only
+    page = next((tmp_path / "site/rules").glob("*/index.html")).read_text(encoding="utf-8")
+    assert "Image=&#34;*/nc&#34; CommandLine=&#34;* -e *&#34;" in page
