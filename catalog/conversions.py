@@ -35,14 +35,19 @@ class Target:
     label: str
     backend: str
     windows_pipelines: tuple[str, ...] = ()
+    #: the distributions providing the backend (first) and the pipelines: known targets are checked
+    #: and versioned from package metadata alone, so a build with every query cached imports no pySigma
+    packages: tuple[str, ...] = ()
 
 
+_SYSMON_WINDOWS = ("sysmon", "windows-logsources")
+_PIPELINES = ("pysigma-pipeline-sysmon", "pysigma-pipeline-windows")
 #: The targets known by name; `conversions: [splunk, lucene, esql, kusto]` in mkdocs.yml.
 TARGETS = {
-    "splunk": Target("splunk", "Splunk SPL", "splunk", ("sysmon", "windows-logsources")),
-    "lucene": Target("lucene", "Elasticsearch Lucene", "lucene", ("ecs_windows",)),
-    "esql": Target("esql", "Elasticsearch ES|QL", "esql", ("ecs_windows",)),
-    "kusto": Target("kusto", "Microsoft KQL", "kusto", ("sysmon", "windows-logsources")),
+    "splunk": Target("splunk", "Splunk SPL", "splunk", _SYSMON_WINDOWS, ("pysigma-backend-splunk", *_PIPELINES)),
+    "lucene": Target("lucene", "Elasticsearch Lucene", "lucene", ("ecs_windows",), ("pysigma-backend-elasticsearch",)),
+    "esql": Target("esql", "Elasticsearch ES|QL", "esql", ("ecs_windows",), ("pysigma-backend-elasticsearch",)),
+    "kusto": Target("kusto", "Microsoft KQL", "kusto", _SYSMON_WINDOWS, ("pysigma-backend-kusto", *_PIPELINES)),
 }
 #: Fewer jobs than this convert in this process (starting workers would cost more).
 IN_PROCESS = 64
@@ -73,21 +78,28 @@ class ConversionSetupError(Exception):
 
 def resolve_targets(names: Sequence[str]) -> list[Target]:
     """The targets for the names of `conversions:`; other names are installed pySigma backends
-    (`eql`, or `eql:ecs_windows` with a pipeline for every rule)."""
-    available = _plugins()
+    (`eql`, or `eql:ecs_windows` with a pipeline for Windows rules)."""
     targets = []
     for name in names:
         target = TARGETS.get(name)
-        if target is None:
-            backend, _, pipeline = name.partition(":")
-            target = Target(name, backend, backend, (pipeline,) if pipeline else ())
-        if target.backend not in available.backends:
-            raise ConversionSetupError(f"the pySigma backend '{target.backend}' is not installed (installed: {', '.join(sorted(available.backends)) or 'none'})")
-        missing = [p for p in target.windows_pipelines if p not in available.pipelines]
-        if missing:
-            raise ConversionSetupError(f"the pySigma pipeline '{missing[0]}' is not installed")
+        if target is not None:
+            for package in ("pysigma", *target.packages):
+                _version(package)
+        else:
+            targets.append(_installed_backend(name))
+            continue
         targets.append(target)
     return targets
+
+
+def _installed_backend(name: str) -> Target:
+    available = _plugins()
+    backend, _, pipeline = name.partition(":")
+    if backend not in available.backends:
+        raise ConversionSetupError(f"the pySigma backend '{backend}' is not installed (installed: {', '.join(sorted(available.backends)) or 'none'})")
+    if pipeline and pipeline not in available.pipelines:
+        raise ConversionSetupError(f"the pySigma pipeline '{pipeline}' is not installed")
+    return Target(name, backend, backend, (pipeline,) if pipeline else (), (_distribution_of(available.backends[backend]),))
 
 
 def _plugins():
@@ -96,6 +108,28 @@ def _plugins():
     except ImportError as error:
         raise ConversionSetupError(f"pySigma is not installed ({error}); pip install 'sigma-catalog[conversions]'") from None
     return InstalledSigmaPlugins.autodiscover()
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        raise ConversionSetupError(f"{package} is not installed; pip install 'sigma-catalog[conversions]'") from None
+
+
+def _distribution_of(backend_class) -> str:
+    """The distribution that installed a backend class (its module's folder under sigma/backends)."""
+    from importlib import metadata
+
+    module = backend_class.__module__.split(".")
+    folder = ("sigma", "backends", module[2]) if len(module) > 2 else None
+    for distribution in metadata.distributions():
+        name = distribution.metadata["Name"] or ""
+        if folder and name.lower().startswith("pysigma") and any(Path(str(file)).parts[:3] == folder for file in distribution.files or ()):
+            return name
+    return "pysigma"
 
 
 def jobs_of(entries: Sequence[Entry]) -> list[Job]:
@@ -170,16 +204,30 @@ def _start_worker(targets: tuple[Target, ...], versions: dict[str, str]) -> None
 
 
 def _convert_chunk(jobs: list[Job]) -> list[tuple[str, list[Conversion]]]:
-    return [(job.slug, [_convert_one(job.text, target) for target in _worker["targets"]]) for job in jobs]
+    return [(job.slug, _convert_job(job.text)) for job in jobs]
 
 
-def _convert_one(text: str, target: Target) -> Conversion:
+def _convert_job(text: str) -> list[Conversion]:
+    """The YAML is read once (libyaml where present: pySigma's own reading is the slow part); each
+    target gets its own collection from it, as pipelines change the rules they process."""
+    import yaml
+
+    try:
+        documents = list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    except yaml.YAMLError as error:
+        documents = error
+    return [_convert_one(documents, target) for target in _worker["targets"]]
+
+
+def _convert_one(documents: list | Exception, target: Target) -> Conversion:
     from sigma.collection import SigmaCollection
 
     version = _worker["versions"][target.name]
     pipeline = "none"
     try:
-        collection = SigmaCollection.from_yaml(text)
+        if isinstance(documents, Exception):
+            raise documents
+        collection = SigmaCollection.from_dicts(documents)
         pipeline = _pipeline_name(collection, target)
         backend = _backend(target, pipeline)
         queries = backend.convert(collection)
@@ -234,25 +282,9 @@ def _backend(target: Target, pipeline: str):
 
 
 def _versions(targets: Sequence[Target]) -> dict[str, str]:
-    """target -> "backend x.y.z (pySigma a.b.c)", from the installed distributions."""
-    from importlib import metadata
-
-    owners: dict[str, str] = {}
-    for distribution in metadata.distributions():
-        name = distribution.metadata["Name"] or ""
-        if name.lower().startswith("pysigma-backend"):
-            for file in distribution.files or ():
-                parts = Path(str(file)).parts
-                if len(parts) > 2 and parts[:2] == ("sigma", "backends"):
-                    owners.setdefault(parts[2], f"{name} {distribution.version}")
-    pysigma = metadata.version("pysigma")
-    plugins = _plugins()
-    found = {}
-    for target in targets:
-        module = plugins.backends[target.backend].__module__.split(".")
-        package = owners.get(module[2] if len(module) > 2 else "", target.backend)
-        found[target.name] = f"{package} (pySigma {pysigma})"
-    return found
+    """target -> "backend-package x.y.z (pySigma a.b.c)", from package metadata (no import)."""
+    pysigma = _version("pysigma")
+    return {target.name: f"{target.packages[0]} {_version(target.packages[0])} (pySigma {pysigma})" for target in targets}
 
 
 def _hash(text: str) -> str:
@@ -264,7 +296,7 @@ class _Cache:
     entries this build used, so it never outgrows the catalog."""
 
     def __init__(self, folder: Path | None, target: Target, version: str) -> None:
-        key = json.dumps([asdict(target), version, 1])
+        key = json.dumps([asdict(target), version, [_version(package) for package in target.packages], 1])
         self.path = folder / "conversions" / f"{target.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json" if folder else None
         self.entries: dict[str, dict] = {}
         self.used: set[str] = set()

@@ -5,6 +5,7 @@ Needs the `conversions` extra (pySigma 1.x and the backends); skipped without it
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 
@@ -165,6 +166,7 @@ def test_an_absent_backend_is_a_clear_setup_error():
 def test_the_site_build_logs_one_notice_without_the_backend(tmp_path, caplog):
     from catalog.site.queries import convert_catalog
 
+    caplog.set_level(logging.INFO)
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules/nc.yml").write_text(NETCAT, encoding="utf-8")
     catalog = build_catalog([tmp_path / "rules"])
