@@ -189,8 +189,9 @@ def test_a_second_site_build_converts_nothing(tmp_path, monkeypatch):
     ran = []
     real = conversions._convert_one
     monkeypatch.setattr(conversions, "_convert_one", lambda text, target: ran.append(target.name) or real(text, target))
-    for _ in range(2):
-        build(load_config(str(tmp_path / "mkdocs.yml"), site_dir=str(tmp_path / "site")))
+    for number in (1, 2):
+        build(load_config(str(tmp_path / "mkdocs.yml"), site_dir=str(tmp_path / f"site{number}")))
     assert ran == ["splunk", "kusto"]  # the first build only
-    page = next((tmp_path / "site/rules").glob("*/index.html")).read_text(encoding="utf-8")
-    assert "Image=&#34;*/nc&#34; CommandLine=&#34;* -e *&#34;" in page
+    for number in (1, 2):
+        page = next((tmp_path / f"site{number}/rules").glob("*/index.html")).read_text(encoding="utf-8")
+        assert "Image=&#34;*/nc&#34; CommandLine=&#34;* -e *&#34;" in page

@@ -28,7 +28,11 @@ def convert_catalog(catalog: Catalog, names: Sequence[str], cache: Path) -> dict
         # a notice, not a warning: `mkdocs build --strict` must still build a site without the extra
         log.info("sigma-catalog: conversions (%s) left out: %s", ", ".join(names), error)
         return {}
-    found = conversions.convert(conversions.jobs_of(catalog.entries), targets, cache)
+    try:
+        found = conversions.convert(conversions.jobs_of(catalog.entries), targets, cache)
+    except Exception as error:  # noqa: BLE001 - a worker lost (memory, a backend's crash): no queries, the site still builds
+        log.error("sigma-catalog: conversions left out: %s: %s", type(error).__name__, error)
+        return {}
     catalog.problems.extend(conversions.findings(catalog.entries, found))
     return found
 
