@@ -32,7 +32,7 @@
       if (!code || block.querySelector(".sc-copy")) return;
       var button = el("button", "sc-copy", "Copy");
       button.type = "button";
-      button.title = "Copy the rule to the clipboard";
+      button.title = block.classList.contains("sc-query") ? "Copy the query to the clipboard" : "Copy the rule to the clipboard";
       button.addEventListener("click", function () {
         var text = code.textContent;
         var done = function () { button.textContent = "Copied"; setTimeout(function () { button.textContent = "Copy"; }, 1500); };
