@@ -65,13 +65,14 @@ class DuplicateHint:
     shared: int  # indicators both rules have
     total: int  # indicators of the new or changed rule
     is_new: bool = False  # the other rule is itself added by this change
+    score: float = 0.0  # catalog.similarity's score of the pair
 
     @property
     def ratio(self) -> float:
         return self.shared / self.total if self.total else 0.0
 
     def __str__(self) -> str:
-        return f"shares {self.shared} of its {self.total} indicators with '{self.title}' ({self.path})"
+        return f"shares {self.shared} of its {self.total} indicators with '{self.title}' ({self.path}), similarity {self.score:.2f}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ from catalog.attack import AttackDataError, load_knowledge
 from catalog import changelog as changelog_command
 from catalog import check as check_command
 from catalog.attack import commands as attack_commands
+from catalog.findings import add_catalog_findings
 from catalog.history import history_or_none
-from catalog.revisions import add_history_findings
 from catalog.jsonexport import catalog_to_json
 from catalog.pipeline import build_catalog
 
@@ -55,7 +55,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
         print(f"catalog analyze: error: {error}", file=sys.stderr)
         return 2
     catalog = build_catalog(arguments.paths, knowledge)
-    add_history_findings(catalog, history_or_none(arguments.paths))
+    add_catalog_findings(catalog, history_or_none(arguments.paths))
     elapsed = time.perf_counter() - started
     report = sys.stderr if arguments.json == "-" else sys.stdout
     if not arguments.quiet:

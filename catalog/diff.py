@@ -40,14 +40,10 @@ from catalog.corpus import CorpusIndex
 from catalog.git import GitError, export_revision, repository_root, resolve_revision
 from catalog.model import CorrelationRule, FilterRule, Rule, SigmaDocument, display_path
 from catalog.pipeline import Catalog, Entry, build_catalog
+from catalog.similarity import Similarity, most_similar
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
-
-#: A new or changed rule is a likely duplicate of another rule when it shares at least this many
-#: of its indicators with it, and at least this share of them.
-DUPLICATE_MIN_SHARED = 3
-DUPLICATE_MIN_RATIO = 0.6
 
 #: Metadata compared between the two sides, besides title, level and status (which have fields).
 _METADATA = ("id", "name", "description", "author", "date", "modified", "license", "references", "tags", "falsepositives", "related", "fields",
@@ -181,10 +177,11 @@ def diff_catalogs(
     # likely duplicates, for what a reviewer is asked to accept: new and changed rules
     new_slugs = {change.slug for change in changes if change.kind == "added"}
     by_slug = head.by_slug()
+    similarity = Similarity(head)
     finished: list[RuleChange] = []
     for change in changes:
         if change.kind in ("added", "modified", "renamed") and change.slug in by_slug:
-            hint = likely_duplicate(by_slug[change.slug], head, new_slugs, head_location, by_slug)
+            hint = likely_duplicate(by_slug[change.slug], head, new_slugs, head_location, by_slug, similarity)
             if hint is not None:
                 change = replace(change, likely_duplicate_of=hint)
         finished.append(change)
@@ -261,31 +258,22 @@ def likely_duplicate(
     new_slugs: set[str] = frozenset(),
     locations: dict[int, str] | None = None,
     by_slug: dict[str, Entry] | None = None,
+    similarity: Similarity | None = None,
 ) -> DuplicateHint | None:
-    """The other rule sharing most of `entry`'s indicators, when it shares enough (see the constants).
-
-    One pass over the rule's own indicators through the corpus index: no pairwise comparison.
-    """
+    """The rule `entry` most likely duplicates, by the measure of the Similar rules sections
+    (catalog.similarity): None unless the pair scores as a likely duplicate."""
     if entry.analysis is None or not isinstance(entry.document, Rule):
         return None
-    keys = {indicator.key for indicator in entry.analysis.indicators}
-    if len(keys) < DUPLICATE_MIN_SHARED:
+    similarity = similarity if similarity is not None else Similarity(catalog)
+    similar = most_similar(similarity, entry)
+    if similar is None:
         return None
-    shared: dict[str, int] = {}
-    for key in keys:
-        for slug in catalog.corpus.sharing(key):
-            if slug != entry.slug:
-                shared[slug] = shared.get(slug, 0) + 1
-    if not shared:
-        return None
-    slug, count = min(shared.items(), key=lambda item: (-item[1], item[0]))
-    if count < DUPLICATE_MIN_SHARED or count / len(keys) < DUPLICATE_MIN_RATIO:
-        return None
-    other = (by_slug if by_slug is not None else catalog.by_slug()).get(slug)
+    other = (by_slug if by_slug is not None else catalog.by_slug()).get(similar.slug)
     if other is None:
         return None
     path = (locations or {}).get(id(other)) or _location(other, {})
-    return DuplicateHint(slug, other.document.title, path, count, len(keys), slug in new_slugs)
+    total = len({indicator.key for indicator in entry.analysis.indicators})
+    return DuplicateHint(similar.slug, other.document.title, path, len(similar.shared_indicators), total, similar.slug in new_slugs, similar.score)
 
 
 def _indicators(analysis: RuleAnalysis | None, corpus: CorpusIndex) -> dict[tuple, IndicatorChange]:

@@ -80,7 +80,7 @@ def repo(tmp_path: Path) -> Path:
     (rules / "windows/delete.yml").unlink()
     (rules / "linux").mkdir()
     (rules / "linux/added.yml").write_text(rule("Added rule", ID_ADD, ["lambda"], tags=["attack.t1059.004"]), encoding="utf-8")
-    (rules / "linux/dup.yml").write_text(rule("Near duplicate", ID_DUP, ["one", "two", "three", "mu"]), encoding="utf-8")
+    (rules / "linux/dup.yml").write_text(rule("Near duplicate", ID_DUP, ["one", "two", "three", "four"]), encoding="utf-8")
     (rules / "windows/comment.yml").write_text(rule("Comment only", ID_COMMENT, ["zeta"], comment="just a comment"), encoding="utf-8")
     (rules / "windows/move_edit.yml").rename(rules / "linux/moved.yml")
     (rules / "linux/moved.yml").write_text(rule("Moved and edited", ID_MOVE_EDIT, ["eta"], level="medium"), encoding="utf-8")
@@ -148,7 +148,8 @@ def test_change_set_lists_each_kind(repo, kb):
 
     duplicate = by_title["Near duplicate"].likely_duplicate_of
     assert duplicate is not None and duplicate.slug == ID_SAME and duplicate.title == "Same rule"
-    assert (duplicate.shared, duplicate.total) == (3, 4) and duplicate.path == "rules/windows/same.yml"
+    assert (duplicate.shared, duplicate.total) == (4, 4) and duplicate.path == "rules/windows/same.yml"
+    assert duplicate.score == 1.0  # the measure of the Similar rules sections (catalog.similarity)
     assert "Same rule" in by_title["Near duplicate"].summary()
 
     assert set(changes.by_slug()) == {ID_ADD, ID_DUP, ID_EDIT, ID_RENAME, ID_MOVE_EDIT}

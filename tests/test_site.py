@@ -655,3 +655,28 @@ def test_slugs_are_safe():
     assert key_slug("CommandLine") == key_slug("commandline")
     assert technique_slug("T1059.001") == "t1059-001"
     assert re.fullmatch(r"[0-9a-f]{16}", indicator_slug(("Image", "ends_with", "\\x.exe")))
+
+
+# --- queries for real backends and similar rules (issue 12) -----------------------------------------
+
+
+def test_reference_page_queries_after_indicators(reference_html):
+    pytest.importorskip("sigma.backends.splunk")
+    headings = re.findall(r"<h2[^>]*>(.*?)</h2>", reference_html)
+    # after the sections the reference page fixes (its order test keeps the first five)
+    assert headings.index("Queries") > headings.index("Indicators") and headings.index("Similar rules") > headings.index("Queries")
+    text = article_text(reference_html)
+    splunk = next(line for line in text.splitlines() if line.startswith("EventID=7 ImageLoaded IN ("))
+    assert splunk.count('"*\\\\') == 12  # the nine ImageLoaded values, and the filter's three images
+    assert 'from * metadata _id, _index, _version | where event.code=="7"' in text
+    assert "(EventID == 7 and (ImageLoaded endswith" in text
+    for label in ("Splunk SPL", "Elasticsearch Lucene", "Elasticsearch ES|QL", "Microsoft KQL"):
+        assert f">{label}</button>" in reference_html.replace("&#124;", "|")
+    assert "pysigma-backend-splunk 2." in text and "pipeline windows-logsources" in text
+    assert reference_html.count('class="sc-query"') == 4  # each gets the copy button (sigma-catalog.js)
+
+
+def test_overlap_page_and_similar_rules(site, reference_html):
+    assert 'id="similar">Similar rules</h2>' in reference_html
+    overlap = (site / "overlap" / "index.html").read_text(encoding="utf-8")
+    assert "<h1>Overlap</h1>" in overlap

@@ -21,7 +21,7 @@ from mkdocs.structure.files import File, Files, InclusionLevel
 from catalog import pipeline
 from catalog.problems import printable
 from catalog.history import HistoryUnavailable, load_history
-from catalog.revisions import add_history_findings
+from catalog.findings import add_catalog_findings
 from catalog.site.addresses import ASSETS, CATALOG_JSON, FRAME_SRC_URI, LIST_ROWS, SEARCH_INDEX, TECHNIQUES_CSV
 from catalog.site.config import CatalogConfig
 from catalog.site.exports import ExportFile, data_files, navigator_layers
@@ -29,6 +29,7 @@ from catalog.site.model import Folder, Page, Site
 from catalog.site.output import DeferredExports, LoadCache, write_if_changed
 from catalog.site.history_pages import RuleRecords
 from catalog.site.pages import SiteBuilder
+from catalog.site.queries import convert_catalog
 from catalog.site.render import DESCRIPTION_MARKER, TITLE_MARKER, Renderer
 from catalog.site.search import gzipped_size
 
@@ -61,14 +62,15 @@ class BuildFiles:
         catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load,
                                          dialects=options.dialects,
                                          labels={folder.root: folder.display for folder in folders})
-        add_history_findings(catalog, records.history, cache)
+        similarity = add_catalog_findings(catalog, records.history, cache)
+        converted = convert_catalog(catalog, options.conversions, cache)  # adds its findings to the catalog's
         loaded = time.perf_counter()
         signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url)
         if signature != self._memo_signature:  # another configuration: nothing of the last build holds
             self._memo_signature, self._page_memo, self._json_memo = signature, {}, {}
         # (the change preview adds banners to rule pages: no page may be shared between its builds)
         builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None,
-                              preview=bool(options.base), records=records)
+                              preview=bool(options.base), records=records, conversions=converted, similarity=similarity)
         records.prepare(builder.data, str(cache))
         if options.strict and catalog.errors:
             listing = "\n".join(f"  {printable(builder.data.location(p))}: {printable(p.message)} [{p.code}]" for p in catalog.errors)

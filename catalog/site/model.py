@@ -17,6 +17,7 @@ from catalog.bounds import LISTING_TITLE
 from catalog.model import SigmaDocument, display_path
 from catalog.pipeline import Catalog, Entry
 from catalog.problems import Problem
+from catalog.similarity import Similarity
 from catalog.site.addresses import item_path, rule_path, section_path, source_uri
 from catalog.site.lists import ListRows
 
@@ -95,7 +96,7 @@ class SiteData:
     """What the page families of one build share: the catalog, its folders, and lookups over it."""
 
     def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None,
-                 preview: bool = False) -> None:
+                 preview: bool = False, similarity: Similarity | None = None) -> None:
         self.catalog = catalog
         self.preview = preview  # a change preview (`--base`): pages may show more for the author
         self.kb = kb
@@ -111,6 +112,8 @@ class SiteData:
         self._starts: dict[str, list[int]] = defaultdict(list)  # file -> first lines of its documents
         for entry in self.entries:
             self._starts[entry.document.source.file_display].append(entry.document.source.line)
+        self.conversions: dict = {}  # slug -> its catalog.conversions.Conversion list (site.queries)
+        self.similarity = similarity if similarity is not None else Similarity(catalog)
         self.related_from: dict[str, list[tuple[str, Entry]]] = defaultdict(list)
         for entry in self.entries:
             for relation, target in entry.related:

@@ -24,6 +24,8 @@ from catalog.site.addresses import (
 )
 from catalog.site.history_pages import history_context
 from catalog.site.model import Page, SiteData, author_path, description_of, shorten, split_authors
+from catalog.site.overlap import similar_context, similar_dependencies
+from catalog.site.queries import queries_context
 
 _SCOPE_NOTES = {
     "main": "main filter: always applies",
@@ -64,6 +66,8 @@ class RulePages:
             self.data.records.history.head if self.data.records.history is not None else None,
             len(self.data.records.revisions),  # more commits analysed since (a bounded first build)
             repr(self.data.records.evidence.get(entry.slug)),
+            tuple(self.data.conversions.get(entry.slug, ())),
+            similar_dependencies(self.data, entry),
         )
 
     def page(self, entry: Entry) -> Page:
@@ -116,6 +120,8 @@ def rule_context(data: SiteData, entry: Entry) -> dict:
         "filter": None,
         "details": details(data, entry),
         "problems": problems,
+        "queries": queries_context(data, entry),
+        "similar": similar_context(data, entry),
     }
     # git history and test evidence (history_pages; rule_history.html)
     context["history"] = history_context(data, data.records, entry)

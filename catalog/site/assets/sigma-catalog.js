@@ -26,13 +26,13 @@
 
   function addCopyButtons() {
     if (themeCopies()) return;
-    var blocks = document.querySelectorAll(".sc-code");
+    var blocks = document.querySelectorAll(".sc-code, .sc-query");
     Array.prototype.forEach.call(blocks, function (block) {
       var code = block.querySelector("pre code");
       if (!code || block.querySelector(".sc-copy")) return;
       var button = el("button", "sc-copy", "Copy");
       button.type = "button";
-      button.title = "Copy the rule to the clipboard";
+      button.title = block.classList.contains("sc-query") ? "Copy the query to the clipboard" : "Copy the rule to the clipboard";
       button.addEventListener("click", function () {
         var text = code.textContent;
         var done = function () { button.textContent = "Copied"; setTimeout(function () { button.textContent = "Copy"; }, 1500); };
@@ -411,9 +411,35 @@
       box.querySelector(".sc-list-count").textContent += " The rest could not be loaded (" + error.message + ").";
       listControls(box, rows);
     });
+
+  // --- query tabs (rule pages): without the script every panel shows, each under its heading ---
+  function setupTabs(box) {
+    var tabs = box.querySelectorAll("[role=tab]");
+    var select = function (chosen) {
+      Array.prototype.forEach.call(tabs, function (tab) {
+        var on = tab === chosen;
+        tab.setAttribute("aria-selected", on ? "true" : "false");
+        tab.tabIndex = on ? 0 : -1;
+        var panel = document.getElementById(tab.getAttribute("aria-controls"));
+        if (panel) panel.hidden = !on;
+      });
+    };
+    Array.prototype.forEach.call(tabs, function (tab, index) {
+      tab.addEventListener("click", function () { select(tab); });
+      tab.addEventListener("keydown", function (event) {
+        var step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
+        if (!step) return;
+        var next = tabs[(index + step + tabs.length) % tabs.length];
+        select(next);
+        next.focus();
+      });
+    });
+    box.classList.add("sc-tabs-ready");
+    if (tabs.length) select(tabs[0]);
   }
 
   function init() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-sc-tabs]"), setupTabs);
     addCopyButtons();
     addHeaderBox();
     document.addEventListener("keydown", focusSearchOnSlash, true);
