@@ -19,7 +19,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files, InclusionLevel
 
 from catalog import pipeline
-from catalog.problems import printable
+from catalog.problems import printable, severity_counts
 from catalog.history import HistoryUnavailable, load_history
 from catalog.findings import add_catalog_findings
 from catalog.site.addresses import ASSETS, CATALOG_JSON, FRAME_SRC_URI, LIST_ROWS, SEARCH_INDEX, TECHNIQUES_CSV
@@ -153,11 +153,11 @@ class BuildFiles:
             self.browse_html[page.src_uri] = html
 
     def _log(self, catalog: pipeline.Catalog, builder: SiteBuilder, search_size: tuple[int, int] | None, timings: dict[str, float]) -> None:
-        errors = len(catalog.errors)
+        counts = severity_counts(catalog.problems)
         order = ("catalog", "site model", "exports", "writing exports", "browse pages")
         log.info(
-            "sigma-catalog: %d documents from %d files (%d read), %d errors, %d warnings (listed on problems/); %s; %s",
-            len(catalog.entries), len(catalog.files), self._loads.read, errors, len(catalog.problems) - errors,
+            "sigma-catalog: %d documents from %d files (%d read), %d errors, %d warnings, %d notices (listed on problems/); %s; %s",
+            len(catalog.entries), len(catalog.files), self._loads.read, counts["errors"], counts["warnings"], counts["notices"],
             "search index %.1f KB (%.1f KB gzipped)" % (search_size[0] / 1024, search_size[1] / 1024)
             if search_size else "catalog.json, CSV and search index written after the build",
             ", ".join(f"{name} {timings[name]:.2f} s" for name in order),
