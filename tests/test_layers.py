@@ -29,7 +29,7 @@ STEPS: list[tuple[str, set[str]]] = [
     ("site: model, rendering", {"catalog.site.model", "catalog.site.render"}),
     ("site: page families", {"catalog.site.rule_page", "catalog.site.attack_pages", "catalog.site.browse_pages",
                              "catalog.site.changes_page", "catalog.site.search",
-                             "catalog.site.history_pages"}),
+                             "catalog.site.history_pages", "catalog.site.rule_facts", "catalog.site.condition_tree"}),
     ("site: whole site, exports", {"catalog.site.pages", "catalog.site.exports"}),
     ("site: output", {"catalog.site.output"}),
     ("site: MkDocs files", {"catalog.site.files"}),

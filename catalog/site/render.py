@@ -187,6 +187,15 @@ def _edges(text: str) -> tuple[str, str, str]:
     return text[:start], core, text[start + len(core):]
 
 
+_BREAK_AFTER = re.compile(r"([\\/.])")
+
+
+def _breakable(text: str) -> Markup:
+    """A value, escaped, with a line-break opportunity (<wbr>) after each `\\`, `/` and `.`:
+    long paths wrap at their separators on a phone instead of in the middle of a name."""
+    return Markup(_BREAK_AFTER.sub(r"\1<wbr>", str(escape(text))))
+
+
 class _Environment(jinja2.Environment):
     """Template data is plain dicts: `row.title` looks up the key first (no AttributeError on the way)."""
 
@@ -209,7 +218,7 @@ def make_environment() -> jinja2.Environment:
         auto_reload=False,
     )
     env.globals.update(url=_url, file_url=_file_url, external_url=external_url)
-    env.filters.update(yaml=highlight_yaml, number=_number, edges=_edges)
+    env.filters.update(yaml=highlight_yaml, number=_number, edges=_edges, breakable=_breakable)
     return env
 
 

@@ -6,8 +6,6 @@ the detection stages, exclusions, indicators, the metadata table, problems, the 
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from catalog.analysis import Exclusion
 from catalog.model import DIALECT_NAMES, CorrelationRule, FilterRule, Rule
 from catalog.pipeline import Entry
@@ -19,7 +17,9 @@ from catalog.site.addresses import (
     tactic_path,
     technique_path,
 )
+from catalog.site.condition_tree import condition_tree, has_alternatives, stage_anchor
 from catalog.site.history_pages import history_context
+from catalog.site.rule_facts import facts, host_links
 from catalog.site.model import Page, SiteData, description_of, split_authors
 
 _SCOPE_NOTES = {
@@ -106,6 +106,9 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
     # git history and test evidence (history_pages; rule_history.html)
     context["history"] = history_context(data, data.records, entry)
     context["evidence"] = data.records.evidence.get(entry.slug)
+    # the facts header under the title (rule_facts), the condition trees (condition_tree)
+    context["facts"] = facts(data, entry, context["history"], None)
+    context["trees"] = trees(entry)
     if entry.analysis is not None:
         analysis = entry.analysis
         context["stages"] = [
@@ -118,6 +121,7 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
             }
             for stage in analysis.stages
         ]
+        add_stage_anchors(context["stages"])
         context["aggregations"] = list(analysis.aggregations)
         context["exclusions"] = exclusions(entry)
         context["indicators"] = indicators(data, entry)
@@ -126,6 +130,35 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
     if isinstance(document, FilterRule):
         context["filter"] = {"targets": targets(data, entry, document)}
     return Page(rule_path(entry.slug), document.title, "rule.html", context, description_of(document))
+
+
+def trees(entry: Entry) -> list[dict | None]:
+    """Per condition, its tree where it has alternatives (an `or`, a `1 of`), else None."""
+    document = entry.document
+    if entry.analysis is None or not isinstance(document, (Rule, FilterRule)):
+        return []
+    return [condition_tree(condition, index) if has_alternatives(condition.expression) else None
+            for index, condition in enumerate(document.detection.conditions)]
+
+
+#: A stage longer than this many lines is folded (and its body shown in two parts).
+STAGE_FOLD_LINES = 20
+
+
+def add_stage_anchors(stages: list[dict]) -> None:
+    """Each stage's anchor (`stage-N`, N its number), which condition it belongs to, and whether it
+    starts folded: Stage 0 and short stages open, long ones closed, their first lines shown apart."""
+    condition_index = -1
+    for stage in stages:
+        if stage["number"] == 0:
+            condition_index += 1
+        stage["anchor"] = stage_anchor(condition_index, stage["number"])
+        stage["condition_index"] = condition_index
+        lines = stage["body"].splitlines(keepends=True)
+        stage["open"] = stage["number"] == 0 or len(lines) <= STAGE_FOLD_LINES
+        stage["head"] = "".join(lines[:STAGE_FOLD_LINES]) if not stage["open"] else stage["body"]
+        stage["rest"] = "".join(lines[STAGE_FOLD_LINES:]) if not stage["open"] else ""
+        stage["lines"] = len(lines)
 
 
 def findings_banner(problems: list[dict]) -> list[dict]:
@@ -266,8 +299,8 @@ def indicators(data: SiteData, entry: Entry) -> list[dict]:
             "count": count,
             "path": indicator_path(indicator.key) if count > 1 else None,
         })
-    # by operator, then field; values keep the order the rule writes them in
-    rows.sort(key=lambda row: (row["kind"], row["field"].casefold(), row["field"]))
+    # the most shared first; then by operator and field; values keep the order the rule writes them in
+    rows.sort(key=lambda row: (-row["count"], row["kind"], row["field"].casefold(), row["field"]))
     return rows
 
 
@@ -373,14 +406,11 @@ def _source_items(data: SiteData, entry: Entry) -> list[dict]:
     if source.documents_in_file > 1:
         items.append(_text(f"document {source.document + 1} of {source.documents_in_file}, line {source.line}"))
     folder = data.folders.get(source.root)
-    if folder is not None and folder.source_url:
-        base = folder.source_url.rstrip("/")
-        view = external_url(f"{base}/{quote(source.path, safe='/')}")
-        if view is not None:
-            items.append(_text("view source", href=view))
-            edit = external_url(view.replace("/blob/", "/edit/", 1)) if "/blob/" in view else None
-            if edit is not None:
-                items.append(_text("edit", href=edit))
+    view, edit = host_links(data, entry)
+    if view is not None:
+        items.append(_text("view source", href=view))
+    if edit is not None:
+        items.append(_text("edit", href=edit))
     if folder is not None and folder.name:
         items.append(_text(f"from {folder.name}"))
     return items
