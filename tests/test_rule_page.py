@@ -186,3 +186,19 @@ def test_a_very_large_rule_is_folded_and_small(site):
     assert f"{LARGE_COUNT:,} indicators specific to this rule" in html
     assert '<details class="sc-stage" id="stage-1">' in html  # folded: no `open`
     assert '<details class="sc-stage" id="stage-0" open>' in html
+
+
+def test_rule_pages_show_their_table_of_contents_and_other_pages_none(site):
+    html = page(site, "01")
+    sidebar = re.search(r'<div class="md-sidebar md-sidebar--secondary"[^>]*>', html).group(0)
+    assert "hidden" not in sidebar
+    toc = html.split('data-md-component="toc"', 1)[1].split("</nav>\n", 1)[0]
+    hrefs = re.findall(r'href="(#[^"]+)"', toc)
+    assert hrefs[:3] == ["#attack", "#rule-body", "#stages"]
+    assert "#stage-0-title" in hrefs and "#exclusions" in hrefs and "#indicators" in hrefs and "#details" in hrefs
+    for href in hrefs:  # every entry is a heading of the page
+        assert f'id="{href[1:]}"' in html
+    assert "SIGMACATALOG" not in html
+    technique = next(site.glob("techniques/*/index.html")).read_text(encoding="utf-8")
+    assert re.search(r'<div class="md-sidebar md-sidebar--secondary"[^>]*hidden>', technique)
+    assert "SIGMACATALOG" not in technique
