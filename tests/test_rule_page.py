@@ -103,7 +103,9 @@ def test_condition_tree_shows_the_alternatives_and_numbers_leaves_like_the_stage
     tree = condition_tree(condition)
 
     def shape(node):
-        return node["name"] + f"#{node['anchor']}" if node["op"] is None else [node["op"], *map(shape, node["children"])]
+        if node["op"] is None:
+            return node["name"] + f"#{node['anchor']}"
+        return [" ".join(filter(None, (node["op"], node["target"]))), *map(shape, node["children"])]
 
     assert shape(tree) == [
         "and",
@@ -139,7 +141,7 @@ def test_stage_anchors_match_their_numbers_and_the_tree_links_them(site):
     assert stage_ids == [f"stage-{n}" for n in headings]
     tree = html.split('class="sc-tree"', 1)[1].split("</div>", 1)[0]
     assert [href for href, _ in anchors(html, "sc-tree")] == [f"#stage-{n}" for n in range(1, 7)]
-    assert re.findall(r'class="sc-op">([^<]+)<', tree) == ["and", "or", "and", "not", "and", "not", "not", "1 of filter_main_*"]
+    assert re.findall(r'class="sc-op">([^<]+)<', tree) == ["and", "or", "and", "not", "and", "not", "not", "1 of"]
     assert 'class="sc-tree"' not in page(site, "02")  # no alternatives: no tree
 
 

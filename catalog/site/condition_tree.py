@@ -31,26 +31,27 @@ def has_alternatives(node: ConditionNode) -> bool:
 
 
 def condition_tree(condition: Condition, condition_index: int = 0) -> dict:
-    """The tree as plain data: {"op", "children"} for operators, {"name", "number", "anchor"} for leaves."""
+    """The tree as plain data: {"op", "children"} for operators ("1 of" and "all of" with their
+    "target" pattern), {"name", "number", "anchor"} for leaves (op None)."""
     return _node(condition.expression, count(1), condition_index)
 
 
 def _leaf(name: str, numbers: count, condition_index: int) -> dict:
     number = next(numbers)
-    return {"op": None, "name": name, "number": number, "anchor": stage_anchor(condition_index, number), "children": []}
+    return {"op": None, "target": None, "name": name, "number": number, "anchor": stage_anchor(condition_index, number), "children": []}
 
 
 def _node(node: ConditionNode, numbers: count, condition_index: int) -> dict:
     if isinstance(node, IdentifierRef):
         return _leaf(node.name, numbers, condition_index)
     if isinstance(node, Quantified):
-        label = f"{'1' if node.is_any else 'all'} of {node.target}"
-        return {"op": label, "children": [_leaf(name, numbers, condition_index) for name in node.identifiers]}
+        return {"op": f"{'1' if node.is_any else 'all'} of", "target": node.target,
+                "children": [_leaf(name, numbers, condition_index) for name in node.identifiers]}
     if isinstance(node, Not):
-        return {"op": "not", "children": [_node(node.operand, numbers, condition_index)]}
+        return {"op": "not", "target": None, "children": [_node(node.operand, numbers, condition_index)]}
     operands = []  # nested operators of the same kind read as one: a and (b and c) is a and b and c
     for operand in node.operands:
         child = _node(operand, numbers, condition_index)
         same = type(operand) is type(node)
         operands.extend(child["children"] if same else [child])
-    return {"op": "and" if isinstance(node, And) else "or", "children": operands}
+    return {"op": "and" if isinstance(node, And) else "or", "target": None, "children": operands}
