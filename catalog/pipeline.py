@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Collection, Iterator, Sequence
 
 from catalog.analysis import Exclusion, RuleAnalysis, analyse, exclusions_of
+from catalog.bounds import PageCaps, page_caps
 from catalog.corpus import CorpusIndex
 from catalog.evidence import evidence_findings
 from catalog.loader import LoadResult, RuleFile, load
@@ -62,6 +63,7 @@ class Catalog:
     files: list[RuleFile]
     corpus: CorpusIndex
     attack_release: str | None = None
+    page_caps: PageCaps = field(default_factory=PageCaps)  # what gets no page of its own (catalog.bounds)
 
     def by_slug(self) -> dict[str, Entry]:
         return {entry.slug: entry for entry in self.entries}
@@ -143,7 +145,9 @@ def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None",
             corpus.add(entry.slug, entry.analysis.indicators)
     _link(entries, problems)
     problems.extend(evidence_findings([entry.document for entry in entries if isinstance(entry.document, Rule)]))
-    return Catalog(entries, problems, loaded.files, corpus, attack.release if attack is not None else None)
+    caps = page_caps([entry.document for entry in entries])
+    problems.extend(caps.problems)
+    return Catalog(entries, problems, loaded.files, corpus, attack.release if attack is not None else None, caps)
 
 
 def _of_dialects(documents: list[SigmaDocument], dialects: Collection[str], problems: list[Problem]) -> list[SigmaDocument]:

@@ -72,6 +72,7 @@ class Code:
     MODIFIED_NOT_BUMPED = "modified-not-bumped"  # git changed the rule after its `modified` date
     REGRESSION_INFO_MISSING = "regression-info-missing"  # `regression_tests_path` names no readable file
     REGRESSION_INFO_MALFORMED = "regression-info-malformed"  # its info.yml is not SigmaHQ's schema
+    PAGE_CAP = "page-cap"  # a rule with more tags or fields of its own than get a page (catalog.bounds)
     # ATT&CK tags (attack.mapping); reported with ATTACK_PREFIX
     UNKNOWN_TECHNIQUE = "unknown-technique"
     REVOKED_TECHNIQUE = "revoked-technique"

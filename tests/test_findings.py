@@ -300,7 +300,7 @@ def test_each_document_of_a_collection_shows_its_own_findings(tmp_path):
     second = simple_rule(12, "Gadget second of two", "Image|endswith: '\\\\two.exe'", ("attack.t1086", "attack.execution"))
     (folder / "two.yml").write_text(first + "---\n" + second, encoding="utf-8")
     site = SiteBuilder(build_catalog([folder], load_knowledge())).build({})
-    codes = {page.title: [p["code"] for p in page.context["problems"]] for page in site.pages if page.template == "rule.html"}
+    codes = {page.title: [p["code"] for p in page.data()["problems"]] for page in site.pages if page.template == "rule.html"}
     assert codes == {"Gadget first of two": ["attack-technique-tactic-not-tagged"], "Gadget second of two": ["attack-revoked-technique"]}
-    banners = {page.title: page.context["banners"][0]["kind"] for page in site.pages if page.template == "rule.html"}
+    banners = {page.title: page.data()["banners"][0]["kind"] for page in site.pages if page.template == "rule.html"}
     assert banners == {"Gadget first of two": "warnings", "Gadget second of two": "warnings"}

@@ -17,7 +17,7 @@ STEPS: list[tuple[str, set[str]]] = [
     ("read documents", {"catalog.typedfields", "catalog.reader"}),
     ("load", {"catalog.files", "catalog.loader"}),
     ("analyse", {"catalog.analysis"}),
-    ("index the corpus", {"catalog.corpus"}),
+    ("index the corpus", {"catalog.corpus", "catalog.bounds"}),
     ("map ATT&CK", {"catalog.attack", "catalog.attack.knowledge", "catalog.attack.snapshot", "catalog.attack.mapping",
                     "catalog.attack.commands"}),
     ("test evidence", {"catalog.evidence"}),

@@ -402,13 +402,16 @@ level: medium
 """
 
 
-@pytest.fixture(scope="module")
-def hostile_site(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("hostile")
-    config = write_project(root, {"hostile.yml": HOSTILE_RULE, "other.yml": OTHER_RULE, "exclusions.yml": EXCLUSIONS_RULE})
-    result = run_build("mkdocs", config, root / "site")
+def built_site(root: Path, rules: dict[str, str]) -> Path:
+    """The site of a project of these rules, built with mkdocs (the build must succeed)."""
+    result = run_build("mkdocs", write_project(root, rules), root / "site")
     assert result.returncode == 0, result.stderr[-4000:]
     return root / "site"
+
+
+@pytest.fixture(scope="module")
+def hostile_site(tmp_path_factory) -> Path:
+    return built_site(tmp_path_factory.mktemp("hostile"), {"hostile.yml": HOSTILE_RULE, "other.yml": OTHER_RULE, "exclusions.yml": EXCLUSIONS_RULE})
 
 
 def test_hostile_rule_text_is_escaped_everywhere(hostile_site):

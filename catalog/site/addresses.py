@@ -89,6 +89,11 @@ def rule_path(slug: str) -> str:
     return RULE_PATTERN.replace("{slug}", slug)
 
 
+def rule_file_path(slug: str) -> str:
+    """The rule file as written, served next to a page that shows it cut (catalog.bounds.RULE_BODY)."""
+    return rule_path(slug) + "rule.yml"
+
+
 def is_rule_path(path: str) -> bool:
     return path.startswith(RULES)
 

@@ -11,9 +11,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from catalog.analysis import IndicatorKey, field_label, is_field_reference
+from catalog.bounds import PROBLEM_ROWS, normal
 from catalog.model import FilterRule, Rule
 from catalog.problems import Code, Severity, severity_counts
-from catalog.site.addresses import RULES, indicator_path, item_path, key_slug, rule_path
+from catalog.site.addresses import CATALOG_JSON, RULES, indicator_path, item_path, key_slug, rule_path
 from catalog.site.model import Grouping, Page, Site, SiteData, browse_page, list_page, shorten, split_authors
 
 #: The browse dimensions of document metadata: (section, title, singular, the values of a document).
@@ -59,9 +60,11 @@ def add_dimension_pages(data: SiteData, site: Site) -> None:
     """Levels, statuses, authors and tags: a page per value, an index of counts per dimension."""
     for section, title, singular, values in DIMENSIONS:
         groups = Grouping()
+        unpaged = data.catalog.page_caps.tags if section == "tags" else set()
         for entry in data.entries:
             for value in dict.fromkeys(values(entry.document)):
-                groups.add(key_slug(value), value, entry.slug)
+                if normal(value) not in unpaged:
+                    groups.add(key_slug(value), value, entry.slug)
         items = []
         for group in groups.values():
             name = group.name
@@ -88,7 +91,7 @@ def add_field_pages(data: SiteData, site: Site) -> None:
             continue
         for identifier in document.detection.identifiers.values():
             for item in identifier.items:
-                if item.field is not None:
+                if item.field is not None and normal(item.field) not in data.catalog.page_caps.fields:
                     groups.add(key_slug(item.field), item.field, entry.slug)
     items = []
     for group in groups.values():
@@ -159,10 +162,10 @@ def add_problem_page(data: SiteData, site: Site) -> None:
             "path": rule_path(first_entry[problem.path]) if problem.path in first_entry else None,
             "excerpt": _excerpt(files.get(problem.path), problem.line) if data.preview and problem.code == Code.YAML else None,
         }
-        for problem in problems
+        for problem in problems[:PROBLEM_ROWS]
     ]
     by_code = Counter((problem.code, problem.severity.value) for problem in problems)
-    context = {"problems": rows, "by_code": [{"code": code, "severity": severity, "count": count} for (code, severity), count in sorted(by_code.items())]}
+    context = {"problems": rows, "more": max(0, len(problems) - PROBLEM_ROWS), "catalog_json": CATALOG_JSON, "by_code": [{"code": code, "severity": severity, "count": count} for (code, severity), count in sorted(by_code.items())]}
     site.browse.append(browse_page("errors/", "Problems", "errors.html", {**context, **severity_counts(problems)}))
 
 

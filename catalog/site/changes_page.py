@@ -120,5 +120,5 @@ def add_changes(site: Site, changes: ChangeSet, display_problem: Callable[[str],
     by_path = {page.path: page for page in site.pages}
     for change in changes.changes:
         page = by_path.get(rule_path(change.slug)) if change.has_page else None
-        if page is not None and isinstance(page.context.get("banners"), list):
+        if page is not None and isinstance(page.keep_data().get("banners"), list):
             page.context["banners"].insert(0, banner(change))

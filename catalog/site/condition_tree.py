@@ -10,6 +10,8 @@ from __future__ import annotations
 from itertools import count
 
 from catalog.conditions import And, Condition, ConditionNode, IdentifierRef, Not, Or, Quantified
+from catalog.model import FilterRule, Rule
+from catalog.pipeline import Entry
 
 
 def stage_anchor(condition_index: int, number: int) -> str:
@@ -55,3 +57,33 @@ def _node(node: ConditionNode, numbers: count, condition_index: int) -> dict:
         same = type(operand) is type(node)
         operands.extend(child["children"] if same else [child])
     return {"op": "and" if isinstance(node, And) else "or", "target": None, "children": operands}
+
+
+def trees(entry: Entry) -> list[dict | None]:
+    """Per condition, its tree where it has alternatives (an `or`, a `1 of`), else None."""
+    document = entry.document
+    if entry.analysis is None or not isinstance(document, (Rule, FilterRule)):
+        return []
+    return [condition_tree(condition, index) if has_alternatives(condition.expression) else None
+            for index, condition in enumerate(document.detection.conditions)]
+
+
+#: A stage longer than this many lines is folded (and its body shown in two parts).
+STAGE_FOLD_LINES = 20
+
+
+def add_stage_anchors(stages: list[dict]) -> None:
+    """Each stage's anchor (`stage-N`, N its number), which condition it belongs to, and whether it
+    starts folded: Stage 0 and short stages open, long ones closed, their first lines shown apart."""
+    condition_index = -1
+    for stage in stages:
+        if stage["number"] == 0:
+            condition_index += 1
+        stage["anchor"] = stage_anchor(condition_index, stage["number"])
+        stage["condition_index"] = condition_index
+        lines = stage["body"].splitlines(keepends=True)  # (the body as cut at STAGE_BODY: `more` lines left out)
+        stage["open"] = stage["number"] == 0 or len(lines) + stage["more"] <= STAGE_FOLD_LINES
+        stage["head"] = "".join(lines[:STAGE_FOLD_LINES]) if not stage["open"] else stage["body"]
+        stage["rest"] = "".join(lines[STAGE_FOLD_LINES:]) if not stage["open"] else ""
+        stage["rest_lines"] = max(0, len(lines) - STAGE_FOLD_LINES) if not stage["open"] else 0
+        stage["lines"] = len(lines) + stage["more"]

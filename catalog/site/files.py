@@ -75,7 +75,7 @@ class BuildFiles:
             raise PluginError(f"sigma-catalog: {len(catalog.errors)} rule errors (strict: true):\n{listing}")
 
         mark = time.perf_counter()
-        exports, exports_page, search_size = self._exports(files, config, catalog, kb, builder, serving)
+        exports, exports_page, search_size = self._exports(files, config, catalog, kb, builder, serving, cache)
         timings = {"catalog": loaded - started, "exports": time.perf_counter() - mark}
         mark = time.perf_counter()
         site = builder.build(exports_page)
@@ -84,7 +84,7 @@ class BuildFiles:
         timings["site model"] = time.perf_counter() - mark
         mark = time.perf_counter()
         for export in exports:
-            _add_file(files, config, export.path, cache / "files", export.data)
+            _add_file(files, config, export.path, cache / "files", export.data, export.source)
         for asset in sorted(ASSET_DIR.iterdir()):
             if asset.is_file():
                 _add_file(files, config, ASSETS + asset.name, None, source=asset)
@@ -101,14 +101,14 @@ class BuildFiles:
         return site
 
     def _exports(self, files: Files, config: MkDocsConfig, catalog: pipeline.Catalog, kb, builder: SiteBuilder,
-                 serving: bool) -> tuple[list[ExportFile], dict, tuple[int, int] | None]:
+                 serving: bool, cache: Path) -> tuple[list[ExportFile], dict, tuple[int, int] | None]:
         """(the export files to add now, the Exports page's data, the search index's size and gzipped size)."""
         layers = navigator_layers(catalog, kb, config.site_name, config.site_url, config.use_directory_urls)
         for path in (CATALOG_JSON, TECHNIQUES_CSV, SEARCH_INDEX):
             _check_free(files, path)
 
         def make_data_files(memo: dict | None = None) -> list[ExportFile]:
-            return data_files(catalog, directory_urls=config.use_directory_urls, display_file=builder.data.display_file,
+            return data_files(catalog, cache / "files", directory_urls=config.use_directory_urls, display_file=builder.data.display_file,
                               display_problem=builder.data.display_problem_path, memo=memo, key_of=builder.rule_pages.dependencies)
 
         search_size = None

@@ -10,8 +10,9 @@ import hashlib
 import marshal
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
+from catalog.bounds import LISTING_TITLE
 from catalog.model import SigmaDocument, display_path
 from catalog.pipeline import Catalog, Entry
 from catalog.problems import Problem
@@ -43,7 +44,20 @@ class Page:
     src_uri: str | None = None
     nav_title: str | None = None
     wide: bool = False  # a browse page that needs the whole width (the theme's sidebars hidden)
+    #: Makes the template data when the page is rendered, instead of `context` (rule pages of a
+    #: build): the data of every page is then never in memory at once (catalog.bounds).
+    make: Callable[[], dict] | None = field(default=None, repr=False, compare=False)
     _fingerprint: bytes | None = field(default=None, repr=False, compare=False)
+
+    def data(self) -> dict:
+        """The template data: `context`, or made now by `make` (and not kept)."""
+        return self.make() if self.make is not None else self.context
+
+    def keep_data(self) -> dict:
+        """The template data, kept from now on (for changing it: a page made by `make` is made once)."""
+        if self.make is not None:
+            self.context, self.make = self.make(), None
+        return self.context
 
     def fingerprint(self) -> bytes:
         """A hash of everything the page is made of, computed once (pages are not changed after
@@ -51,7 +65,7 @@ class Page:
         back-references, so its bytes depend only on the data (formats 1+ and pickle also encode
         which objects happen to be shared, and would make equal pages look different)."""
         if self._fingerprint is None:
-            data = marshal.dumps((self.template, self.title, self.description, self.context), 0)
+            data = marshal.dumps((self.template, self.title, self.description, self.data()), 0)
             self._fingerprint = hashlib.blake2b(data, digest_size=16).digest()
         return self._fingerprint
 
@@ -72,6 +86,7 @@ class Site:
     browse: list[Page] = field(default_factory=list)  # built by MkDocs, in nav order
     redirects: dict[str, str] = field(default_factory=dict)  # path -> target path
     home: dict = field(default_factory=dict)  # the figures shown on the home page
+    files: dict[str, str] = field(default_factory=dict)  # site path -> text: rule files served whole (catalog.bounds)
 
 
 class SiteData:
@@ -137,7 +152,7 @@ def _entry_row(entry: Entry) -> dict:
     document = entry.document
     return {
         "path": rule_path(entry.slug),
-        "title": document.title,
+        "title": shorten(document.title, LISTING_TITLE),  # in full on the rule's own page
         "level": "" if document.level is None else str(document.level),
         "status": "" if document.status is None else str(document.status),
         "kind": document.kind,

@@ -15,7 +15,7 @@ from catalog.site.addresses import rule_path, rule_redirect_path
 from catalog.site.attack_pages import add_attack_pages
 from catalog.site.history_pages import RuleRecords, add_recent_page
 from catalog.site.model import Folder, Page, Site, SiteData, error_page, list_page
-from catalog.site.rule_page import RulePages
+from catalog.site.rule_page import RulePages, served_file
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -41,6 +41,8 @@ class SiteBuilder:
         by_id: dict[str, list[str]] = {}
         for entry in data.entries:
             site.pages.append(self._rule_page(entry))
+            path, text = served_file(entry)  # the rule file next to its page (Raw, Download, Copy)
+            site.files[path] = text
             redirect = rule_redirect_path(entry.document.id)
             if redirect is not None:
                 by_id.setdefault(redirect, []).append(entry.slug)

@@ -45,7 +45,7 @@ from catalog.site.addresses import FRAME_PATH, FRAME_SRC_URI, SCRIPT, STYLESHEET
 from catalog.site.files import BuildFiles
 from catalog.site.config import CatalogConfig
 from catalog.site.model import Folder, Site
-from catalog.site.output import DeferredExports, LoadCache, PageWriter, finish_sitemap
+from catalog.site.output import DeferredExports, LoadCache, PageWriter, finish_sitemap, write_files
 from catalog.site.render import CONTENT_MARKER, Frame, Renderer, fallback_frame
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
@@ -215,6 +215,7 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         assert self._renderer is not None
         rendered, written = self._writer.write(pages, self._site.redirects, self._files.taken, self._renderer, frame, site_dir,
                                                self._cache if self._command == "serve" else None)
+        write_files(site_dir, self._site.files, self._files.taken)
         finish_sitemap(site_dir, self._frame_url, self._site.pages, config.use_directory_urls)
         self._deferred.start(site_dir)
         log.info(

@@ -6,21 +6,25 @@ the detection stages, exclusions, indicators, the metadata table, problems, the 
 
 from __future__ import annotations
 
+import functools
+
 from catalog.analysis import Exclusion
+from catalog.bounds import LISTING_TITLE, RULE_BODY, STAGE_BODY, TABLE_ROWS, cut_text, normal
 from catalog.model import DIALECT_NAMES, CorrelationRule, FilterRule, Rule
 from catalog.pipeline import Entry
 from catalog.site.addresses import (
     external_url,
     indicator_path,
     item_path,
+    rule_file_path,
     rule_path,
     tactic_path,
     technique_path,
 )
-from catalog.site.condition_tree import condition_tree, has_alternatives, stage_anchor
+from catalog.site.condition_tree import add_stage_anchors, trees
 from catalog.site.history_pages import history_context
+from catalog.site.model import Page, SiteData, description_of, shorten, split_authors
 from catalog.site.rule_facts import facts, host_links
-from catalog.site.model import Page, SiteData, description_of, split_authors
 
 _SCOPE_NOTES = {
     "main": "main filter: always applies",
@@ -64,12 +68,14 @@ class RulePages:
         )
 
     def page(self, entry: Entry) -> Page:
-        if self.memo is None:
+        if self.memo is None:  # a build: the page's data is made when it is rendered
             return rule_page(self.data, entry)
         key = self.dependencies(entry)
         cached = self.memo.get(entry.slug)
         if cached is None or cached[0] != key:
-            cached = (key, rule_page(self.data, entry))
+            page = rule_page(self.data, entry)
+            page.keep_data()  # kept across serve rebuilds: made now, not from a later build's data
+            cached = (key, page)
         self.memo[entry.slug] = cached
         return cached[1]  # the same object: its fingerprint is computed once
 
@@ -81,6 +87,14 @@ class RulePages:
 
 
 def rule_page(data: SiteData, entry: Entry) -> Page:
+    """The page; its data is made when it is rendered, and not kept (catalog.bounds): a failure
+    making it then costs that page only, as a rendering failure does."""
+    document = entry.document
+    return Page(rule_path(entry.slug), shorten(document.title, LISTING_TITLE), "rule.html", {}, description_of(document),
+                make=functools.partial(rule_context, data, entry))
+
+
+def rule_context(data: SiteData, entry: Entry) -> dict:
     document = entry.document
     problems = [
         {"location": data.location(p), "severity": p.severity.value, "message": p.message, "code": p.code}
@@ -93,11 +107,13 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
         "description": document.description or "",
         "banners": findings_banner(problems) + banners(entry),
         "attack": attack_context(entry),
-        "raw": document.source.raw_text,
+        **rule_body(entry),
         "stages": [],
         "aggregations": [],
         "exclusions": [],
         "indicators": [],
+        "indicators_more": 0,
+        "indicators_specific": 0,  # of all its indicators, those only this rule has
         "correlation": None,
         "filter": None,
         "details": details(data, entry),
@@ -107,58 +123,46 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
     context["history"] = history_context(data, data.records, entry)
     context["evidence"] = data.records.evidence.get(entry.slug)
     # the facts header under the title (rule_facts), the condition trees (condition_tree)
-    context["facts"] = facts(data, entry, context["history"], None)
+    context["facts"] = facts(data, entry, context["history"], context["raw_file"])
     context["trees"] = trees(entry)
     if entry.analysis is not None:
         analysis = entry.analysis
         context["stages"] = [
-            {
-                "number": stage.number,
-                "title": stage.title,
-                "body": stage.body,
-                "condition": stage.number == 0,
-                "all_fields": list(stage.match_all_fields),
-            }
-            for stage in analysis.stages
+            _stage(stage.number, stage.title, stage.body, list(stage.match_all_fields)) for stage in analysis.stages
         ]
         add_stage_anchors(context["stages"])
         context["aggregations"] = list(analysis.aggregations)
         context["exclusions"] = exclusions(entry)
-        context["indicators"] = indicators(data, entry)
+        rows = indicators(data, entry)
+        context["indicators"], context["indicators_more"] = rows[:TABLE_ROWS], max(0, len(rows) - TABLE_ROWS)
+        context["indicators_specific"] = sum(1 for row in rows if row["count"] <= 1)
     if isinstance(document, CorrelationRule):
         context["correlation"] = correlation(data, entry, document)
     if isinstance(document, FilterRule):
         context["filter"] = {"targets": targets(data, entry, document)}
-    return Page(rule_path(entry.slug), document.title, "rule.html", context, description_of(document))
+    return context
 
 
-def trees(entry: Entry) -> list[dict | None]:
-    """Per condition, its tree where it has alternatives (an `or`, a `1 of`), else None."""
-    document = entry.document
-    if entry.analysis is None or not isinstance(document, (Rule, FilterRule)):
-        return []
-    return [condition_tree(condition, index) if has_alternatives(condition.expression) else None
-            for index, condition in enumerate(document.detection.conditions)]
+# --- the bounds of a rule page (catalog.bounds): long bodies and lists are cut, the rest linked ---
 
 
-#: A stage longer than this many lines is folded (and its body shown in two parts).
-STAGE_FOLD_LINES = 20
+def rule_body(entry: Entry) -> dict:
+    """The rule's YAML for the page; past RULE_BODY characters, cut. The whole file is served at
+    `raw_file` (the page's Raw, Download and Copy actions; the cut lists link it too)."""
+    shown, left_out = cut_text(entry.document.source.raw_text, RULE_BODY)
+    return {"raw": shown, "raw_more": left_out, "raw_file": served_file(entry)[0]}
 
 
-def add_stage_anchors(stages: list[dict]) -> None:
-    """Each stage's anchor (`stage-N`, N its number), which condition it belongs to, and whether it
-    starts folded: Stage 0 and short stages open, long ones closed, their first lines shown apart."""
-    condition_index = -1
-    for stage in stages:
-        if stage["number"] == 0:
-            condition_index += 1
-        stage["anchor"] = stage_anchor(condition_index, stage["number"])
-        stage["condition_index"] = condition_index
-        lines = stage["body"].splitlines(keepends=True)
-        stage["open"] = stage["number"] == 0 or len(lines) <= STAGE_FOLD_LINES
-        stage["head"] = "".join(lines[:STAGE_FOLD_LINES]) if not stage["open"] else stage["body"]
-        stage["rest"] = "".join(lines[STAGE_FOLD_LINES:]) if not stage["open"] else ""
-        stage["lines"] = len(lines)
+def served_file(entry: Entry) -> tuple[str, str]:
+    """(site path, text) of the rule file, served next to its page as written (`.yml`: browsers
+    show or download it, never run it), whether or not the folder has a `source_url`."""
+    return rule_file_path(entry.slug), entry.document.source.raw_text
+
+
+def _stage(number: int, title: str, body: str, all_fields: list[str]) -> dict:
+    """A stage; its body past STAGE_BODY characters is cut (the rule body shows every value)."""
+    shown, left_out = cut_text(body, STAGE_BODY) if number else (body, 0)
+    return {"number": number, "title": title, "body": shown, "more": left_out, "condition": number == 0, "all_fields": all_fields}
 
 
 def findings_banner(problems: list[dict]) -> list[dict]:
@@ -260,19 +264,21 @@ def _exclusion(exclusion: Exclusion, source: Entry | None) -> dict:
     """
     searches = []
     for search in exclusion.searches:
-        rows, and_groups = [], []
+        rows, and_groups, more = [], [], 0
         for alternative in search.alternatives:
             if len(alternative) == 1 and not alternative[0].match_all:
                 item = alternative[0]
+                room = max(0, TABLE_ROWS - len(rows))  # past it, the rows are counted, not shown
                 rows.extend({"field": item.field_label, "kind": item.kind, "value": value, "field_reference": item.field_reference}
-                            for value in item.values)
+                            for value in item.values[:room])
+                more += max(0, len(item.values) - room)
             else:
                 and_groups.append([
                     {"field": item.field_label, "kind": item.kind, "values": list(item.values), "all": item.match_all,
                      "field_reference": item.field_reference}
                     for item in alternative
                 ])
-        searches.append({"identifier": search.identifier, "rows": rows, "and_groups": and_groups})
+        searches.append({"identifier": search.identifier, "rows": rows, "more": more, "and_groups": and_groups})
     return {
         "label": (" and " if exclusion.combined else ", ").join(exclusion.identifiers),
         "scope": exclusion.scope,
@@ -362,7 +368,8 @@ def details(data: SiteData, entry: Entry) -> list[dict]:
         add("Log source", _logsource_items(document))
     add("References", [_text(ref, href=external_url(ref)) for ref in dict.fromkeys(document.references)], listed=True)
     add("False positives", [_text(item) for item in document.falsepositives], listed=True)
-    add("Tags", [_text(tag, item_path("tags", tag)) for tag in document.tags])
+    unpaged = data.catalog.page_caps.tags
+    add("Tags", [_text(tag, None if normal(tag) in unpaged else item_path("tags", tag)) for tag in document.tags])
     add("Related rules", _related_items(entry), listed=True)
     add("Related from", [_text(f"{relation}: {other.document.title}", rule_path(other.slug))
                          for relation, other in data.related_from.get(entry.slug, ())], listed=True)
