@@ -42,6 +42,18 @@ def _require_browser():
         pytest.skip(problem)
 
 
+def _serve(site: Path):
+    """A quiet http server of `site` on a free port of 127.0.0.1, in a thread."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    return httpd, thread
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     _require_browser()
@@ -51,14 +63,7 @@ def server(tmp_path_factory):
         capture_output=True, text=True, timeout=600, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    httpd, thread = _serve(site)
     yield f"http://127.0.0.1:{httpd.server_port}/"
     httpd.shutdown()
     thread.join(5)
@@ -176,17 +181,6 @@ SIZES = [(1400, "light"), (1400, "dark"), (390, "light"), (390, "dark")]
 DRIVER_RULE = Path(__file__).resolve().parents[2] / "shared/corpora/sigmahq/rules/windows/driver_load/driver_load_win_vuln_drivers.yml"
 
 
-def _serve(site: Path):
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    return httpd, thread
-
-
 @pytest.fixture(scope="module")
 def large_server(tmp_path_factory):
     """Our own large and or-condition rules (test_rule_page), and SigmaHQ's driver rule where the corpus is."""
@@ -252,8 +246,8 @@ def test_condition_tree_shows_the_alternatives(browser, large_server):
     either = tree.locator("li", has=tab.locator("> .sc-op", has_text="or")).first
     branches = either.locator("> ul > li")
     assert branches.count() == 2
-    assert branches.nth(0).inner_text().lower().split() == ["and", "Stage", "1", "word", "not", "Stage", "2", "word_ext"]
-    assert branches.nth(1).inner_text().lower().split() == ["and", "Stage", "3", "excel", "not", "Stage", "4", "excel_ext"]
+    assert branches.nth(0).inner_text().lower().split() == ["and", "stage", "1", "word", "not", "stage", "2", "word_ext"]
+    assert branches.nth(1).inner_text().lower().split() == ["and", "stage", "3", "excel", "not", "stage", "4", "excel_ext"]
     # a leaf leads to its stage, which opens when it was folded
     tab.evaluate("document.getElementById('stage-5').open = false")
     tree.locator("a", has_text="Stage 5").click()
