@@ -217,6 +217,7 @@ def _look(browser, url: str, width: int, scheme: str, shot: str | None) -> int:
     tab.goto(url)
     if scheme == "dark":
         tab.evaluate("document.body.setAttribute('data-md-color-scheme', 'slate')")
+        tab.wait_for_timeout(600)  # the theme's colour transitions, before the screenshot
     overflow = tab.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     if shot:
         SCREENSHOTS.mkdir(exist_ok=True)
