@@ -13,8 +13,8 @@ from catalog.attack import AttackDataError, load_knowledge
 from catalog import changelog as changelog_command
 from catalog import check as check_command
 from catalog.attack import commands as attack_commands
+from catalog.findings import add_catalog_findings
 from catalog.history import history_or_none
-from catalog.revisions import add_history_findings
 from catalog.jsonexport import catalog_to_json
 from catalog.pipeline import build_catalog
 
@@ -55,7 +55,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
         print(f"catalog analyze: error: {error}", file=sys.stderr)
         return 2
     catalog = build_catalog(arguments.paths, knowledge)
-    add_history_findings(catalog, history_or_none(arguments.paths))
+    add_catalog_findings(catalog, history_or_none(arguments.paths))
     elapsed = time.perf_counter() - started
     report = sys.stderr if arguments.json == "-" else sys.stdout
     if not arguments.quiet:
@@ -100,6 +100,8 @@ def _build(arguments: argparse.Namespace) -> int:
     from catalog.site.config import ConfigError, with_plugin_options
 
     _show_mkdocs_log()
+    # Material 9.x prints a banner about MkDocs 2 on every build; the project pins mkdocs<2 (README)
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
     if "SOURCE_DATE_EPOCH" not in os.environ:  # reproducible dates: the last commit's time (docs/review.md)
         epoch = source_date_epoch(Path(arguments.config).resolve().parent)
         if epoch is not None:

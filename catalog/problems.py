@@ -91,6 +91,11 @@ class Code:
     #: The ATT&CK codes (reported as ATTACK_PREFIX + code).
     ATTACK = frozenset({UNKNOWN_TECHNIQUE, REVOKED_TECHNIQUE, DEPRECATED_TECHNIQUE, UNKNOWN_GROUP, REVOKED_GROUP, UNKNOWN_SOFTWARE,
                         REVOKED_SOFTWARE, UNKNOWN_TACTIC, MALFORMED_TAG, TECHNIQUE_TACTIC_NOT_TAGGED})
+    # conversions (catalog.conversions): an info finding per target a rule does not convert to,
+    # CONVERSION_PREFIX + the target's name ("no-query-splunk")
+    CONVERSION_PREFIX = "no-query-"
+    # similar rules (catalog.similarity): `catalog check` warns of a likely duplicate
+    LIKELY_DUPLICATE = "likely-duplicate"
     #: Files the engine could not read as YAML at all.
     UNREADABLE_FILE = frozenset({YAML, RECURSIVE_ALIAS, EXPANDS_TOO_LARGE, NOT_UTF8, FILE_TOO_LARGE, UNREADABLE, EMPTY_FILE, SYMLINK_OUTSIDE, SYMLINK_LOOP, INTERNAL_ERROR})
 

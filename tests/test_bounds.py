@@ -79,7 +79,7 @@ def test_own_tags_past_the_cap_get_no_page_and_a_warning(site):
     own = sorted(path.name for path in tags.iterdir() if path.name.startswith("custom-own"))
     assert len(own) == OWN_TAG_PAGES
     assert [path.name for path in tags.glob("custom-shared-tag*")]  # shared tags are never capped
-    problems = (site / "errors" / "index.html").read_text(encoding="utf-8")
+    problems = (site / "problems" / "index.html").read_text(encoding="utf-8")
     assert "page-cap" in problems and f"{OWN_TAG_PAGES + 3:,} tags that no other rule has" in problems
     slug = next(path.parent.name for path in (site / "rules").glob("other-*/index.html"))
     linked = [text for _, text in anchors(page(site, slug), "sc-details") if text.startswith("custom.own-")]

@@ -262,7 +262,7 @@ def entry_slugs(corpus: Path) -> dict[str, str]:
 
 def test_site_is_safe(built, corpus):
     slugs = entry_slugs(corpus)
-    problems_page = (built / "errors" / "index.html").read_text(encoding="utf-8")
+    problems_page = (built / "problems" / "index.html").read_text(encoding="utf-8")
     for name, case in all_cases().items():
         if case["outcome"] == "page":
             assert name in slugs, f"{name} did not become a document"
@@ -426,7 +426,7 @@ def test_each_case_within_bounds(name, group, tmp_path, monkeypatch):
             assert code == (1 if case["outcome"] == "error" or name.startswith("duplicate_id_") else 0), (name, code, stderr[-500:])
         else:
             assert code == 0, stderr[-2000:]
-            assert (project / "site" / "errors" / "index.html").is_file()
+            assert (project / "site" / "problems" / "index.html").is_file()
             assert_site_bounds(project / "site", case)
 
 
@@ -474,7 +474,7 @@ def test_no_injected_script_runs_in_a_browser(built, corpus):
 
     slugs = entry_slugs(corpus)
     pages = [f"rules/{slug}/" for name, slug in sorted(slugs.items()) if name != "huge.yml"]
-    pages += ["", "errors/", "find/", "rules/", "changes/"]
+    pages += ["", "problems/", "find/", "rules/", "changes/"]
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
             pass

@@ -38,11 +38,16 @@ ASSETS = "assets/sigma-catalog/"
 STYLESHEET = ASSETS + "sigma-catalog.css"
 SCRIPT = ASSETS + "sigma-catalog.js"
 SEARCH_INDEX = ASSETS + "search-index.json"
+#: The rows of every rule list (catalog/site/lists.py).
+LIST_ROWS = ASSETS + "rules.json"
 EXPORTS = "exports/"
 CATALOG_JSON = EXPORTS + "catalog.json"
 TECHNIQUES_CSV = EXPORTS + "rules-techniques.csv"
 NAVIGATOR = EXPORTS + "navigator/"
 CHANGES = "changes/"
+#: The Problems page, and its former address (a redirect keeps old links working).
+PROBLEMS = "problems/"
+OLD_PROBLEMS = "errors/"
 #: The Recently changed page (rules changed by the newest commits).
 RECENT = "recent/"
 #: The All rules page; every rule page is below it.

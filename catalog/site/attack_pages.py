@@ -80,7 +80,7 @@ def add_attack_pages(data: SiteData, site: Site) -> None:
     )
     page_ids = set(use.by_technique) | {t.parent for t in use.techniques.values() if t.parent}
     site.pages.extend(technique_pages(data, use, matrix, page_ids))
-    tactic_rows = tactic_pages(use, matrix, site)
+    tactic_rows = tactic_pages(data, use, matrix, site)
     site.browse.append(browse_page("attack/", "ATT&CK", "attack.html", {
         "release": matrix.release,
         "tactics": tactic_rows,
@@ -111,6 +111,7 @@ def technique_pages(data: SiteData, use: AttackUse, matrix: Matrix, page_ids: se
         context = {
             "id": technique.id,
             "name": technique.name,
+            "description": technique.description,
             "mitre_url": technique.url,
             "release": matrix.release,
             "tactics": [
@@ -120,7 +121,7 @@ def technique_pages(data: SiteData, use: AttackUse, matrix: Matrix, page_ids: se
             ],
             "parent": {"id": parent.id, "name": parent.name, "path": technique_path(parent.id)} if parent else None,
             "subtechniques": subs,
-            "rules": [dict(data.rows[slug], tactics=names, tested=slug in use.tested) for slug, names in use.by_technique.get(tid, ())],
+            "list": data.lists.context((slug for slug, _ in use.by_technique.get(tid, ())), tested=use.tested),
             "deprecated": technique.deprecated,
             "unknown": False,
         }
@@ -130,15 +131,15 @@ def technique_pages(data: SiteData, use: AttackUse, matrix: Matrix, page_ids: se
         if tid in page_ids:
             continue
         context = {
-            "id": tid, "name": "", "mitre_url": None, "release": matrix.release, "tactics": [], "parent": None,
-            "subtechniques": [], "rules": [dict(data.rows[slug], tactics=[]) for slug in slugs],
+            "id": tid, "name": "", "description": "", "mitre_url": None, "release": matrix.release, "tactics": [], "parent": None,
+            "subtechniques": [], "list": data.lists.context(slugs),
             "deprecated": False, "unknown": True,
         }
         pages.append(Page(technique_path(tid), tid, "technique.html", context, f"Sigma rules tagged with {tid}"))
     return pages
 
 
-def tactic_pages(use: AttackUse, matrix: Matrix, site: Site) -> list[dict]:
+def tactic_pages(data: SiteData, use: AttackUse, matrix: Matrix, site: Site) -> list[dict]:
     """One page per tactic; returns the rows of the ATT&CK index."""
     tactic_rows = []
     for tactic in matrix.tactics:
@@ -152,7 +153,7 @@ def tactic_pages(use: AttackUse, matrix: Matrix, site: Site) -> list[dict]:
         tactic_rows.append({"id": tactic.id, "name": tactic.name, "path": path, "techniques": len(items), "rules": len(rule_slugs)})
         site.pages.append(Page(path, f"{tactic.name} ({tactic.id})", "tactic.html", {
             "id": tactic.id, "name": tactic.name, "mitre_url": tactic.url, "release": matrix.release, "techniques": items,
-            "rules": len(rule_slugs),
+            "rules": len(rule_slugs), "list": data.lists.context(e.slug for e in data.entries if e.slug in rule_slugs),
         }, f"ATT&CK tactic {tactic.name}: techniques and Sigma rules"))
     return tactic_rows
 

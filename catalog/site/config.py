@@ -76,6 +76,9 @@ class CatalogConfig(base.Config):
     """...and, when set, only those of the last this many days (counted from the newest commit)."""
     cache_dir = c.Type(str, default=".cache/sigma-catalog")
     """The build cache (generated page sources, rendered pages, exports), relative to mkdocs.yml."""
+    conversions = c.ListOfItems(c.Type(str), default=[])
+    """Query targets for each rule page (catalog.conversions): splunk, lucene, esql, kusto, or any
+    installed pySigma backend (`eql`, `eql:ecs_windows`); needs the `conversions` extra."""
 
 
 class _SafeLoader(yaml.SafeLoader):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
@@ -16,7 +17,9 @@ from catalog.bounds import LISTING_TITLE
 from catalog.model import SigmaDocument, display_path
 from catalog.pipeline import Catalog, Entry
 from catalog.problems import Problem
-from catalog.site.addresses import rule_path, section_path, source_uri
+from catalog.similarity import Similarity
+from catalog.site.addresses import item_path, rule_path, section_path, source_uri
+from catalog.site.lists import ListRows
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -93,7 +96,7 @@ class SiteData:
     """What the page families of one build share: the catalog, its folders, and lookups over it."""
 
     def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None,
-                 preview: bool = False) -> None:
+                 preview: bool = False, similarity: Similarity | None = None) -> None:
         self.catalog = catalog
         self.preview = preview  # a change preview (`--base`): pages may show more for the author
         self.kb = kb
@@ -102,12 +105,15 @@ class SiteData:
         self.by_slug = {entry.slug: entry for entry in self.entries}
         self.records = None  # history_pages.RuleRecords: git history and test evidence, set by SiteBuilder
         self.rows = {entry.slug: _entry_row(entry) for entry in self.entries}
+        self.lists = ListRows(self.entries, self.rows, self.display_file)
         self.problems_by_file: dict[str, list[Problem]] = defaultdict(list)
         for problem in catalog.problems:
             self.problems_by_file[problem.path].append(problem)
         self._starts: dict[str, list[int]] = defaultdict(list)  # file -> first lines of its documents
         for entry in self.entries:
             self._starts[entry.document.source.file_display].append(entry.document.source.line)
+        self.conversions: dict = {}  # slug -> its catalog.conversions.Conversion list (site.queries)
+        self.similarity = similarity if similarity is not None else Similarity(catalog)
         self.related_from: dict[str, list[tuple[str, Entry]]] = defaultdict(list)
         for entry in self.entries:
             for relation, target in entry.related:
@@ -195,12 +201,13 @@ def list_page(data: SiteData, path: str, section: tuple[str, str], heading: str,
     title, name = section
     return Page(path, heading, "list.html", {
         "heading": heading, "section": {"title": title, "path": section_path(name)}, "intro": intro,
-        "rules": data.rule_rows(slugs),
+        "list": data.lists.context(slugs),
     }, description)
 
 
 def split_authors(author: str | None) -> list[str]:
-    """`A (Org), B` -> [`A (Org)`, `B`]: commas and semicolons outside parentheses separate authors."""
+    """`A (Org), B and C` -> [`A (Org)`, `B`, `C`]: commas, semicolons, `&` and the word `and`
+    outside parentheses separate authors; runs of whitespace become one space."""
     if not author:
         return []
     names, depth, current = [], 0, []
@@ -209,13 +216,30 @@ def split_authors(author: str | None) -> list[str]:
             depth += 1
         elif char in ")]":
             depth = max(0, depth - 1)
-        if char in ",;" and depth == 0:
+        if char in ",;&" and depth == 0:
             names.append("".join(current))
             current = []
         else:
             current.append(char)
     names.append("".join(current))
-    return [name.strip() for name in names if name.strip()]
+    found = []
+    for name in names:
+        found.extend(_AND.split(" ".join(name.split())) if "(" not in name else [" ".join(name.split())])
+    return [name for name in found if name]
+
+
+_AND = re.compile(r"\s+and\s+", re.I)
+_PARENTHESES = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
+
+
+def author_key(name: str) -> str:
+    """What groups the spellings of one author: `Jane Doe (Org)`, `jane  doe` -> `jane doe`."""
+    bare = " ".join(_PARENTHESES.sub(" ", name).split()).strip(" .,-'\"").casefold()
+    return bare or " ".join(name.split()).casefold()
+
+
+def author_path(name: str) -> str:
+    return item_path("authors", author_key(name))
 
 
 def shorten(text: str, limit: int) -> str:

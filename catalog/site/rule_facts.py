@@ -11,7 +11,7 @@ from urllib.parse import quote
 from catalog.model import FilterRule, Rule
 from catalog.pipeline import Entry
 from catalog.site.addresses import external_url, item_path
-from catalog.site.model import SiteData, split_authors
+from catalog.site.model import SiteData, author_path, split_authors
 
 
 def host_links(data: SiteData, entry: Entry) -> tuple[str | None, str | None]:
@@ -44,7 +44,7 @@ def facts(data: SiteData, entry: Entry, history: dict | None, raw_file: str | No
         "level_path": item_path("levels", str(document.level)) if document.level else None,
         "status_path": item_path("statuses", str(document.status)) if document.status else None,
         "logsources": logsources,
-        "authors": [{"text": name, "path": item_path("authors", name)} for name in split_authors(document.author)],
+        "authors": [{"text": name, "path": author_path(name)} for name in split_authors(document.author)],
         "dates": dates(document, history),
         "view": view,
         "edit": edit,

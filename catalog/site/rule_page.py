@@ -23,7 +23,9 @@ from catalog.site.addresses import (
 )
 from catalog.site.condition_tree import add_stage_anchors, trees
 from catalog.site.history_pages import history_context
-from catalog.site.model import Page, SiteData, description_of, shorten, split_authors
+from catalog.site.model import Page, SiteData, author_path, description_of, shorten, split_authors
+from catalog.site.overlap import similar_context, similar_dependencies
+from catalog.site.queries import queries_context
 from catalog.site.rule_facts import facts, host_links
 
 _SCOPE_NOTES = {
@@ -65,6 +67,8 @@ class RulePages:
             self.data.records.history.head if self.data.records.history is not None else None,
             len(self.data.records.revisions),  # more commits analysed since (a bounded first build)
             repr(self.data.records.evidence.get(entry.slug)),
+            tuple(self.data.conversions.get(entry.slug, ())),
+            similar_dependencies(self.data, entry),
         )
 
     def page(self, entry: Entry) -> Page:
@@ -118,6 +122,8 @@ def rule_context(data: SiteData, entry: Entry) -> dict:
         "filter": None,
         "details": details(data, entry),
         "problems": problems,
+        "queries": queries_context(data, entry),
+        "similar": similar_context(data, entry),
     }
     # git history and test evidence (history_pages; rule_history.html)
     context["history"] = history_context(data, data.records, entry)
@@ -361,7 +367,7 @@ def details(data: SiteData, entry: Entry) -> list[dict]:
         add("Name", [_text(document.name, code=True)])
     add("Status", [_text(document.status, item_path("statuses", document.status))] if document.status else [])
     add("Level", [_text(document.level, item_path("levels", document.level))] if document.level else [])
-    add("Author", [_text(name, item_path("authors", name)) for name in split_authors(document.author)])
+    add("Author", [_text(name, author_path(name)) for name in split_authors(document.author)])
     add("Date", [_text(document.date)] if document.date else [])
     add("Modified", [_text(document.modified)] if document.modified else [])
     if isinstance(document, (Rule, FilterRule)):
