@@ -21,16 +21,17 @@ OWN_TAG_PAGES = 50
 OWN_FIELD_PAGES = 200
 #: A title on listing pages (rule tables, indicator and tag pages): cut to this many characters.
 LISTING_TITLE = 200
-#: Rows of a rule page's indicator and exclusion tables; the rest are counted and linked.
-TABLE_ROWS = 500
+#: Rows of a rule page's indicator and exclusion tables; the rest are counted and linked. With
+#: the two limits below, the page of SigmaHQ's largest rule (4,400 hashes) stays under 200 KB.
+TABLE_ROWS = 200
 #: Findings listed on the Problems page (errors first); the rest are counted (catalog.json and
 #: `catalog check` have them all).
 PROBLEM_ROWS = 1_000
-#: Characters of one stage body on the rule page (the rule body above shows it whole).
-STAGE_BODY = 20_000
-#: Characters of the rule body shown on its page; a longer body is cut at a line end and the
-#: whole file is served next to the page (the page stays under 1 MB).
-RULE_BODY = 400_000
+#: Characters of one stage body on the rule page (the rule file beside the page has them all).
+STAGE_BODY = 8_000
+#: Characters of the rule body shown on its page; a longer body is cut at a line end (the whole
+#: file is served next to every rule page: `rule.yml`).
+RULE_BODY = 50_000
 
 
 def normal(value: str) -> str:

@@ -110,7 +110,7 @@ def test_listings_cut_long_titles_the_rule_page_keeps_them(site):
 def test_indicator_and_exclusion_tables_are_cut_and_linked(site):
     html = page(site, "long-lists")
     assert len(anchors(html, "sc-indicators")) <= 1  # only the shared indicator links anywhere
-    indicators = html[html.index('id="indicators"'):html.index('id="details"')]
+    indicators = html[html.index('id="indicators"'):html.index('id="details"')].replace("<wbr>", "")  # (values break at dots)
     exclusions = html[html.index('id="exclusions"'):html.index('id="indicators"')]
     assert indicators.count("<code>value-") + indicators.count(SHARED_VALUE) == TABLE_ROWS
     assert exclusions.count("<code>user-") == TABLE_ROWS
@@ -120,7 +120,7 @@ def test_indicator_and_exclusion_tables_are_cut_and_linked(site):
 
 def test_stage_bodies_are_cut_the_rule_body_stays_whole(site, tmp_path):
     html = page(site, "long-lists")
-    assert LONG.count("\n") > 1000 and len(LONG) > STAGE_BODY
+    assert LONG.count("\n") > 2 * TABLE_ROWS and len(LONG) > STAGE_BODY
     assert "more lines: <a href=\"#rule-body\">the whole rule</a>" in html
     for number in range(TABLE_ROWS + 10):
         assert f"value-{number:05d}" in html  # every value is in the rule body

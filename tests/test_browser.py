@@ -42,6 +42,18 @@ def _require_browser():
         pytest.skip(problem)
 
 
+def _serve(site: Path):
+    """A quiet http server of `site` on a free port of 127.0.0.1, in a thread."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    return httpd, thread
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     _require_browser()
@@ -51,14 +63,7 @@ def server(tmp_path_factory):
         capture_output=True, text=True, timeout=600, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    httpd, thread = _serve(site)
     yield f"http://127.0.0.1:{httpd.server_port}/"
     httpd.shutdown()
     thread.join(5)
@@ -182,3 +187,96 @@ def test_query_tabs_switch(page):
     assert page.locator("#query-kusto").is_visible() and not page.locator("#query-splunk").is_visible()
     assert page.locator("#query-tab-kusto").get_attribute("aria-selected") == "true"
     assert "EventID == 7" in page.locator("#query-kusto pre").inner_text()
+
+
+# --- the rule page at desktop and phone widths, light and dark (issue 11) ---------------------------
+
+SCREENSHOTS = REPO / "test-output"
+SIZES = [(1400, "light"), (1400, "dark"), (390, "light"), (390, "dark")]
+DRIVER_RULE = Path(__file__).resolve().parents[2] / "shared/corpora/sigmahq/rules/windows/driver_load/driver_load_win_vuln_drivers.yml"
+
+
+@pytest.fixture(scope="module")
+def large_server(tmp_path_factory):
+    """Our own large and or-condition rules (test_rule_page), and SigmaHQ's driver rule where the corpus is."""
+    _require_browser()
+    from test_rule_page import OR_RULE, large_rule
+
+    root = tmp_path_factory.mktemp("large")
+    (root / "rules").mkdir()
+    (root / "rules/or.yml").write_text(OR_RULE, encoding="utf-8")
+    (root / "rules/large.yml").write_text(large_rule(), encoding="utf-8")
+    if DRIVER_RULE.is_file():
+        shutil.copy(DRIVER_RULE, root / "rules/driver.yml")
+    (root / "docs").mkdir()
+    (root / "mkdocs.yml").write_text("site_name: Sigma detection rule catalog\ntheme:\n  name: material\n"
+                                     "  palette:\n    - scheme: default\n    - scheme: slate\n"  # (the dark scheme's styles)
+                                     "plugins:\n  - sigma-catalog:\n      rules:\n        - rules\n", encoding="utf-8")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "-f", str(root / "mkdocs.yml"), "-d", str(root / "site")],
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    httpd, thread = _serve(root / "site")
+    yield f"http://127.0.0.1:{httpd.server_port}/"
+    httpd.shutdown()
+    thread.join(5)
+
+
+def _look(browser, url: str, width: int, scheme: str, shot: str | None) -> int:
+    """Open `url` at this width and scheme; the page's horizontal overflow in px; a screenshot."""
+    context = browser.new_context(viewport={"width": width, "height": 1000}, color_scheme=scheme)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.goto(url)
+    if scheme == "dark":
+        tab.evaluate("document.body.setAttribute('data-md-color-scheme', 'slate')")
+        tab.wait_for_timeout(600)  # the theme's colour transitions, before the screenshot
+    overflow = tab.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    if shot:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        tab.screenshot(path=str(SCREENSHOTS / f"{shot}-{width}-{scheme}.png"), full_page=width < 1000)
+    context.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+    return overflow
+
+
+@pytest.mark.parametrize("width,scheme", SIZES)
+def test_rule_pages_fit_the_width(browser, server, large_server, width, scheme):
+    pages = [(server + f"rules/{REFERENCE_SLUG}/", "reference"),
+             (large_server + "rules/5b0d3f1e-7a52-4c1e-9f0b-1a2b3c4d5e04/", "large"),
+             (large_server + "rules/5b0d3f1e-7a52-4c1e-9f0b-1a2b3c4d5e01/", "or-condition")]
+    if DRIVER_RULE.is_file():
+        pages.append((large_server + "rules/7aaaf4b8-e47c-4295-92ee-6ed40a6f60c8/", "driver"))
+    for url, name in pages:
+        assert _look(browser, url, width, scheme, name) <= 0, f"{name} overflows the page at {width} px ({scheme})"
+
+
+def test_condition_tree_shows_the_alternatives(browser, large_server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.goto(large_server + "rules/5b0d3f1e-7a52-4c1e-9f0b-1a2b3c4d5e01/")
+    tree = tab.locator(".sc-tree")
+    assert tree.is_visible()
+    either = tree.locator("li", has=tab.locator("> .sc-op", has_text="or")).first
+    branches = either.locator("> ul > li")
+    assert branches.count() == 2
+    assert branches.nth(0).inner_text().lower().split() == ["and", "stage", "1", "word", "not", "stage", "2", "word_ext"]
+    assert branches.nth(1).inner_text().lower().split() == ["and", "stage", "3", "excel", "not", "stage", "4", "excel_ext"]
+    # a leaf leads to its stage, which opens when it was folded
+    tab.evaluate("document.getElementById('stage-5').open = false")
+    tree.locator("a", has_text="Stage 5").click()
+    tab.wait_for_function("location.hash === '#stage-5' && document.getElementById('stage-5').open")
+    assert tab.locator("#stage-5 h3").inner_text() == "Stage 5: not filter_main_system"
+    context.close()
+
+
+def test_a_folded_stage_opens_from_its_address(browser, large_server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.goto(large_server + "rules/5b0d3f1e-7a52-4c1e-9f0b-1a2b3c4d5e04/")
+    assert tab.evaluate("document.getElementById('stage-1').open") is False
+    tab.goto(large_server + "rules/5b0d3f1e-7a52-4c1e-9f0b-1a2b3c4d5e04/#stage-1")
+    assert tab.evaluate("document.getElementById('stage-1').open") is True
+    context.close()

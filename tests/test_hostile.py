@@ -279,6 +279,8 @@ def test_site_is_safe(built, corpus):
     output = {path: path.read_bytes() for path in built.rglob("*") if path.is_file()}
     for path, data in output.items():
         assert SECRET.encode() not in data, f"the symlinked file's content is in {path}"
+        if path.name == "rule.yml" and path.parent.parent == built / "rules":
+            continue  # the rule file as written, served as YAML beside its page (never as HTML)
         assert b'href="javascript:' not in data.lower(), path
         assert b"href='javascript:" not in data.lower(), path
         if path.suffix != ".html":

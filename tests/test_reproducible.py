@@ -78,7 +78,7 @@ def test_two_builds_are_byte_identical(project, tmp_path):
 
     # SITE_URL made the canonical links and a whole, valid sitemap (every rule page, not the frame page)
     locations = [url.findtext("{http://www.sitemaps.org/schemas/sitemap/0.9}loc") for url in ElementTree.fromstring(sitemap)]
-    rule_pages = sorted(name[: -len("index.html")] for name in a if name.startswith("rules/") and name.count("/") == 2)
+    rule_pages = sorted(name[: -len("index.html")] for name in a if name.startswith("rules/") and name.endswith("/index.html") and name.count("/") == 2)
     assert rule_pages and {SITE_URL + page for page in rule_pages} <= set(locations)
     assert not [location for location in locations if "frame" in location]
     assert f'<link rel="canonical" href="{SITE_URL}{rule_pages[0]}">'.encode() in a[rule_pages[0] + "index.html"]

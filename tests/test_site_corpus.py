@@ -116,3 +116,11 @@ def test_sizes(corpus_site):
     assert average < 40 * 1024, f"average rule page {average / 1024:.1f} KB"
     index = (corpus_site / "assets/sigma-catalog/search-index.json").stat().st_size
     assert index < 5 * 1024 * 1024, f"search index {index / 1e6:.1f} MB"
+
+
+def test_no_rule_page_over_200_kb(corpus_site):
+    """Issue 11: even the rule with thousands of hashes (vulnerable drivers) has a page under 200 KB."""
+    sizes = {path.parent.name: path.stat().st_size for path in (corpus_site / "rules").glob("*/index.html")}
+    assert len(sizes) > 3000
+    too_big = {slug: size for slug, size in sizes.items() if size > 200_000}
+    assert too_big == {}, f"{len(too_big)} rule pages over 200 KB: {sorted(too_big.items(), key=lambda item: -item[1])[:5]}"

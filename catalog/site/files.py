@@ -30,7 +30,7 @@ from catalog.site.output import DeferredExports, LoadCache, write_if_changed
 from catalog.site.history_pages import RuleRecords
 from catalog.site.pages import SiteBuilder
 from catalog.site.queries import convert_catalog
-from catalog.site.render import DESCRIPTION_MARKER, TITLE_MARKER, Renderer
+from catalog.site.render import DESCRIPTION_MARKER, TITLE_MARKER, TOC_MARKER, Renderer
 from catalog.site.search import gzipped_size
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
@@ -95,8 +95,9 @@ class BuildFiles:
         self._add_browse_pages(files, config, site, renderer, cache)
         timings["browse pages"] = time.perf_counter() - mark
         # the frame page: rendered by the theme, captured in on_post_page, removed in on_post_build
-        frame_meta = {"title": TITLE_MARKER, "description": DESCRIPTION_MARKER, "hide": ["toc"], "search": {"exclude": True}}
-        _add_page(files, config, cache, FRAME_SRC_URI, f"---\n{json.dumps(frame_meta)}\n---\n\nframe\n")
+        # (its one heading gives the theme's table of contents, which rule pages fill: render.TOC_MARKER)
+        frame_meta = {"title": TITLE_MARKER, "description": DESCRIPTION_MARKER, "search": {"exclude": True}}
+        _add_page(files, config, cache, FRAME_SRC_URI, f"---\n{json.dumps(frame_meta)}\n---\n\n## {TOC_MARKER}\n\nframe\n")
         self.taken = {file.dest_uri for file in files}
         self._log(catalog, builder, search_size, timings)
         return site

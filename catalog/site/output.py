@@ -25,7 +25,7 @@ from catalog.problems import Code, internal_error, printable
 from catalog.site.addresses import FRAME_PATH, is_rule_path, is_safe_page_path, page_href
 from catalog.site.exports import ExportFile, write_if_different
 from catalog.site.model import Page
-from catalog.site.render import TEMPLATES, Frame, Renderer
+from catalog.site.render import TEMPLATES, Frame, Renderer, toc_html
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
 
@@ -189,7 +189,8 @@ def page_html(page: Page, renderer: Renderer, frame: Frame, failures: list[str])
         message = internal_error(page.path, error, "rendering this page").message
         failures.append(f"{page.path} ({printable(page.title[:200])}): {message}")
         content = renderer.render("page_error.html", page.path, {"title": page.title, "location": page.path, "message": message})
-    return frame.wrap(page.path, page.title, page.description, content).encode("utf-8", errors="xmlcharrefreplace")
+    toc = toc_html(content) if is_rule_path(page.path) else ""  # rule pages show their table of contents
+    return frame.wrap(page.path, page.title, page.description, content, toc).encode("utf-8", errors="xmlcharrefreplace")
 
 
 def report_failures(failures: Iterable[str]) -> None:

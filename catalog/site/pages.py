@@ -46,9 +46,8 @@ class SiteBuilder:
         by_id: dict[str, list[str]] = {}
         for entry in data.entries:
             site.pages.append(self._rule_page(entry))
-            served = served_file(entry)  # its page shows the rule cut: the whole file is served next to it
-            if served is not None:
-                site.files[served[0]] = served[1]
+            path, text = served_file(entry)  # the rule file next to its page (Raw, Download, Copy)
+            site.files[path] = text
             redirect = rule_redirect_path(entry.document.id)
             if redirect is not None:
                 by_id.setdefault(redirect, []).append(entry.slug)

@@ -220,6 +220,15 @@ def _edges(text: str) -> tuple[str, str, str]:
     return text[:start], core, text[start + len(core):]
 
 
+_BREAK_AFTER = re.compile(r"([\\/.])")
+
+
+def _breakable(text: str) -> Markup:
+    """A value, escaped, with a line-break opportunity (<wbr>) after each `\\`, `/` and `.`:
+    long paths wrap at their separators on a phone instead of in the middle of a name."""
+    return Markup(_BREAK_AFTER.sub(r"\1<wbr>", str(escape(text))))
+
+
 class _Environment(jinja2.Environment):
     """Template data is plain dicts: `row.title` looks up the key first (no AttributeError on the way)."""
 
@@ -242,7 +251,7 @@ def make_environment() -> jinja2.Environment:
         auto_reload=False,
     )
     env.globals.update(url=_url, file_url=_file_url, external_url=external_url)
-    env.filters.update(yaml=highlight_yaml, number=_number, edges=_edges)
+    env.filters.update(yaml=highlight_yaml, number=_number, edges=_edges, breakable=_breakable)
     return env
 
 
@@ -270,6 +279,46 @@ DESCRIPTION_MARKER = "SIGMACATALOGxDESCRIPTIONx7f3a"
 CONTENT_MARKER = "<!-- <h1 -->SIGMACATALOGxCONTENTx7f3a"
 
 _WHITESPACE_RUN = re.compile(r"[ \t]*\n[ \t\r\n]*")
+
+#: The frame page has one heading of this text: the theme's table of contents of it is where a
+#: rule page's own goes (`toc_html`). Its sidebar gets `hidden` on pages without one.
+TOC_MARKER = "SIGMACATALOGxTOCx7f3a"
+_TOC_HIDDEN = "SIGMACATALOGxTOCHIDDENx7f3a"
+_TOC_ITEM = re.compile(r'<li class="md-nav__item">\s*<a href="#[^"]*" class="md-nav__link">\s*<span class="md-ellipsis">\s*'
+                       + TOC_MARKER + r"\s*</span>\s*</a>\s*</li>")
+_TOC_SIDEBAR = re.compile(r'(<div class="md-sidebar md-sidebar--secondary"[^>]*?)\s*>')
+_HEADING = re.compile(r'<h([23]) id="([^"]+)"[^>]*>(.*?)</h\1>', re.S)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def toc_html(content: str) -> str:
+    """Material's table-of-contents items for the h2 (and, under them, h3) headings of our page
+    content. The headings' text is already escaped by our templates; their ids are ours."""
+    sections: list[tuple[str, str, list[tuple[str, str]]]] = []
+    for level, anchor, inner in _HEADING.findall(content):
+        title = _TAG.sub("", inner).strip()
+        if level == "2":
+            sections.append((anchor, title, []))
+        elif sections:
+            sections[-1][2].append((anchor, title))
+
+    def item(anchor: str, title: str, children: list[tuple[str, str]]) -> str:
+        nested = ""
+        if children:
+            nested = (f'<nav class="md-nav" aria-label="{title}"><ul class="md-nav__list">'
+                      + "".join(item(a, t, []) for a, t in children) + "</ul></nav>")
+        return f'<li class="md-nav__item"><a href="#{anchor}" class="md-nav__link"><span class="md-ellipsis">{title}</span></a>{nested}</li>'
+
+    return "".join(item(*section) for section in sections)
+
+
+def _toc_slots(head: str) -> str:
+    """The frame's table of contents as markers: its one item (the frame's heading) where a page's
+    items go, and a place for `hidden` on its sidebar. A theme without them: no table of contents."""
+    if len(_TOC_ITEM.findall(head)) == 1 and len(_TOC_SIDEBAR.findall(head)) == 1:
+        head = _TOC_ITEM.sub(TOC_MARKER, head)
+        return _TOC_SIDEBAR.sub(lambda match: f"{match.group(1)} {_TOC_HIDDEN}>", head)
+    return head.replace(TOC_MARKER, "")
 
 
 def _collapse(html: str) -> str:
@@ -301,11 +350,13 @@ class Frame:
         head, tail = output.split(CONTENT_MARKER)
         if re.search(r"<(pre|textarea)\b", head + tail, re.I) is None:
             head, tail = _collapse(head).rstrip() + "\n", "\n" + _collapse(tail).lstrip()
-        parts = re.split(f"({TITLE_MARKER}|{DESCRIPTION_MARKER})", head)
+        parts = re.split(f"({TITLE_MARKER}|{DESCRIPTION_MARKER}|{TOC_MARKER}|{_TOC_HIDDEN})", _toc_slots(head))
         return cls(tuple(parts[0::2]), tuple(parts[1::2]), tail, frame_path)
 
-    def wrap(self, path: str, title: str, description: str, content: str) -> str:
-        values = {TITLE_MARKER: str(escape(title)), DESCRIPTION_MARKER: str(escape(description))}
+    def wrap(self, path: str, title: str, description: str, content: str, toc: str = "") -> str:
+        """The page; `toc` is its table of contents (`toc_html`), or none: the sidebar is hidden."""
+        values = {TITLE_MARKER: str(escape(title)), DESCRIPTION_MARKER: str(escape(description)),
+                  TOC_MARKER: toc, _TOC_HIDDEN: "" if toc else "hidden"}
 
         def own(frame_text: str) -> str:
             # the frame's mentions of its own address (canonical link) become the page's; only the

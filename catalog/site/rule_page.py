@@ -7,7 +7,6 @@ the detection stages, exclusions, indicators, the metadata table, problems, the 
 from __future__ import annotations
 
 import functools
-from urllib.parse import quote
 
 from catalog.analysis import Exclusion
 from catalog.bounds import LISTING_TITLE, RULE_BODY, STAGE_BODY, TABLE_ROWS, cut_text, normal
@@ -22,10 +21,12 @@ from catalog.site.addresses import (
     tactic_path,
     technique_path,
 )
+from catalog.site.condition_tree import add_stage_anchors, trees
 from catalog.site.history_pages import history_context
 from catalog.site.model import Page, SiteData, author_path, description_of, shorten, split_authors
 from catalog.site.overlap import similar_context, similar_dependencies
 from catalog.site.queries import queries_context
+from catalog.site.rule_facts import facts, host_links
 
 _SCOPE_NOTES = {
     "main": "main filter: always applies",
@@ -116,6 +117,7 @@ def rule_context(data: SiteData, entry: Entry) -> dict:
         "exclusions": [],
         "indicators": [],
         "indicators_more": 0,
+        "indicators_specific": 0,  # of all its indicators, those only this rule has
         "correlation": None,
         "filter": None,
         "details": details(data, entry),
@@ -126,15 +128,20 @@ def rule_context(data: SiteData, entry: Entry) -> dict:
     # git history and test evidence (history_pages; rule_history.html)
     context["history"] = history_context(data, data.records, entry)
     context["evidence"] = data.records.evidence.get(entry.slug)
+    # the facts header under the title (rule_facts), the condition trees (condition_tree)
+    context["facts"] = facts(data, entry, context["history"], context["raw_file"])
+    context["trees"] = trees(entry)
     if entry.analysis is not None:
         analysis = entry.analysis
         context["stages"] = [
             _stage(stage.number, stage.title, stage.body, list(stage.match_all_fields)) for stage in analysis.stages
         ]
+        add_stage_anchors(context["stages"])
         context["aggregations"] = list(analysis.aggregations)
         context["exclusions"] = exclusions(entry)
         rows = indicators(data, entry)
         context["indicators"], context["indicators_more"] = rows[:TABLE_ROWS], max(0, len(rows) - TABLE_ROWS)
+        context["indicators_specific"] = sum(1 for row in rows if row["count"] <= 1)
     if isinstance(document, CorrelationRule):
         context["correlation"] = correlation(data, entry, document)
     if isinstance(document, FilterRule):
@@ -146,17 +153,16 @@ def rule_context(data: SiteData, entry: Entry) -> dict:
 
 
 def rule_body(entry: Entry) -> dict:
-    """The rule's YAML for the page; past RULE_BODY characters, cut, and the whole file served
-    at `raw_file` (which the page links, as do the cut lists below it)."""
+    """The rule's YAML for the page; past RULE_BODY characters, cut. The whole file is served at
+    `raw_file` (the page's Raw, Download and Copy actions; the cut lists link it too)."""
     shown, left_out = cut_text(entry.document.source.raw_text, RULE_BODY)
-    served = served_file(entry)
-    return {"raw": shown, "raw_more": left_out, "raw_file": served[0] if served else None}
+    return {"raw": shown, "raw_more": left_out, "raw_file": served_file(entry)[0]}
 
 
-def served_file(entry: Entry) -> tuple[str, str] | None:
-    """(site path, text) of the rule file, served whole when its page shows it cut."""
-    raw = entry.document.source.raw_text
-    return (rule_file_path(entry.slug), raw) if len(raw) > RULE_BODY else None
+def served_file(entry: Entry) -> tuple[str, str]:
+    """(site path, text) of the rule file, served next to its page as written (`.yml`: browsers
+    show or download it, never run it), whether or not the folder has a `source_url`."""
+    return rule_file_path(entry.slug), entry.document.source.raw_text
 
 
 def _stage(number: int, title: str, body: str, all_fields: list[str]) -> dict:
@@ -305,8 +311,8 @@ def indicators(data: SiteData, entry: Entry) -> list[dict]:
             "count": count,
             "path": indicator_path(indicator.key) if count > 1 else None,
         })
-    # by operator, then field; values keep the order the rule writes them in
-    rows.sort(key=lambda row: (row["kind"], row["field"].casefold(), row["field"]))
+    # the most shared first; then by operator and field; values keep the order the rule writes them in
+    rows.sort(key=lambda row: (-row["count"], row["kind"], row["field"].casefold(), row["field"]))
     return rows
 
 
@@ -413,14 +419,11 @@ def _source_items(data: SiteData, entry: Entry) -> list[dict]:
     if source.documents_in_file > 1:
         items.append(_text(f"document {source.document + 1} of {source.documents_in_file}, line {source.line}"))
     folder = data.folders.get(source.root)
-    if folder is not None and folder.source_url:
-        base = folder.source_url.rstrip("/")
-        view = external_url(f"{base}/{quote(source.path, safe='/')}")
-        if view is not None:
-            items.append(_text("view source", href=view))
-            edit = external_url(view.replace("/blob/", "/edit/", 1)) if "/blob/" in view else None
-            if edit is not None:
-                items.append(_text("edit", href=edit))
+    view, edit = host_links(data, entry)
+    if view is not None:
+        items.append(_text("view source", href=view))
+    if edit is not None:
+        items.append(_text("edit", href=edit))
     if folder is not None and folder.name:
         items.append(_text(f"from {folder.name}"))
     return items

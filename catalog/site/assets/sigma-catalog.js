@@ -411,6 +411,7 @@
       box.querySelector(".sc-list-count").textContent += " The rest could not be loaded (" + error.message + ").";
       listControls(box, rows);
     });
+  }
 
   // --- query tabs (rule pages): without the script every panel shows, each under its heading ---
   function setupTabs(box) {
@@ -438,7 +439,32 @@
     if (tabs.length) select(tabs[0]);
   }
 
+  /* -- rule page: the Copy action, folded stages opened by their anchors (issue 11) ----------- */
+  function setupRulePage() {
+    Array.prototype.forEach.call(document.querySelectorAll("button.sc-copy-file[data-src]"), function (button) {
+      if (!navigator.clipboard) return;
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        fetch(button.getAttribute("data-src"))
+          .then(function (response) { return response.text(); })
+          .then(function (text) { return navigator.clipboard.writeText(text); })
+          .then(function () { button.textContent = "Copied"; }, function () { button.textContent = "Copy failed"; });
+      });
+    });
+    function openTarget() {
+      var id = decodeURIComponent(location.hash.slice(1));
+      var target = id && document.getElementById(id);
+      for (var node = target; node; node = node.parentElement) {
+        if (node.tagName === "DETAILS") node.open = true;
+      }
+      if (target && target.tagName === "DETAILS") target.scrollIntoView();
+    }
+    window.addEventListener("hashchange", openTarget);
+    openTarget();
+  }
+
   function init() {
+    setupRulePage();
     Array.prototype.forEach.call(document.querySelectorAll("[data-sc-tabs]"), setupTabs);
     addCopyButtons();
     addHeaderBox();
