@@ -287,7 +287,7 @@ def serve_edit_times(config: Path, rule: Path, slug: str, dirty: bool, edits: in
                     if time.perf_counter() - edited > 300:
                         sys.exit(f"the edit never showed:\n{log_path.read_text()[-3000:]}")
                     time.sleep(0.02)
-                time.sleep(2)  # as a person would: read the page, then edit again
+                time.sleep(3)  # as a person would: read the page, then edit again
         differences = None
         served = _served_dir(log_path.read_text(errors="replace"))
         if compare_with is not None and served is not None:
