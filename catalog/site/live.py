@@ -17,6 +17,8 @@ browsers to reload when the update is done.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,8 @@ from typing import Callable
 
 from mkdocs.structure.files import File
 
-from catalog.site.output import write_if_changed
+from catalog import pipeline
+from catalog.site.output import DeferredExports, write_if_changed
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
 
@@ -104,6 +107,64 @@ def read_sitemap(site_dir: Path) -> str | None:
         return (site_dir / "sitemap.xml").read_text(encoding="utf-8")
     except OSError:
         return None
+
+
+class ForkedExports(DeferredExports):
+    """`mkdocs serve` on Linux: catalog.json, the CSV and the search index of each build or update
+    written by a forked process. A thread of this process held the next update back (it shares the
+    interpreter lock, and the update had to wait for it); a process runs on another CPU, and each
+    one writes only after the one before it has exited, so the last update's files are the ones left."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._children: list[int] = []
+        self._last_exited: int | None = None  # a pipe's read end: end of file once the last child has exited
+
+    def start(self, site_dir: Path) -> None:
+        if self.pending is None or not sys.platform.startswith("linux"):
+            super().start(site_dir)
+            return
+        make, self.pending = self.pending, None
+        self._reap()
+        previous = self._last_exited
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: holds `writer` open until it exits
+            code = 1
+            try:
+                os.close(reader)
+                while previous is not None and os.read(previous, 1):
+                    pass
+                with pipeline.collector_paused():
+                    for export in make():
+                        write_if_changed(site_dir / export.path, export.data)
+                code = 0
+            except BaseException as error:  # noqa: BLE001 - a child process: report, then exit
+                log.error("sigma-catalog: writing catalog.json, the CSV and the search index failed: %s", error)
+            finally:
+                os._exit(code)
+        os.close(writer)
+        if previous is not None:
+            os.close(previous)
+        self._last_exited = reader
+        self._children.append(pid)
+
+    def wait_for_thread(self) -> None:
+        """Until no thread of this process writes exports (it would share the page memos); forked
+        children, with their own copy of everything, go on."""
+        super().wait()
+
+    def _reap(self) -> None:
+        self._children = [pid for pid in self._children if os.waitpid(pid, os.WNOHANG) == (0, 0)]
+
+    def wait(self) -> None:
+        super().wait()
+        for pid in self._children:
+            os.waitpid(pid, 0)
+        self._children = []
+        if self._last_exited is not None:
+            os.close(self._last_exited)
+            self._last_exited = None
 
 
 class RuleWatcher:

@@ -45,11 +45,11 @@ from mkdocs.structure.pages import Page as MkDocsPage
 from catalog import pipeline
 from catalog.site.addresses import FRAME_PATH, FRAME_SRC_URI, SCRIPT, STYLESHEET, is_safe_page_path
 from catalog.site.files import BuildFiles
-from catalog.site.live import BrowseFrame, BrowseState, RuleWatcher, Snapshot, copy_generated_files, read_sitemap, \
+from catalog.site.live import BrowseFrame, BrowseState, ForkedExports, RuleWatcher, Snapshot, copy_generated_files, read_sitemap, \
     restore_sitemap, write_browse_pages
 from catalog.site.config import CatalogConfig
 from catalog.site.model import Folder, Site
-from catalog.site.output import DeferredExports, LoadCache, PageWriter, finish_sitemap
+from catalog.site.output import LoadCache, PageWriter, finish_sitemap
 from catalog.site.render import CONTENT_MARKER, Frame, Renderer, fallback_frame
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
@@ -66,7 +66,7 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         self._dirty = False
         self._loads = LoadCache()
         self._writer = PageWriter()
-        self._deferred = DeferredExports()
+        self._deferred = ForkedExports()
         self._collector = contextlib.ExitStack()  # the garbage collector's pause during a build
         self._renderer: Renderer | None = None  # kept across serve rebuilds: templates compile once
         self._folders: list[Folder] = []
@@ -275,7 +275,7 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         taken = self._files.taken
         files = Files(list(snapshot.given))
         with pipeline.collector_paused():
-            self._deferred.wait()
+            self._deferred.wait_for_thread()
             try:
                 site = self._files.add(files, config, self.config, self._folders, self._attack_data, self._cache,
                                        self._renderer, serving=True)
