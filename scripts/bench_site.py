@@ -235,11 +235,6 @@ def edited_rule(root: Path) -> Path:
     sys.exit("no rule to edit (with an id, a technique tag and an |endswith: value)")
 
 
-def _served_dir(log: str) -> Path | None:
-    match = re.search(r"Building documentation to directory: (\S+)", log)
-    return Path(match.group(1)) if match else None
-
-
 def serve_edit_times(config: Path, rule: Path, slug: str, dirty: bool, edits: int = 5,
                      compare_with: Callable[[str, Path], list[str]] | None = None) -> tuple[dict[str, list[float]], float, list[str] | None]:
     """Start `mkdocs serve`, edit `rule` `edits` times for each kind of edit: seconds from each
@@ -254,8 +249,13 @@ def serve_edit_times(config: Path, rule: Path, slug: str, dirty: bool, edits: in
     if dirty:
         command.append("--dirty")
     log_path = config.parent / f"serve-{'dirty' if dirty else 'clean'}.log"
+    # mkdocs serve builds into a new temporary folder: in one of ours, to compare it afterwards
+    temporary = config.parent / "tmp"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(ENV, TMPDIR=str(temporary)),
+                                   start_new_session=True)
     url = f"http://127.0.0.1:{port}/rules/{slug}/"
     original = rule.read_text(encoding="utf-8")
 
@@ -289,7 +289,7 @@ def serve_edit_times(config: Path, rule: Path, slug: str, dirty: bool, edits: in
                     time.sleep(0.02)
                 time.sleep(3)  # as a person would: read the page, then edit again
         differences = None
-        served = _served_dir(log_path.read_text(errors="replace"))
+        served = next(temporary.glob("mkdocs_*"), None)
         if compare_with is not None and served is not None:
             time.sleep(5)  # catalog.json, the CSV and the search index are written after the update
             differences = compare_with(f"http://127.0.0.1:{port}/", served)

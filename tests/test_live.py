@@ -44,11 +44,11 @@ status: experimental
 author: Another author
 date: 2025-02-01
 tags:
-    - attack.discovery
     - attack.t1033
+    - attack.discovery
 logsource:
-    category: process_creation
     product: windows
+    category: process_creation
 detection:
     selection:
         Image|endswith: '\\whoami.exe'

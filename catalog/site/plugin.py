@@ -211,6 +211,10 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
             self._write_pages(config)
         finally:
             self._collector.close()
+        if self._command == "serve" and self._snapshot is not None and gc.get_freeze_count() == 0:
+            # the first build's catalog (rule files, analyses, pages) lives as long as the server: kept
+            # out of the collector's reach, a rule edit's update is not followed by a scan of all of it
+            gc.freeze()
 
     def on_build_error(self, *, error: Exception) -> None:
         self._collector.close()
