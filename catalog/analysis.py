@@ -247,6 +247,11 @@ def _number_key(value: int | float) -> str:
     return str(int(value))
 
 
+def is_field_reference(key: IndicatorKey) -> bool:
+    """Whether an indicator key is a `fieldref` comparison (its value names a field, not a literal)."""
+    return key[1] == "fieldref" or key[1].startswith("fieldref,")
+
+
 def edge_spaces(text: str) -> bool:
     """Whether a value starts or ends with white space (kept exactly; pages make it visible)."""
     return text != text.strip()

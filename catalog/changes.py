@@ -27,6 +27,7 @@ class IndicatorChange:
     field: str  # "(keyword)" for field-less values
     kind: str
     value: str
+    rules: int = 0  # rules of the head catalog that have it (for a removed one: that still have it)
 
     def __str__(self) -> str:
         return f"{self.field} {self.kind} {self.value}"
@@ -94,6 +95,7 @@ class RuleChange:
     logic_changed: bool = False  # condition or search identifiers differ (also when no indicator does)
     text_changed: bool = False  # the rule's text differs (a rename may move it unchanged)
     likely_duplicate_of: DuplicateHint | None = None
+    same_id_as: tuple[str, ...] = ()  # the other files whose documents have this document's id (an error)
 
     @property
     def has_page(self) -> bool:
@@ -113,8 +115,11 @@ class RuleChange:
         parts: list[str] = []
         if self.kind == "renamed" and self.old_path:
             parts.append(f"moved from {self.old_path}")
+        same_id = f"; duplicate id: also the id of {', '.join(self.same_id_as)}" if self.same_id_as else ""
         if self.kind in ("added", "removed"):
-            return f"{self.kind}" + (f"; likely duplicate: {self.likely_duplicate_of}" if self.likely_duplicate_of else "")
+            return f"{self.kind}{same_id}" + (f"; likely duplicate: {self.likely_duplicate_of}" if self.likely_duplicate_of else "")
+        if same_id:
+            parts.append(same_id[2:])
 
         def count(items: Sequence, what: str, verb: str) -> None:
             if items:
@@ -158,6 +163,7 @@ class RuleChange:
             "metadata_changed": list(self.metadata_changed),
             "logic_changed": self.logic_changed,
             "text_changed": self.text_changed,
+            "same_id_as": list(self.same_id_as),
             "likely_duplicate_of": _plain(self.likely_duplicate_of) if self.likely_duplicate_of else None,
             "summary": self.summary(),
         }

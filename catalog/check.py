@@ -1,11 +1,11 @@
 """`catalog check`: validate rule folders without building the site, for people and for CI.
 
-Almost every finding comes from the engine itself (`build_catalog`'s problems: YAML and duplicate
+Every finding comes from the engine itself (`build_catalog`'s problems: YAML and duplicate
 keys, required fields and types, condition syntax, undefined and unused search identifiers,
-modifiers, duplicate ids, unresolved correlation/filter references, ATT&CK warnings). This module
-adds what the engine keeps for the rule page only (revoked ATT&CK techniques that have a
-replacement, techniques listed under a tactic the rule does not tag), the output formats, the exit
-code, and optionally pySigma's own validators run fully offline (`--pysigma`).
+modifiers, duplicate ids, unresolved correlation/filter references, ATT&CK findings), so
+`catalog check`, `catalog analyze` and the site's Problems page report the same ones. This module
+adds the output formats, the exit code, and optionally pySigma's own validators run fully
+offline (`--pysigma`).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from catalog.pipeline import Catalog, build_catalog
-from catalog.problems import Code, Problem, Severity, one_line
+from catalog.problems import Code, Problem, Severity, one_line, printable, severity_counts
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
 
 DEFAULT_FOLDERS = ("rules",)
 
-FORMATS = ("text", "json", "github")
+FORMATS = ("text", "json", "github", "junit", "gitlab")
 
 
 class CheckError(Exception):
@@ -61,8 +61,7 @@ class CheckResult:
         return {
             "files": self.files,
             "documents": self.documents,
-            "errors": len(self.errors),
-            "warnings": len(self.warnings),
+            **severity_counts(self.problems),
             "seconds": round(self.seconds, 3),
             "attack_release": self.attack_release,
             "by_code": dict(sorted(self.by_code().items())),
@@ -81,14 +80,12 @@ def run_check(
     """Every finding about the rules under `paths`, sorted by file, line and column."""
     started = time.perf_counter()
     catalog = build_catalog(paths, attack=attack)
-    problems = list(catalog.problems)
-    if attack is not None:
-        problems.extend(attack_problems(catalog, attack))
+    problems = list(catalog.problems)  # exactly the engine's: the same as analyze and the site
     if pysigma:
         if attack is None:
             raise CheckError("the pySigma validators need the ATT&CK knowledge (they must not download it)")
-        problems.extend(pysigma_problems(catalog, attack))
-    problems = sorted(dict.fromkeys(problems), key=_order)
+        problems.extend(dict.fromkeys(pysigma_problems(catalog, attack)))
+    problems.sort(key=_order)
     return CheckResult(
         paths=[os.fspath(path) for path in paths],
         problems=problems,
@@ -102,37 +99,6 @@ def run_check(
 
 def _order(problem: Problem) -> tuple:
     return (problem.path, problem.line, problem.column, problem.severity is not Severity.ERROR, problem.code, problem.message)
-
-
-def attack_problems(catalog: Catalog, kb: "AttackKnowledge") -> list[Problem]:
-    """The ATT&CK findings the engine keeps for the page only ("info"): a reviewer should fix them.
-
-    - a revoked technique that has a replacement: the tag still works on the page, but the rule
-      should name the replacement;
-    - a technique whose tactics the rule does not tag: the page lists it as derived.
-    The engine already reports unknown, deprecated and unreplaced revoked techniques as warnings.
-    """
-    found: list[Problem] = []
-    for entry in catalog.entries:
-        if entry.attack is None:
-            continue
-        source = entry.document.source
-        for finding in entry.attack.findings:
-            if finding.severity is Severity.WARNING:
-                continue  # already among catalog.problems
-            message = finding.message
-            if finding.code == Code.REVOKED_TECHNIQUE:
-                current = kb.current_technique(finding.tag.split(".", 1)[1])
-                if current is not None:
-                    message += f"; tag attack.{current.id.lower()} instead"
-            elif finding.code == Code.TECHNIQUE_TACTIC_NOT_TAGGED:
-                technique = kb.current_technique(finding.tag.split(".", 1)[1])
-                if technique is not None:
-                    message += "; add " + " or ".join(f"attack.{name}" for name in technique.tactics)
-            elif finding.code not in (Code.REVOKED_GROUP, Code.REVOKED_SOFTWARE):
-                continue
-            found.append(Problem(source.file_display, source.line, 1, Severity.WARNING, Code.ATTACK_PREFIX + finding.code, message))
-    return found
 
 
 # --- pySigma, offline ---------------------------------------------------------------------
@@ -293,6 +259,14 @@ def default_paths(config_file: str | os.PathLike = "mkdocs.yml") -> list[str]:
 
 
 def write_report(result: CheckResult, output_format: str, out: TextIO, strict: bool = False) -> None:
+    if output_format in ("junit", "gitlab"):  # the reports CI systems read (catalog/check_reports.py)
+        from catalog.check_reports import gitlab_report, junit_report
+
+        if output_format == "junit":
+            junit_report(result, out, strict)
+        else:
+            gitlab_report(result, out)
+        return
     if output_format == "json":
         json.dump(
             {
@@ -322,7 +296,8 @@ def summary_line(result: CheckResult, strict: bool = False) -> str:
     attack = f", ATT&CK Enterprise v{result.attack_release}" if result.attack_release else ""
     return (
         f"catalog check: {verdict}: {result.files} files, {result.documents} documents; "
-        f"{len(result.errors)} errors, {len(result.warnings)} warnings{' (strict: warnings fail)' if strict else ''}"
+        f"{len(result.errors)} errors, {len(result.warnings)} warnings{' (strict: warnings fail)' if strict else ''}, "
+        f"{severity_counts(result.problems)['notices']} notices"
         f"{attack}; {result.seconds:.2f} s"
     )
 
@@ -335,8 +310,9 @@ def github_command(problem: Problem) -> str:
         properties.append(("line", str(problem.line)))
         properties.append(("col", str(problem.column or 1)))
     properties.append(("title", f"sigma {problem.code}"))
-    rendered = ",".join(f"{key}={escape_property(value)}" for key, value in properties)
-    return f"::{command} {rendered}::{escape_data(problem.message)}"
+    # GitHub's escapes first (CR and LF as %0D %0A), then any other control character as an escape
+    rendered = ",".join(f"{key}={printable(escape_property(value))}" for key, value in properties)
+    return f"::{command} {rendered}::{printable(escape_data(problem.message))}"
 
 
 def escape_data(text: str) -> str:
@@ -354,7 +330,8 @@ def register(commands) -> None:
     """Add `check` to the catalog CLI's subcommands."""
     check = commands.add_parser("check", help="validate rules without building the site (exit 1 on errors)")
     check.add_argument("paths", nargs="*", help="rule folders or files (default: the plugin's folders in ./mkdocs.yml, else 'rules')")
-    check.add_argument("--format", choices=FORMATS, default="text", help="text (default), json, or github (workflow commands that annotate a pull request)")
+    check.add_argument("--format", choices=FORMATS, default="text", help="text (default), json, github (workflow commands that annotate a pull request), "
+                       "junit (JUnit XML) or gitlab (GitLab Code Quality JSON)")
     check.add_argument("--strict", action="store_true", help="warnings fail too")
     check.add_argument("--config", default="mkdocs.yml", help="mkdocs.yml to take the default rule folders from")
     check.add_argument("--attack-data", metavar="PATH", help="ATT&CK STIX bundle or cti folder to check tags against (default: the shipped snapshot)")

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     attack_commands.register(commands)
     check_command.register(commands)  # `catalog check` (catalog/check.py)
     _register_build(commands)
+    _register_changes(commands)
 
     arguments = parser.parse_args(argv)
     try:
@@ -59,7 +60,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
     summary = data["summary"]
     print(
         f"{summary['files']} files, {summary['rules']} rules, {summary['correlations']} correlations, "
-        f"{summary['filters']} filters; {summary['errors']} errors, {summary['warnings']} warnings; {elapsed:.2f} s",
+        f"{summary['filters']} filters; {summary['errors']} errors, {summary['warnings']} warnings, {summary['notices']} notices; {elapsed:.2f} s",
         file=report,
     )
     if arguments.json == "-":
@@ -112,13 +113,38 @@ def _build(arguments: argparse.Namespace) -> int:
         config = load_config(config_file=arguments.config, **overrides)
         config.plugins.on_startup(command="build", dirty=False)
         try:
-            mkdocs_build(config)
+            _build_then_replace(config, mkdocs_build)
         finally:
             config.plugins.on_shutdown()
     except (MkDocsException, ConfigError) as error:
         print(f"catalog build: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _build_then_replace(config, mkdocs_build) -> None:
+    """Build into a fresh folder beside the site folder; replace the site only when the build
+    succeeded (a failed build leaves the previous site as it was)."""
+    import shutil
+    import tempfile
+
+    final = Path(config.site_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=final.parent))
+    config["site_dir"] = str(fresh)
+    try:
+        mkdocs_build(config)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    finally:
+        config["site_dir"] = str(final)
+    fresh.chmod(0o755)  # mkdtemp makes it private; a site folder is served to everyone
+    old = final.parent / f"{fresh.name}.old"
+    if final.exists():
+        os.rename(final, old)
+    os.rename(fresh, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _show_mkdocs_log() -> None:
@@ -132,6 +158,55 @@ def _show_mkdocs_log() -> None:
         handler._catalog_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+
+
+# --- `catalog changes`: the change summary for a pull request (catalog/change_summary.py) -----
+
+
+def _register_changes(commands) -> None:
+    from catalog.change_summary import DEFAULT_LIMIT, MIN_LIMIT
+
+    def limit(text: str) -> int:
+        value = int(text)
+        if value < MIN_LIMIT:
+            raise argparse.ArgumentTypeError(f"at least {MIN_LIMIT}")
+        return value
+
+    changes = commands.add_parser("changes", help="what a change does to the rules, as Markdown for a pull request (or JSON)")
+    changes.add_argument("paths", nargs="*", help="rule folders (default: the plugin's folders in ./mkdocs.yml, else 'rules')")
+    changes.add_argument("--base", metavar="REF", required=True, help="git revision to compare with (its merge base with HEAD)")
+    changes.add_argument("--format", choices=("markdown", "json"), default="markdown", help="markdown (default) or json")
+    changes.add_argument("--limit", type=limit, default=DEFAULT_LIMIT, metavar="CHARS",
+                         help=f"most UTF-8 bytes of Markdown; past it whole rules are left out (default {DEFAULT_LIMIT}: "
+                              "GitHub's job summary; 65000 suits a comment)")
+    changes.add_argument("--preview-url", metavar="URL", help="where the preview site is published: rules link to their pages")
+    changes.add_argument("--artifact-url", metavar="URL", help="where the preview site can be downloaded (the CI run's page): "
+                                                               "the line about rules left out links to it")
+    changes.add_argument("--config", default="mkdocs.yml", help="mkdocs.yml to take the default rule folders from")
+    changes.add_argument("--attack-data", metavar="PATH", help="ATT&CK STIX bundle or cti folder (default: the shipped snapshot)")
+    changes.set_defaults(handler=_changes)
+
+
+def _changes(arguments: argparse.Namespace) -> int:
+    from catalog.change_summary import Preview, SummaryError, summary_json, summary_markdown
+    from catalog.changes import ChangeError
+    from catalog.diff import compute_changes
+
+    try:
+        preview = Preview.at(arguments.preview_url, arguments.artifact_url)
+        paths = arguments.paths or check_command.default_paths(arguments.config)
+        changes = compute_changes(paths, arguments.base, load_knowledge(arguments.attack_data))
+    except (SummaryError, check_command.CheckError, AttackDataError, ChangeError) as error:
+        print(f"catalog changes: error: {error}", file=sys.stderr)
+        return 2
+    if arguments.format == "json":
+        text = json.dumps(summary_json(changes, preview), indent=1, ensure_ascii=False) + "\n"
+    else:
+        text = summary_markdown(changes, preview, arguments.limit)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8"))  # UTF-8 whatever the locale: the limit counts these bytes
+    sys.stdout.buffer.flush()
+    return 0
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from catalog.changes import (
     RuleChange,
     TechniqueChange,
 )
+from catalog.corpus import CorpusIndex
 from catalog.git import GitError, export_revision, repository_root, resolve_revision
 from catalog.model import CorrelationRule, FilterRule, Rule, SigmaDocument, display_path
 from catalog.pipeline import Catalog, Entry, build_catalog
@@ -160,13 +161,13 @@ def diff_catalogs(
     pairs, unmatched_base, unmatched_head = _match(base, head, base_location, head_location)
     changes: list[RuleChange] = []
     for old, new in pairs:
-        change = _compare(old, new, base_location[id(old)], head_location[id(new)])
+        change = _compare(old, new, base_location[id(old)], head_location[id(new)], head.corpus)
         if change is not None:
             changes.append(change)
     for entry in unmatched_head:
-        changes.append(_whole(entry, "added", None, head_location[id(entry)]))
+        changes.append(_whole(entry, "added", None, head_location[id(entry)], head.corpus))
     for entry in unmatched_base:
-        changes.append(_whole(entry, "removed", base_location[id(entry)], None))
+        changes.append(_whole(entry, "removed", base_location[id(entry)], None, head.corpus))
 
     # likely duplicates, for what a reviewer is asked to accept: new and changed rules
     new_slugs = {change.slug for change in changes if change.kind == "added"}
@@ -178,6 +179,7 @@ def diff_catalogs(
             if hint is not None:
                 change = replace(change, likely_duplicate_of=hint)
         finished.append(change)
+    finished = _same_ids(finished, head, head_location)
     order = {kind: index for index, kind in enumerate(KINDS)}
     finished.sort(key=lambda change: (order[change.kind], change.title.casefold(), change.new_path or change.old_path or "", change.slug))
     return finished
@@ -195,20 +197,12 @@ def _match(base: Catalog, head: Catalog, base_location: dict[int, str],
         del unmatched_base[id(old)]
         del unmatched_head[id(new)]
 
-    # 1. by rule id (the first document with an id on each side; duplicates fall through to paths)
-    base_by_id: dict[str, Entry] = {}
-    for entry in base.entries:
-        key = (entry.document.id or "").strip().lower()
-        if key:
-            base_by_id.setdefault(key, entry)
-    seen_head_ids: set[str] = set()
-    for entry in head.entries:
-        key = (entry.document.id or "").strip().lower()
-        if not key or key in seen_head_ids:
-            continue
-        seen_head_ids.add(key)
+    # 1. by rule id, where one document has it on each side (a shared id falls through to paths:
+    # a copy with the same id is an added duplicate, never a rename of the original)
+    base_by_id, head_by_id = _unique_ids(base), _unique_ids(head)
+    for key, entry in head_by_id.items():
         old = base_by_id.get(key)
-        if old is not None and id(old) in unmatched_base:
+        if old is not None:
             pair(old, entry)
     # 2. by path (and document number)
     base_by_path: dict[str, Entry] = {}
@@ -227,6 +221,29 @@ def _match(base: Catalog, head: Catalog, base_location: dict[int, str],
         if candidates:
             pair(candidates[0], entry)
     return pairs, list(unmatched_base.values()), list(unmatched_head.values())
+
+
+def _unique_ids(catalog: Catalog) -> dict[str, Entry]:
+    """id -> document, for the ids that exactly one document has."""
+    by_id: dict[str, list[Entry]] = {}
+    for entry in catalog.entries:
+        if key := (entry.document.id or "").strip().lower():
+            by_id.setdefault(key, []).append(entry)
+    return {key: entries[0] for key, entries in by_id.items() if len(entries) == 1}
+
+
+def _same_ids(changes: list[RuleChange], head: Catalog, head_location: dict[int, str]) -> list[RuleChange]:
+    """Changes of documents whose id another head document has too, marked with those documents' files."""
+    by_id: dict[str, list[Entry]] = {}
+    for entry in head.entries:
+        if key := (entry.document.id or "").strip().lower():
+            by_id.setdefault(key, []).append(entry)
+    marked = []
+    for change in changes:
+        sharing = by_id.get((change.rule_id or "").strip().lower(), []) if change.has_page else []
+        others = tuple(head_location[id(entry)] for entry in sharing if entry.slug != change.slug)
+        marked.append(replace(change, same_id_as=others) if others else change)
+    return marked
 
 
 def likely_duplicate(
@@ -262,10 +279,12 @@ def likely_duplicate(
     return DuplicateHint(slug, other.document.title, path, count, len(keys), slug in new_slugs)
 
 
-def _indicators(analysis: RuleAnalysis | None) -> dict[tuple, IndicatorChange]:
+def _indicators(analysis: RuleAnalysis | None, corpus: CorpusIndex) -> dict[tuple, IndicatorChange]:
+    """The rule's indicators, each with how many rules of the head catalog (`corpus`) have it."""
     if analysis is None:
         return {}
-    return {indicator.key: IndicatorChange(indicator.field_label, indicator.kind, indicator.value) for indicator in analysis.indicators}
+    return {indicator.key: IndicatorChange(indicator.field_label, indicator.kind, indicator.value, corpus.count(indicator.key))
+            for indicator in analysis.indicators}
 
 
 def _exclusions(analysis: RuleAnalysis | None) -> dict[tuple, ExclusionChange]:
@@ -328,12 +347,12 @@ def _metadata_changes(old: SigmaDocument, new: SigmaDocument) -> tuple[str, ...]
     return tuple(name for name in _METADATA if getattr(old, name) != getattr(new, name))
 
 
-def _compare(old: Entry, new: Entry, old_path: str, new_path: str) -> RuleChange | None:
+def _compare(old: Entry, new: Entry, old_path: str, new_path: str, corpus: CorpusIndex) -> RuleChange | None:
     text_changed = old.document.source.raw_text != new.document.source.raw_text
     moved = old_path != new_path
     if not text_changed and not moved and _techniques(old).keys() == _techniques(new).keys():
         return None
-    old_indicators, new_indicators = _indicators(old.analysis), _indicators(new.analysis)
+    old_indicators, new_indicators = _indicators(old.analysis, corpus), _indicators(new.analysis, corpus)
     old_exclusions, new_exclusions = _exclusions(old.analysis), _exclusions(new.analysis)
     old_techniques, new_techniques = _techniques(old), _techniques(new)
     a, b = old.document, new.document
@@ -363,9 +382,9 @@ def _compare(old: Entry, new: Entry, old_path: str, new_path: str) -> RuleChange
     return change
 
 
-def _whole(entry: Entry, kind: str, old_path: str | None, new_path: str | None) -> RuleChange:
+def _whole(entry: Entry, kind: str, old_path: str | None, new_path: str | None, corpus: CorpusIndex) -> RuleChange:
     """An added or removed document: everything it has is gained or lost."""
-    indicators = tuple(_indicators(entry.analysis).values())
+    indicators = tuple(_indicators(entry.analysis, corpus).values())
     exclusions = tuple(_exclusions(entry.analysis).values())
     techniques = tuple(value for _, value in sorted(_techniques(entry).items()))
     document = entry.document

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from catalog.analysis import Exclusion, RuleAnalysis
 from catalog.model import CorrelationRule, FilterRule, Rule, SigmaDocument
 from catalog.pipeline import Catalog, Entry
+from catalog.problems import severity_counts
 
 if TYPE_CHECKING:
     from catalog.attack import AttackMapping
@@ -25,8 +26,7 @@ def catalog_to_json(catalog: Catalog) -> dict:
             "rules": sum(1 for entry in catalog.entries if entry.document.kind == "rule"),
             "correlations": sum(1 for entry in catalog.entries if entry.document.kind == "correlation"),
             "filters": sum(1 for entry in catalog.entries if entry.document.kind == "filter"),
-            "errors": len(catalog.errors),
-            "warnings": len(catalog.problems) - len(catalog.errors),
+            **severity_counts(catalog.problems),
         },
         "files": files_to_json(catalog),
         "rules": [entry_to_json(entry, catalog) for entry in catalog.entries],

@@ -13,8 +13,9 @@ from typing import Iterator, Sequence
 from catalog.files import RuleFile, discover
 from catalog.model import RuleSource, SigmaDocument, display_path
 from catalog.problems import Code, Problem, RuleError, Severity, internal_error
-from catalog.reader import DocumentReader, describe
-from catalog.reader import problem as _problem
+from catalog.reader import DocumentReader
+from catalog.typedfields import describe
+from catalog.typedfields import problem as _problem
 from catalog.timelimit import time_limit
 from catalog.yamlsafe import MAX_EXPANDED_CHARACTERS, YamlDocument, YamlError, YamlMap, load_documents
 

@@ -124,6 +124,8 @@ class Simulation:
 #: Rule formats the loader recognises; `Rule.dialect` says which one a document is written in.
 SIGMA = "sigma"
 HAYABUSA = "hayabusa"
+#: Each format's name as pages show it (the rule page's breadcrumb).
+DIALECT_NAMES = {SIGMA: "Sigma", HAYABUSA: "Hayabusa"}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -150,6 +152,7 @@ class SigmaDocument:
     simulation: tuple[Simulation, ...] = ()
     dialect: str = SIGMA  # HAYABUSA for Hayabusa's own format (`ruletype: Hayabusa`, `details:`)
     id_position: tuple[int, int] | None = None  # line, column of the id's value
+    name_position: tuple[int, int] | None = None  # line, column of the name's value
     tag_positions: tuple[tuple[int, int], ...] = ()  # line, column of each of `tags`, in order
 
     kind = "rule"

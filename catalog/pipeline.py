@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, Collection, Iterator, Sequence
 from catalog.analysis import Exclusion, RuleAnalysis, analyse, exclusions_of
 from catalog.corpus import CorpusIndex
 from catalog.loader import LoadResult, RuleFile, load
-from catalog.model import CorrelationRule, Detection, FilterRule, Rule, SigmaDocument
+from catalog.model import CorrelationRule, Detection, FilterRule, Rule, SigmaDocument, display_path
 from catalog.problems import Code, Problem, Severity, internal_error
 from catalog.timelimit import time_limit
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 _SLUG_ID = re.compile(r"^[0-9a-f][0-9a-f-]{7,63}$")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
+#: Device names that Windows reserves in every folder, with any extension and in any case.
+_WINDOWS_RESERVED = re.compile(r"(?:con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3])(?:\..*)?", re.I | re.S)
 
 
 @dataclass(eq=False, slots=True)
@@ -134,21 +136,24 @@ def build_catalog(
     *,
     load: Callable[[Sequence[str | os.PathLike]], LoadResult] = load,
     dialects: Collection[str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> Catalog:
     """The catalog of the rule folders; `load` may be replaced by a caching loader (mkdocs serve).
 
     `dialects` (e.g. {"sigma"}) keeps only documents of those rule formats; each one left out is
-    listed as a notice, so every rule given to the build is still accounted for."""
+    listed as a notice, so every rule given to the build is still accounted for. `labels` names
+    roots in messages (the site's configured folder names instead of absolute paths)."""
     with collector_paused():
-        return _build(roots, attack, load, dialects)
+        return _build(roots, attack, load, dialects, labels)
 
 
-def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None", load: Callable[[Sequence[str | os.PathLike]], LoadResult], dialects: Collection[str] | None) -> Catalog:
+def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None", load: Callable[[Sequence[str | os.PathLike]], LoadResult],
+           dialects: Collection[str] | None, labels: dict[str, str] | None) -> Catalog:
     loaded = load(roots)
     problems = list(loaded.problems)
     documents = loaded.documents if dialects is None else _of_dialects(loaded.documents, dialects, problems)
     entries = []
-    for entry in _entries(documents, problems):
+    for entry in _entries(documents, problems, labels or {}):
         # one document can only cost its own page: a failure analysing it becomes its problem
         try:
             with _limit(entry.document):
@@ -189,53 +194,81 @@ def _analyse(entry: Entry, attack: "AttackKnowledge | None") -> list[Problem]:
 
 
 def slugify(text: str, limit: int = 80) -> str:
-    """Lower-case ASCII letters, digits and single dashes only: safe as a file and URL name."""
-    return _NOT_SLUG.sub("-", text.lower()).strip("-")[:limit].strip("-")
+    """Lower-case ASCII letters, digits and single dashes only, never a Windows device name: safe
+    as a file and URL name on every system that checks the site out."""
+    slug = _NOT_SLUG.sub("-", text.lower()).strip("-")[:limit].strip("-")
+    return slug + "-0" if is_reserved_name(slug) else slug
 
 
-def _entries(documents: list[SigmaDocument], problems: list[Problem]) -> list[Entry]:
-    entries: list[Entry] = []
+def is_reserved_name(name: str) -> bool:
+    """Whether Windows refuses `name` as a file or folder name (`nul`, `con.txt`, `COM1`...)."""
+    return _WINDOWS_RESERVED.fullmatch(name) is not None
+
+
+def _id_key(document: SigmaDocument) -> str:
+    return (document.id or "").strip().lower()
+
+
+def _entries(documents: list[SigmaDocument], problems: list[Problem], labels: dict[str, str]) -> list[Entry]:
+    """Each document's address: its own id when id-shaped and unique; never another rule's.
+
+    Unique ids take their addresses first, so no name or title can take one; documents sharing an
+    id get `<id>-1`, `<id>-2`... (neither the plain address); a name or title slug that looks like
+    an id gets the document kind in front (`rule-<slug>`)."""
+    sharing = _duplicate_ids(documents, problems, labels)
+    slugs: list[str | None] = [None] * len(documents)
     taken: set[str] = set()
-    _duplicate_ids(documents, problems)
-    for document in documents:
-        rule_id = (document.id or "").strip().lower()
-        base = rule_id if _SLUG_ID.match(rule_id) else slugify(document.name or document.title) or "rule"
-        slug, number = base, 1
+    for index, document in enumerate(documents):
+        rule_id = _id_key(document)
+        if _SLUG_ID.match(rule_id) and rule_id not in sharing:
+            slugs[index] = rule_id
+            taken.add(rule_id)
+    for index, document in enumerate(documents):
+        if slugs[index] is not None:
+            continue
+        rule_id = _id_key(document)
+        duplicate = _SLUG_ID.match(rule_id) is not None and rule_id in sharing
+        base = rule_id if duplicate else slugify(document.name or document.title) or "rule"
+        if not duplicate and _SLUG_ID.match(base):
+            base = f"{document.kind}-{base}"
+        slug, number = (f"{base}-1", 1) if duplicate else (base, 1)
         while slug in taken:
             number += 1
             slug = f"{base}-{number}"
         taken.add(slug)
-        entries.append(Entry(document, slug))
-    return entries
+        slugs[index] = slug
+    return [Entry(document, slug) for document, slug in zip(documents, slugs)]
 
 
-def _duplicate_ids(documents: list[SigmaDocument], problems: list[Problem]) -> None:
-    """Each document sharing an id gets an error at its id line naming the others (the first keeps the id's address)."""
+def _duplicate_ids(documents: list[SigmaDocument], problems: list[Problem], labels: dict[str, str]) -> set[str]:
+    """The ids shared by several documents; each of them gets an error at its id line naming the others."""
     by_id: dict[str, list[SigmaDocument]] = {}
     for document in documents:
-        rule_id = (document.id or "").strip().lower()
+        rule_id = _id_key(document)
         if rule_id:
             by_id.setdefault(rule_id, []).append(document)
-    for rule_id, sharing in by_id.items():
-        for document in sharing if len(sharing) > 1 else ():
-            others = "; ".join(f"'{other.title}' ({_inside_rule_folder(other)})" for other in sharing if other is not document)
+    shared = {rule_id for rule_id, sharing in by_id.items() if len(sharing) > 1}
+    for rule_id in shared:
+        for document in by_id[rule_id]:
+            others = "; ".join(f"'{other.title}' ({_shown_path(other, labels)})" for other in by_id[rule_id] if other is not document)
             line, column = document.id_position or (document.source.line, 1)
-            problems.append(Problem(document.source.file_display, line, column, Severity.ERROR, Code.DUPLICATE_ID, f"the id {rule_id} is also used by {others}"))
+            problems.append(Problem(document.source.file_display, line, column, Severity.ERROR, Code.DUPLICATE_ID,
+                                    f"the id {rule_id} is also used by {others}; neither document has the id's address"))
+    return shared
 
 
-def _inside_rule_folder(document: SigmaDocument) -> str:
-    """A document's file as a path inside its rule folder (never absolute), with the document number in a collection."""
+def _shown_path(document: SigmaDocument, labels: dict[str, str]) -> str:
+    """A document's file inside its rule folder, after the folder's label when there is one (never
+    the build machine's path), with the document number in a collection."""
     source = document.source
-    return source.path if source.documents_in_file == 1 else f"{source.path} (document {source.document + 1})"
+    label = labels.get(source.root)
+    shown = source.path if label is None else display_path(label, source.path)
+    return shown if source.documents_in_file == 1 else f"{shown} (document {source.document + 1})"
 
 
 def _link(entries: list[Entry], problems: list[Problem]) -> None:
-    """Resolve correlation, filter and related references by id or name."""
-    lookup: dict[str, Entry] = {}
-    for entry in entries:
-        for reference in (entry.document.id, entry.document.name):
-            if reference:
-                lookup.setdefault(reference.strip().lower(), entry)
+    """Resolve correlation, filter and related references: by id first, then by name."""
+    lookup = _references(entries, problems)
     for entry in entries:
         document = entry.document
         if isinstance(document, FilterRule) and document.any_rule:
@@ -255,12 +288,33 @@ def _link(entries: list[Entry], problems: list[Problem]) -> None:
             entry.related.append((related.type, lookup.get(related.id.strip().lower())))
 
 
+def _references(entries: list[Entry], problems: list[Problem]) -> dict[str, Entry]:
+    """What a reference may name: every id, then the names that are no document's id (a name
+    equal to another document's id is an error, and never captures its references)."""
+    lookup: dict[str, Entry] = {}
+    for entry in entries:
+        if rule_id := _id_key(entry.document):
+            lookup.setdefault(rule_id, entry)
+    for entry in entries:
+        document = entry.document
+        name = (document.name or "").strip().lower()
+        if not name:
+            continue
+        owner = lookup.get(name)
+        if owner is not None and owner is not entry and _id_key(owner.document) == name:
+            line, column = document.name_position or (document.source.line, 1)
+            problems.append(Problem(document.source.file_display, line, column, Severity.ERROR, Code.NAME_IS_OTHER_ID,
+                                    f"the name '{document.name[:80]}' is the id of another document ('{owner.document.title[:80]}'); references to it keep naming that document"))
+            continue
+        lookup.setdefault(name, entry)
+    return lookup
+
+
 def _map_attack(entry: Entry, attack: "AttackKnowledge", problems: list[Problem]) -> None:
     entry.attack = _mapping(entry.document.tags, attack)
-    for finding in entry.attack.findings:
-        if finding.severity is Severity.WARNING:
-            line, column = entry.document.tag_position(finding.tag) or (entry.document.source.line, 1)
-            problems.append(Problem(entry.document.source.file_display, line, column, Severity.WARNING, Code.ATTACK_PREFIX + finding.code, finding.message))
+    for finding in entry.attack.findings:  # every one is a problem: analyze, check and the site agree
+        line, column = entry.document.tag_position(finding.tag) or (entry.document.source.line, 1)
+        problems.append(Problem(entry.document.source.file_display, line, column, finding.severity, Code.ATTACK_PREFIX + finding.code, finding.message))
 
 
 def _document_problem(document: SigmaDocument, code: str, message: str, severity: Severity = Severity.ERROR) -> Problem:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import Iterable
+
+#: Characters that could make one reported line look like several, rewrite the terminal or reorder
+#: the text shown: control characters (newlines included), line and paragraph separators, and
+#: bidirectional overrides.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 class Severity(str, Enum):
     ERROR = "error"
     WARNING = "warning"
-    INFO = "info"  # a notice: nothing wrong with a rule (a file that is not a rule; page-only ATT&CK notes)
+    INFO = "info"  # a notice: nothing wrong with a rule (a file that is not a rule, a dialect left out)
 
 
 class Code:
@@ -59,6 +66,7 @@ class Code:
     CORRELATION_CONDITION = "correlation-condition"
     # the catalog as a whole (pipeline)
     DUPLICATE_ID = "duplicate-id"
+    NAME_IS_OTHER_ID = "name-is-other-id"  # a `name` equal to another document's id: references go by id
     UNRESOLVED_REFERENCE = "unresolved-reference"
     # ATT&CK tags (attack.mapping); reported with ATTACK_PREFIX
     UNKNOWN_TECHNIQUE = "unknown-technique"
@@ -75,6 +83,9 @@ class Code:
     # pySigma's validators (`catalog check --pysigma`): PYSIGMA_PREFIX + the validator's identifier
     PYSIGMA_PARSE = "pysigma-parse"
     PYSIGMA_PREFIX = "pysigma-"
+    #: The ATT&CK codes (reported as ATTACK_PREFIX + code).
+    ATTACK = frozenset({UNKNOWN_TECHNIQUE, REVOKED_TECHNIQUE, DEPRECATED_TECHNIQUE, UNKNOWN_GROUP, REVOKED_GROUP, UNKNOWN_SOFTWARE,
+                        REVOKED_SOFTWARE, UNKNOWN_TACTIC, MALFORMED_TAG, TECHNIQUE_TACTIC_NOT_TAGGED})
     #: Files the engine could not read as YAML at all.
     UNREADABLE_FILE = frozenset({YAML, RECURSIVE_ALIAS, EXPANDS_TOO_LARGE, NOT_UTF8, FILE_TOO_LARGE, UNREADABLE, EMPTY_FILE, SYMLINK_OUTSIDE, SYMLINK_LOOP, INTERNAL_ERROR})
 
@@ -91,7 +102,10 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.severity.value}: {self.message} [{self.code}]"
+        """The problem on one line of text, whatever the rule's text holds (see `printable`)."""
+        line = f"{printable(self.location)}: {self.severity.value}: {printable(self.message)} [{self.code}]"
+        # CI systems read lines starting with `::` as commands: a file name may not start one
+        return "./" + line if line.startswith("::") else line
 
     @property
     def location(self) -> str:
@@ -108,6 +122,29 @@ class Problem:
             "code": self.code,
             "message": self.message,
         }
+
+
+def severity_counts(problems: "Iterable[Problem]") -> dict[str, int]:
+    """How many errors, warnings and notices (info): the one tally every report shows."""
+    counts = {"errors": 0, "warnings": 0, "notices": 0}
+    names = {Severity.ERROR: "errors", Severity.WARNING: "warnings", Severity.INFO: "notices"}
+    for problem in problems:
+        counts[names[problem.severity]] += 1
+    return counts
+
+
+def printable(text: str) -> str:
+    """`text` for a line of text output: every control, separator or bidirectional character
+    written as an escape (`\\n`, `\\x1b`, `\\u202e`), so rule text cannot forge report or log lines."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char)
+    if named is not None:
+        return named
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:

@@ -220,7 +220,8 @@ def test_technique_without_its_tactic_is_derived(kb):
     ]
     assert len(mapping.techniques) == 1
     (finding,) = mapping.findings
-    assert (finding.code, finding.severity, finding.tag) == ("technique-tactic-not-tagged", "info", "attack.t1543.003")
+    assert (finding.code, finding.severity, finding.tag) == ("technique-tactic-not-tagged", "warning", "attack.t1543.003")
+    assert finding.message.endswith("add attack.persistence or attack.privilege-escalation")
 
 
 def test_revoked_and_its_replacement_both_written(kb):

@@ -115,6 +115,10 @@ def test_change_set_lists_each_kind(repo, kb):
     assert edited.old_path == edited.new_path == "rules/windows/edit.yml"
     assert [str(item) for item in edited.indicators_added] == ["CommandLine contains kappa"]
     assert [str(item) for item in edited.indicators_removed] == ["CommandLine contains beta"]
+    # corpus counts of the head catalog: kappa is this rule's alone, beta no rule has any more,
+    # and the near duplicate shares "one" with the rule it copies
+    assert [item.rules for item in edited.indicators_added + edited.indicators_removed] == [1, 0]
+    assert {item.value: item.rules for item in by_title["Near duplicate"].indicators_added} == {"one": 2, "two": 2, "three": 2, "mu": 1}
     assert [item.text for item in edited.exclusions_added] == ["Image ends_with \\a.exe, \\b.exe"]
     assert [item.text for item in edited.exclusions_removed] == ["Image ends_with \\a.exe"]
     assert [item.id for item in edited.techniques_gained] == ["T1047"]
@@ -289,7 +293,8 @@ def test_built_changes_page_and_banners(repo, tmp_path, capsys):
         assert (site / "changes" / href / "index.html").resolve().is_file(), href
     assert "Compared with <code>base</code>" in page
     assert "<code>rules/windows/old_name.yml</code> → <code>rules/windows/new_name.yml</code>" in page
-    assert "CommandLine</code> <em>contains</em> <code>kappa</code>" in page
+    assert "CommandLine</code> <em>contains</em> <code>kappa</code> <small class=\"sc-change-rules\">(in 1 rule of the catalog)</small>" in page
+    assert "<code>beta</code> <small class=\"sc-change-rules\">(in 0 rules of the catalog)</small>" in page
     assert "Level: <code>high</code> → <code>critical</code>" in page
     assert "Likely duplicate" in page and f'href="../rules/{ID_SAME}/">Same rule</a>' in page
     assert "T1047" in page and "Comment only" not in page

@@ -15,7 +15,7 @@ from catalog.cli import main
 PROJECT = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(
     r"^(?P<files>\d+) files, (?P<rules>\d+) rules, (?P<correlations>\d+) correlations, (?P<filters>\d+) filters; "
-    r"(?P<errors>\d+) errors, (?P<warnings>\d+) warnings; \d+\.\d\d s$"
+    r"(?P<errors>\d+) errors, (?P<warnings>\d+) warnings, (?P<notices>\d+) notices; \d+\.\d\d s$"
 )
 
 
@@ -52,7 +52,7 @@ def test_analyze_writes_json(in_project, tmp_path, capsys):
     data = json.loads(out.read_text(encoding="utf-8"))
     summary = data["summary"]
     assert {key: int(value) for key, value in match.groupdict().items()} == {
-        key: summary[key] for key in ("files", "rules", "correlations", "filters", "errors", "warnings")
+        key: summary[key] for key in ("files", "rules", "correlations", "filters", "errors", "warnings", "notices")
     }
     assert summary["files"] == len(rule_files(PROJECT / "rules"))
     assert summary["rules"] + summary["correlations"] + summary["filters"] == summary["documents"] == len(data["rules"])
@@ -107,7 +107,7 @@ def test_problems_are_printed_and_counted(tmp_path, capsys):
         f"{tmp_path}/bad.yml:5:22: error: condition 's and x': 'x' is not a search identifier defined in detection [condition]",
         f"{tmp_path}/empty.yml: error: the file is empty: there is no rule in it [empty-file]",
     ]
-    assert printed[2].startswith("3 files, 1 rules, 0 correlations, 0 filters; 2 errors, 0 warnings; ")
+    assert printed[2].startswith("3 files, 1 rules, 0 correlations, 0 filters; 2 errors, 0 warnings, 0 notices; ")
     data = json.loads(out.read_text(encoding="utf-8"))
     assert [(item["path"].rsplit("/", 1)[1], len(item["documents"]), item["problems"]) for item in data["files"]] == [
         ("bad.yml", 0, 1),

@@ -480,3 +480,100 @@ def test_no_injected_script_runs_in_a_browser(built, corpus):
             browser.close()
     finally:
         server.shutdown()
+
+
+# --- addresses, text output and rule text (issue 10) ----------------------------------------------
+
+DUPLICATE_ID = "0b3c2f5e-7c1a-4e55-9a77-0000000000dd"
+JINJA_ID = "0b3c2f5e-7c1a-4e55-9a77-000000000002"
+RESERVED = re.compile(r"(?:con|prn|aux|nul|com\d|lpt\d)(?:\..*)?", re.I)
+
+
+def test_no_rule_takes_another_rules_address_or_links(corpus):
+    catalog = build_catalog([str(corpus / "rules")])
+    by_file = {entry.document.source.path: entry for entry in catalog.entries}
+    victim, hijacker = by_file["jinja_syntax.yml"], by_file["name_takes_id.yml"]
+    assert victim.slug == JINJA_ID and hijacker.slug == "rule-" + JINJA_ID
+    assert by_file["xss_everywhere.yml"].slug == "0b3c2f5e-7c1a-4e55-9a77-000000000001"
+    assert by_file["title_like_id.yml"].slug == "rule-0b3c2f5e-7c1a-4e55-9a77-000000000001"
+    correlation = by_file["correlation_by_id.yml"]
+    assert correlation.targets == [victim] and victim.correlations == [correlation] and hijacker.correlations == []
+    assert correlation.related == [("similar", victim)]
+    named = [p for p in catalog.problems if p.code == "name-is-other-id"]
+    assert [(Path(p.path).name, p.line, p.column, p.severity.value) for p in named] == [("name_takes_id.yml", 2, 7, "error")]
+    # a shared id: both files get the error at their id line; neither takes the plain address
+    duplicates = sorted((Path(p.path).name, p.line) for p in catalog.problems if p.code == "duplicate-id")
+    assert duplicates == [("duplicate_id_a.yml", 2), ("duplicate_id_b.yml", 2)]
+    assert {by_file[f"duplicate_id_{x}.yml"].slug for x in "ab"} == {f"{DUPLICATE_ID}-1", f"{DUPLICATE_ID}-2"}
+    assert all(not entry.slug == DUPLICATE_ID for entry in catalog.entries)
+
+
+def test_site_addresses_of_ids_names_and_device_names(built, corpus):
+    slugs = entry_slugs(corpus)
+    # the shared id's address lists both documents instead of redirecting to one of them
+    shared = (built / "rule" / DUPLICATE_ID / "index.html").read_text(encoding="utf-8")
+    assert "http-equiv" not in shared
+    for number in (1, 2):
+        assert f'href="../../rules/{DUPLICATE_ID}-{number}/"' in shared
+    assert 'http-equiv="refresh"' in (built / "rule" / JINJA_ID / "index.html").read_text(encoding="utf-8")
+    assert f"../../rules/{JINJA_ID}/" in (built / "rule" / JINJA_ID / "index.html").read_text(encoding="utf-8")
+    assert not (built / "rule" / "nul").exists()
+    # no file or folder of the site has a Windows device name (nul, aux, con.txt, COM1...)
+    reserved = [path for path in built.rglob("*") if RESERVED.fullmatch(path.name)]
+    assert reserved == []
+    assert (built / "rules" / slugs["windows_device_names.yml"] / "index.html").is_file()
+    # the Changes page shows the pair as documents sharing an id, never as a rename
+    changes = (built / "changes" / "index.html").read_text(encoding="utf-8")
+    assert changes.count("Duplicate id</p>") == 2 and "rules/duplicate_id_b.yml" in changes
+    assert 'id="renamed"' not in changes
+
+
+def test_rule_text_with_the_frame_path_reaches_the_page_unchanged(built, corpus):
+    from linkcheck import code_text
+
+    slug = entry_slugs(corpus)["frame_path_text.yml"]
+    html = (built / "rules" / slug / "index.html").read_text(encoding="utf-8")
+    raw = (HOSTILE / "rules" / "frame_path_text.yml").read_text(encoding="utf-8")
+    assert code_text(html, "sc-code") == raw
+    assert "# a comment with the path: sigma-catalog-frame/frame/index.html" in html
+    assert "<title>Rule text naming sigma-catalog-frame/frame/" in html
+
+
+FORGED_NAME = "evil\n::error file=x.yml::forged by a file name.yml"
+
+
+def forged_project(tmp_path: Path) -> Path:
+    """forged_log_lines.yml, a file whose name holds a newline and a workflow command, and a twin
+    with the same id (so that names and titles appear in messages)."""
+    project = single_case_project(tmp_path, "forged_log_lines.yml", HOSTILE / "rules" / "forged_log_lines.yml")
+    rules = project / "rules"
+    twin = (rules / "forged_log_lines.yml").read_text(encoding="utf-8").replace("Image: 'forged'", "Image: 'twin'")
+    (rules / FORGED_NAME).write_text(twin, encoding="utf-8")
+    (rules / "broken\n::error::.yml").write_text("title: [unclosed\n", encoding="utf-8")
+    return project
+
+
+def run_catalog(project: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CATALOG_CACHE_DIR": str(project / ".attack-cache")}
+    return subprocess.run([sys.executable, "-m", "catalog.cli", *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_text_output_cannot_forge_log_lines(tmp_path):
+    project = forged_project(tmp_path)
+    text = run_catalog(project, "check", "rules")
+    github = run_catalog(project, "check", "--format", "github", "rules")
+    strict = run_catalog(project, "build", "--strict", "--site-dir", "site")
+    assert text.returncode == github.returncode == strict.returncode == 1
+    problems = text.stdout.splitlines()[:-1]
+    assert len(problems) == 5, text.stdout  # 2 duplicate ids, 2 not-UUID ids, 1 YAML error: one line each
+    for output in (text.stdout, text.stderr, strict.stdout, strict.stderr):
+        assert not [line for line in output.splitlines() if line.lstrip().startswith("::")], output
+        assert "\x1b" not in output
+    assert "Forged\\n::error file=rules/x.yml,line=1::forged error\\n::warning::" in text.stdout
+    assert "evil\\n::error file=x.yml::forged by a file name.yml" in text.stdout
+    assert "broken\\n::error::.yml" in strict.stderr and "rule errors (strict: true)" in strict.stderr
+    # GitHub format: one workflow command per problem, nothing a rule wrote starts a line
+    lines = github.stdout.splitlines()
+    commands = [line for line in lines if line.startswith("::")]
+    assert len(commands) == 5 and len(lines) == 6
+    assert all(re.match(r"::(?:error|warning) file=", line) for line in commands)

@@ -14,7 +14,7 @@ STEPS: list[tuple[str, set[str]]] = [
     ("foundation", {"catalog.problems", "catalog.timelimit", "catalog.yamlsafe", "catalog.yamltext", "catalog.modifiers",
                     "catalog.conditions"}),
     ("model", {"catalog.model"}),
-    ("read documents", {"catalog.reader"}),
+    ("read documents", {"catalog.typedfields", "catalog.reader"}),
     ("load", {"catalog.files", "catalog.loader"}),
     ("analyse", {"catalog.analysis"}),
     ("index the corpus", {"catalog.corpus"}),
@@ -32,7 +32,7 @@ STEPS: list[tuple[str, set[str]]] = [
     ("site: MkDocs files", {"catalog.site.files"}),
     ("site: serving", {"catalog.site.live"}),
     ("site: MkDocs plugin", {"catalog.site.plugin"}),
-    ("commands", {"catalog.check"}),
+    ("commands", {"catalog.check", "catalog.check_reports", "catalog.change_summary"}),
     ("command line", {"catalog.cli", "catalog.__main__"}),
 ]
 #: Packages whose __init__ only documents (importing a module through them is importing the module).
@@ -43,9 +43,9 @@ CORE = {module for name, modules in STEPS[: [n for n, _ in STEPS].index("diff") 
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 60
 #: Functions still over the limit, in modules being reworked elsewhere; this list only shrinks.
-LONG_FUNCTIONS = {("catalog/attack/mapping.py", "map_tags")}
+LONG_FUNCTIONS: set[tuple[str, str]] = set()
 #: Modules still over the limit, being reworked elsewhere; this list only shrinks.
-LONG_MODULES = {"catalog/reader.py", "catalog/attack/knowledge.py"}
+LONG_MODULES = {"catalog/attack/knowledge.py"}
 
 
 def module_name(path: Path) -> str:

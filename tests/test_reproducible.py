@@ -2,7 +2,8 @@
 
 The builds run as separate `catalog build` processes with different hash seeds (set and dict order
 must not leak into the output), one with a cold and one with a warm plugin cache, in a git copy of
-this repository's catalog (its mkdocs.yml with a site_url, so the sitemap has dates and a gzip copy).
+this repository's catalog (its mkdocs.yml with the site_url from SITE_URL, as the Pages workflow
+sets it, so the sitemap has dates and a gzip copy).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from xml.etree import ElementTree
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,8 @@ import pytest
 from conftest import PROJECT
 from conftest import git as run_git
 
-COMMIT_TIME = "2026-03-04T05:06:07Z"  # the copy's only commit: its time is the build date
+COMMIT_TIME = "2026-03-04T05:06:07Z"
+SITE_URL = "https://rules.example.org/catalog/"  # the copy's only commit: its time is the build date
 
 
 def git(repo: Path, *args: str) -> str:
@@ -33,7 +36,7 @@ def project(tmp_path_factory) -> Path:
     shutil.copytree(PROJECT / "docs", copy / "docs")
     config = (PROJECT / "mkdocs.yml").read_text(encoding="utf-8")
     config = config.replace("\nstrict: true\n", "\nstrict: false\n")  # docs pages missing from nav are not our subject here
-    (copy / "mkdocs.yml").write_text("site_url: https://rules.example.org/catalog/\n" + config, encoding="utf-8")
+    (copy / "mkdocs.yml").write_text(config, encoding="utf-8")  # its site_url comes from SITE_URL (see `build`)
     git(copy, "init", "-q", "-b", "main")
     git(copy, "add", "-A")
     git(copy, "commit", "-q", "-m", "snapshot")
@@ -42,7 +45,7 @@ def project(tmp_path_factory) -> Path:
 
 def build(project: Path, site: Path, seed: str, extra_env: dict | None = None) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key != "SOURCE_DATE_EPOCH"}
-    env.update(PYTHONHASHSEED=seed, CATALOG_CACHE_DIR=str(project / ".attack-cache"), **(extra_env or {}))
+    env.update(PYTHONHASHSEED=seed, CATALOG_CACHE_DIR=str(project / ".attack-cache"), SITE_URL=SITE_URL, **(extra_env or {}))
     return subprocess.run(
         [sys.executable, "-m", "catalog.cli", "build", "--site-dir", str(site)],
         cwd=project, env=env, capture_output=True, text=True, timeout=600,
@@ -72,6 +75,13 @@ def test_two_builds_are_byte_identical(project, tmp_path):
     assert "<lastmod>2026-03-04</lastmod>" in sitemap
     assert gzip.decompress(a["sitemap.xml.gz"]).decode("utf-8") == sitemap
     assert a["sitemap.xml.gz"][4:8] == b"\0\0\0\0"  # gzip header mtime: zero, not the build time
+
+    # SITE_URL made the canonical links and a whole, valid sitemap (every rule page, not the frame page)
+    locations = [url.findtext("{http://www.sitemaps.org/schemas/sitemap/0.9}loc") for url in ElementTree.fromstring(sitemap)]
+    rule_pages = sorted(name[: -len("index.html")] for name in a if name.startswith("rules/") and name.count("/") == 2)
+    assert rule_pages and {SITE_URL + page for page in rule_pages} <= set(locations)
+    assert not [location for location in locations if "frame" in location]
+    assert f'<link rel="canonical" href="{SITE_URL}{rule_pages[0]}">'.encode() in a[rule_pages[0] + "index.html"]
 
 
 def test_source_date_epoch_wins(project, tmp_path):

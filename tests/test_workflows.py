@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -46,3 +51,49 @@ def test_zizmor_does_find_an_unpinned_action(tmp_path):
     (workflows / "catalog.yml").write_text(text.replace("actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1", "actions/checkout@v7", 1))
     result = _run(str(BIN / "zizmor"), "--offline", "--no-progress", str(workflows))
     assert result.returncode != 0 and "unpinned-uses" in result.stdout
+
+
+class _Parsed(Exception):
+    """The command line was accepted (raised instead of running the command)."""
+
+
+def _catalog_commands(text: str) -> list[str]:
+    """`catalog check|build|changes ...` command lines of a script, up to a redirection or `||`."""
+    return [match.strip() for line in text.splitlines() if not line.lstrip().startswith("#")
+            for match in re.findall(r"\bcatalog ((?:check|build|changes)\b[^>|\n#]*)", line)]
+
+
+def test_the_commands_in_the_workflows_and_docs_are_the_cli_s(monkeypatch):
+    """Every `catalog` command the workflows and the GitLab example run is one the CLI accepts."""
+    from catalog.cli import main
+
+    review = (ROOT / "docs" / "review.md").read_text(encoding="utf-8")
+    scripts = [path.read_text(encoding="utf-8") for path in sorted(WORKFLOWS.glob("*.yml"))]
+    scripts += re.findall(r"```(?:yaml|sh)\n(.*?)```", review, flags=re.S)
+    commands = [command for script in scripts for command in _catalog_commands(script)]
+    assert len(commands) >= 10 and any(command.startswith("changes") for command in commands)
+
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_only(self, args=None, namespace=None):
+        original(self, args, namespace)
+        raise _Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_only)
+    for command in commands:
+        with pytest.raises(_Parsed):
+            main(shlex.split(command))
+    with pytest.raises(SystemExit):  # the test can fail: an option the CLI does not have
+        main(shlex.split("changes --base main --no-such-option"))
+
+
+def test_the_gitlab_example_is_a_pipeline():
+    import yaml
+
+    review = (ROOT / "docs" / "review.md").read_text(encoding="utf-8")
+    (example,) = [block for block in re.findall(r"```yaml\n(.*?)```", review, flags=re.S) if "stages:" in block]
+    pipeline = yaml.safe_load(example)
+    assert pipeline["stages"] == ["review", "publish"]
+    assert pipeline["review"]["artifacts"]["reports"] == {"junit": "check.xml", "codequality": "gl-code-quality-report.json"}
+    assert pipeline["review-note"]["needs"] == ["review"] and pipeline["review-note"]["before_script"] == []
+    assert pipeline["pages"]["artifacts"]["paths"] == ["public"] and pipeline["pages"]["variables"]["SITE_URL"] == "$CI_PAGES_URL"

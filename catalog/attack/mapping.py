@@ -2,7 +2,8 @@
 
 Nothing a rule tags is dropped: each attack.* tag ends up in a tactic row, `unknown_techniques`,
 `groups`, `software` or `other_tags`, and every surprise (unknown, revoked, deprecated, malformed,
-technique under an untagged tactic) becomes an `AttackFinding`.
+technique under an untagged tactic) becomes an `AttackFinding`: a warning, with the tag to write
+instead where there is one, reported at the tag by the pipeline.
 """
 
 from __future__ import annotations
@@ -76,107 +77,128 @@ class AttackMapping:
 
 def map_tags(tags: Sequence[str], kb: AttackKnowledge) -> AttackMapping:
     """Resolve a rule's tags (all of them; non-attack tags are ignored) against `kb`."""
-    label = kb.label
-    findings: list[AttackFinding] = []
-    tagged_tactics: dict[str, Tactic] = {}
-    written: list[tuple[str, Technique, str | None]] = []  # (tag, current technique, replaced id)
-    groups: dict[str, Group] = {}
-    software: dict[str, Software] = {}
-    unknown: list[str] = []
-    other: list[str] = []
-
-    def note(tag: str, severity: Severity, code: str, message: str) -> None:
-        findings.append(AttackFinding(tag, severity, code, message))
-
+    mapper = _Mapper(kb)
     seen: set[str] = set()
     for raw in tags:
         tag = str(raw).strip()
         key = tag.lower()
-        if not key.startswith("attack.") or key in seen:
-            continue
-        seen.add(key)
-        rest = key[len("attack."):]
+        if key.startswith("attack.") and key not in seen:
+            seen.add(key)
+            mapper.read(tag, key[len("attack."):])
+    return mapper.mapping()
 
+
+class _Mapper:
+    """What one rule's attack.* tags resolve to, gathered tag by tag; every finding is a warning
+    that says what to tag instead (the same findings for `analyze`, `check` and the site)."""
+
+    def __init__(self, kb: AttackKnowledge) -> None:
+        self.kb = kb
+        self.findings: list[AttackFinding] = []
+        self.tagged_tactics: dict[str, Tactic] = {}
+        self.written: list[tuple[str, Technique, str | None]] = []  # (tag, current technique, replaced id)
+        self.groups: dict[str, Group] = {}
+        self.software: dict[str, Software] = {}
+        self.unknown: list[str] = []
+        self.other: list[str] = []
+
+    def note(self, tag: str, code: str, message: str) -> None:
+        self.findings.append(AttackFinding(tag, Severity.WARNING, code, message))
+
+    def read(self, tag: str, rest: str) -> None:
         if _TECHNIQUE.fullmatch(rest):
-            technique_id = rest.upper()
-            found = kb.technique(technique_id)
-            if found is None:
-                unknown.append(technique_id)
-                note(tag, Severity.WARNING, Code.UNKNOWN_TECHNIQUE, f"{technique_id} is not in {label}")
-                continue
-            current = kb.current_technique(technique_id) or found
-            replaced = None
-            if found.revoked:
-                if current is not found:
-                    replaced = found.id
-                    note(tag, Severity.INFO, Code.REVOKED_TECHNIQUE,
-                         f"{found.id} ({found.name}) is revoked in {label}; shown as its replacement {current.id} {current.name}")
-                else:
-                    note(tag, Severity.WARNING, Code.REVOKED_TECHNIQUE, f"{found.id} ({found.name}) is revoked in {label} with no replacement")
-            if current.deprecated:
-                note(tag, Severity.WARNING, Code.DEPRECATED_TECHNIQUE, f"{current.id} ({current.name}) is deprecated in {label}")
-            if not current.tactics:  # no tactic to list it under: keep it visible as a plain tag
-                other.append(tag)
-                continue
-            written.append((tag, current, replaced))
+            self.technique(tag, rest.upper())
         elif _GROUP.fullmatch(rest) or _SOFTWARE.fullmatch(rest):
-            is_group = rest.startswith("g")
-            lookup = kb.group if is_group else kb.software
-            noun, revoked, unknown_code = ("a group", Code.REVOKED_GROUP, Code.UNKNOWN_GROUP) if is_group else ("software", Code.REVOKED_SOFTWARE, Code.UNKNOWN_SOFTWARE)
-            item = lookup(rest)
-            if item is not None and item.revoked_by and lookup(item.revoked_by):
-                note(tag, Severity.INFO, revoked, f"{item.id} is revoked in {label}; shown as {item.revoked_by}")
-                item = lookup(item.revoked_by)
-            if item is None:
-                other.append(tag)
-                note(tag, Severity.WARNING, unknown_code, f"{rest.upper()} is not {noun} in {label}")
-            else:
-                (groups if is_group else software).setdefault(item.id, item)
+            self.group_or_software(tag, rest)
         elif _TACTIC_ID.fullmatch(rest) or _TACTIC_NAME.fullmatch(rest):
-            tactic = kb.tactic(rest) if _TACTIC_ID.fullmatch(rest) else kb.tactic_by_shortname(rest)
-            if tactic is None:
-                other.append(tag)
-                name = rest.upper() if _TACTIC_ID.fullmatch(rest) else normalize_tactic_name(rest)
-                hint = _RETIRED_TACTICS.get(name)
-                note(tag, Severity.WARNING, Code.UNKNOWN_TACTIC, f"{name} is not a tactic in {label}" + (f" ({hint})" if hint else ""))
-            else:
-                tagged_tactics.setdefault(tactic.shortname, tactic)
+            self.tactic(tag, rest)
         elif _OTHER_ID.fullmatch(rest) and not _ID_LIKE.match(rest):
-            other.append(tag)  # data sources, campaigns, mitigations: plain tags, nothing to check
+            self.other.append(tag)  # data sources, campaigns, mitigations: plain tags, nothing to check
         else:
-            other.append(tag)
+            self.other.append(tag)
             hint = f"; did you mean attack.t{rest}?" if _BARE_TECHNIQUE.fullmatch(rest) else ""
-            note(tag, Severity.WARNING, Code.MALFORMED_TAG,
-                 f"'{tag}' is not an ATT&CK tag (attack.tNNNN[.NNN], attack.gNNNN, attack.sNNNN or a tactic name){hint}")
+            self.note(tag, Code.MALFORMED_TAG,
+                      f"'{tag}' is not an ATT&CK tag (attack.tNNNN[.NNN], attack.gNNNN, attack.sNNNN or a tactic name){hint}")
 
-    # Place each technique under the rule's tactics that it belongs to, else under all of its own.
-    placed: dict[str, dict[str, MappedTechnique]] = {}
-    for tag, technique, replaced, also_tags in _one_per_technique(written):
-        own = [name for name in technique.tactics if name in tagged_tactics]
-        derived = not own
-        if derived:
-            names = ", ".join(kb.tactic_by_shortname(n).name for n in technique.tactics)  # type: ignore[union-attr]
-            note(tag, Severity.INFO, Code.TECHNIQUE_TACTIC_NOT_TAGGED,
-                 f"{technique.id} belongs to {names}, which the rule does not tag; listed there as derived")
-        for name in own or technique.tactics:
-            placed.setdefault(name, {})[technique.id] = MappedTechnique(
-                technique, tag, derived, replaced, technique.deprecated, also_tags
-            )
+    def technique(self, tag: str, technique_id: str) -> None:
+        label = self.kb.label
+        found = self.kb.technique(technique_id)
+        if found is None:
+            self.unknown.append(technique_id)
+            self.note(tag, Code.UNKNOWN_TECHNIQUE, f"{technique_id} is not in {label}")
+            return
+        current = self.kb.current_technique(technique_id) or found
+        replaced = None
+        if found.revoked:
+            if current is not found:
+                replaced = found.id
+                self.note(tag, Code.REVOKED_TECHNIQUE,
+                          f"{found.id} ({found.name}) is revoked in {label}; shown as its replacement {current.id} {current.name}; "
+                          f"tag attack.{current.id.lower()} instead")
+            else:
+                self.note(tag, Code.REVOKED_TECHNIQUE, f"{found.id} ({found.name}) is revoked in {label} with no replacement")
+        if current.deprecated:
+            self.note(tag, Code.DEPRECATED_TECHNIQUE, f"{current.id} ({current.name}) is deprecated in {label}")
+        if not current.tactics:  # no tactic to list it under: keep it visible as a plain tag
+            self.other.append(tag)
+            return
+        self.written.append((tag, current, replaced))
 
-    rows = tuple(
-        TacticRow(tactic, tuple(sorted(placed.get(tactic.shortname, {}).values(), key=_row_order)))
-        for tactic in kb.tactics
-        if tactic.shortname in tagged_tactics or tactic.shortname in placed
-    )
-    return AttackMapping(
-        rows=rows,
-        groups=tuple(groups.values()),
-        software=tuple(software.values()),
-        unknown_techniques=tuple(dict.fromkeys(unknown)),
-        other_tags=tuple(other),
-        findings=tuple(findings),
-        release=kb.release,
-    )
+    def group_or_software(self, tag: str, rest: str) -> None:
+        label = self.kb.label
+        is_group = rest.startswith("g")
+        lookup = self.kb.group if is_group else self.kb.software
+        noun, revoked, unknown_code = ("a group", Code.REVOKED_GROUP, Code.UNKNOWN_GROUP) if is_group else ("software", Code.REVOKED_SOFTWARE, Code.UNKNOWN_SOFTWARE)
+        item = lookup(rest)
+        if item is not None and item.revoked_by and lookup(item.revoked_by):
+            self.note(tag, revoked, f"{item.id} is revoked in {label}; shown as {item.revoked_by}; tag attack.{item.revoked_by.lower()} instead")
+            item = lookup(item.revoked_by)
+        if item is None:
+            self.other.append(tag)
+            self.note(tag, unknown_code, f"{rest.upper()} is not {noun} in {label}")
+        else:
+            (self.groups if is_group else self.software).setdefault(item.id, item)
+
+    def tactic(self, tag: str, rest: str) -> None:
+        by_id = _TACTIC_ID.fullmatch(rest)
+        tactic = self.kb.tactic(rest) if by_id else self.kb.tactic_by_shortname(rest)
+        if tactic is not None:
+            self.tagged_tactics.setdefault(tactic.shortname, tactic)
+            return
+        self.other.append(tag)
+        name = rest.upper() if by_id else normalize_tactic_name(rest)
+        hint = _RETIRED_TACTICS.get(name)
+        self.note(tag, Code.UNKNOWN_TACTIC, f"{name} is not a tactic in {self.kb.label}" + (f" ({hint})" if hint else ""))
+
+    def mapping(self) -> AttackMapping:
+        """Each technique under the rule's tactics that it belongs to, else under all of its own."""
+        kb = self.kb
+        placed: dict[str, dict[str, MappedTechnique]] = {}
+        for tag, technique, replaced, also_tags in _one_per_technique(self.written):
+            own = [name for name in technique.tactics if name in self.tagged_tactics]
+            if not own:
+                names = ", ".join(kb.tactic_by_shortname(n).name for n in technique.tactics)  # type: ignore[union-attr]
+                self.note(tag, Code.TECHNIQUE_TACTIC_NOT_TAGGED,
+                          f"{technique.id} belongs to {names}, which the rule does not tag; listed there as derived; add "
+                          + " or ".join(f"attack.{name}" for name in technique.tactics))
+            for name in own or technique.tactics:
+                placed.setdefault(name, {})[technique.id] = MappedTechnique(
+                    technique, tag, not own, replaced, technique.deprecated, also_tags
+                )
+        rows = tuple(
+            TacticRow(tactic, tuple(sorted(placed.get(tactic.shortname, {}).values(), key=_row_order)))
+            for tactic in kb.tactics
+            if tactic.shortname in self.tagged_tactics or tactic.shortname in placed
+        )
+        return AttackMapping(
+            rows=rows,
+            groups=tuple(self.groups.values()),
+            software=tuple(self.software.values()),
+            unknown_techniques=tuple(dict.fromkeys(self.unknown)),
+            other_tags=tuple(self.other),
+            findings=tuple(self.findings),
+            release=kb.release,
+        )
 
 
 def _one_per_technique(

@@ -17,7 +17,8 @@ Addresses are relative to the site root, directory style (`page_href` makes them
 
 Every page the plugin writes itself sits exactly two folders deep, so one captured theme frame
 fits them all (`FRAME_PATH`). Keys come from `key_slug`: lower-case ASCII letters, digits and
-dashes only, so no rule text can choose a file name.
+dashes only, never a Windows device name (`nul`, `con`, `com1`...), so no rule text can choose a
+file name.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import hashlib
 import re
 
 from catalog.analysis import IndicatorKey
-from catalog.pipeline import slugify
+from catalog.pipeline import is_reserved_name, slugify
 
 #: Where the theme frame page lives: as deep as every page we write ourselves.
 FRAME_PATH = "sigma-catalog-frame/frame/"
@@ -61,7 +62,7 @@ _SAFE_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f\"'<>`\\]+", re.I)
 def key_slug(text: str) -> str:
     """A safe, stable address part for any text: itself when already clean, else slug + hash."""
     lowered = text.strip().lower()
-    if len(lowered) <= 60 and _CLEAN.fullmatch(lowered):
+    if len(lowered) <= 60 and _CLEAN.fullmatch(lowered) and not is_reserved_name(lowered):
         return lowered
     digest = hashlib.sha1(lowered.encode("utf-8")).hexdigest()
     base = slugify(lowered, 48)
@@ -93,7 +94,7 @@ def is_rule_path(path: str) -> bool:
 def rule_redirect_path(rule_id: str | None) -> str | None:
     """`rule/<id>/` for a document id that is safe as an address, else None."""
     key = (rule_id or "").strip().lower()
-    if key and len(key) <= 100 and _CLEAN.fullmatch(key):
+    if key and len(key) <= 100 and _CLEAN.fullmatch(key) and not is_reserved_name(key):
         return f"rule/{key}/"
     return None
 

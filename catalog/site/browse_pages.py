@@ -7,11 +7,12 @@ its figures to `site.home`.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from pathlib import Path
 
-from catalog.analysis import IndicatorKey, field_label
+from catalog.analysis import IndicatorKey, field_label, is_field_reference
 from catalog.model import FilterRule, Rule
-from catalog.problems import Severity
+from catalog.problems import Code, Severity, severity_counts
 from catalog.site.addresses import RULES, indicator_path, item_path, key_slug, rule_path
 from catalog.site.model import Grouping, Page, Site, SiteData, browse_page, list_page, shorten, split_authors
 
@@ -43,10 +44,11 @@ def add_indicator_pages(data: SiteData, site: Site) -> None:
         path = indicator_path(key)
         title = f"{label} {key[1]} {value}"
         site.pages.append(Page(path, shorten(title, 120), "indicator.html", {
-            "field": label, "kind": key[1], "value": value, "count": len(slugs), "rules": data.rule_rows(slugs),
+            "field": label, "kind": key[1], "value": value, "field_reference": is_field_reference(key), "count": len(slugs),
+            "rules": data.rule_rows(slugs),
         }, f"{len(slugs)} Sigma rules look for {label} {key[1]} {shorten(value, 80)}"))
         if len(top) < 500:
-            top.append({"field": label, "kind": key[1], "value": value, "count": len(slugs), "path": path})
+            top.append({"field": label, "kind": key[1], "value": value, "field_reference": is_field_reference(key), "count": len(slugs), "path": path})
     site.browse.append(browse_page("indicators/", "Shared indicators", "indicators.html",
                                    {"top": top, "total": len(shared), "distinct": len(corpus)}))
     site.home["shared_indicators"] = len(shared)
@@ -107,7 +109,8 @@ def add_logsource_pages(data: SiteData, site: Site) -> None:
     for entry in data.entries:
         document = entry.document
         if isinstance(document, (Rule, FilterRule)):
-            groups.add(key_slug(document.logsource.label), document.logsource.label, entry.slug, document.logsource)
+            for logsource in document.logsource.each:  # a rule on `category: [a, b]` is listed under a and b
+                groups.add(key_slug(logsource.label), logsource.label, entry.slug, logsource)
     products: dict[str, list[dict]] = defaultdict(list)
     for group in groups.values():
         logsource = group.sample
@@ -145,6 +148,7 @@ def add_problem_page(data: SiteData, site: Site) -> None:
     first_entry: dict[str, str] = {}
     for entry in data.entries:
         first_entry.setdefault(entry.document.source.file_display, entry.slug)
+    files = {rule_file.display: rule_file.path for rule_file in data.catalog.files}
     problems = sorted(data.catalog.problems, key=lambda p: (p.severity is not Severity.ERROR, p.path, p.line, p.column))
     rows = [
         {
@@ -153,11 +157,37 @@ def add_problem_page(data: SiteData, site: Site) -> None:
             "message": problem.message,
             "code": problem.code,
             "path": rule_path(first_entry[problem.path]) if problem.path in first_entry else None,
+            "excerpt": _excerpt(files.get(problem.path), problem.line) if data.preview and problem.code == Code.YAML else None,
         }
         for problem in problems
     ]
-    errors = sum(1 for problem in problems if problem.severity is Severity.ERROR)
-    site.browse.append(browse_page("errors/", "Problems", "errors.html", {"problems": rows, "errors": errors, "warnings": len(rows) - errors}))
+    by_code = Counter((problem.code, problem.severity.value) for problem in problems)
+    context = {"problems": rows, "by_code": [{"code": code, "severity": severity, "count": count} for (code, severity), count in sorted(by_code.items())]}
+    site.browse.append(browse_page("errors/", "Problems", "errors.html", {**context, **severity_counts(problems)}))
+
+
+#: Lines shown around a YAML error in a preview build, and the width each is cut to.
+EXCERPT_CONTEXT = 3
+EXCERPT_WIDTH = 200
+
+
+def _excerpt(path: Path | None, line: int) -> list[dict] | None:
+    """The lines around `line` of a file whose YAML could not be read (the template escapes them);
+    a preview build shows them so the author sees what to fix without opening the file."""
+    if path is None or line < 1:
+        return None
+    try:
+        with open(path, "rb") as stream:  # only the lines up to the error's context are read
+            lines = []
+            for number, raw in enumerate(stream, 1):
+                if number >= line - EXCERPT_CONTEXT:
+                    text = raw[: EXCERPT_WIDTH * 4].decode("utf-8", "replace").rstrip("\r\n")
+                    lines.append({"number": number, "text": text[:EXCERPT_WIDTH], "here": number == line})
+                if number >= line + EXCERPT_CONTEXT - 1:
+                    break
+    except OSError:
+        return None
+    return lines or None
 
 
 def add_home_figures(data: SiteData, site: Site) -> None:
@@ -165,14 +195,12 @@ def add_home_figures(data: SiteData, site: Site) -> None:
     for entry in data.entries:
         kinds[entry.document.kind] += 1
     catalog = data.catalog
-    errors = len(catalog.errors)
     site.home.update({
         "files": len(catalog.files),
         "rules": kinds["rule"],
         "correlations": kinds["correlation"],
         "filters": kinds["filter"],
-        "errors": errors,
-        "warnings": len(catalog.problems) - errors,
+        **severity_counts(catalog.problems),
         "folders": [{"display": f.display, "name": f.name} for f in data.folders.values()],
     })
 

@@ -51,7 +51,7 @@ def _limited(items: Sequence, convert: Callable) -> dict:
 
 
 def _indicator(item: IndicatorChange) -> dict:
-    return {"field": item.field, "kind": item.kind, "value": item.value}
+    return {"field": item.field, "kind": item.kind, "value": item.value, "rules": item.rules}
 
 
 def _exclusion(item: ExclusionChange) -> dict:
@@ -82,6 +82,7 @@ def _change_row(change: RuleChange, technique_link: Callable[[str], str | None] 
         "exclusions_removed": _limited(change.exclusions_removed, _exclusion),
         "techniques_gained": _limited(change.techniques_gained, technique),
         "techniques_lost": _limited(change.techniques_lost, technique),
+        "same_id_as": list(change.same_id_as),
         "duplicate": None if duplicate is None else {
             "title": duplicate.title,
             "path": rule_path(duplicate.slug),

@@ -16,6 +16,11 @@ from mkdocs.config import base
 from mkdocs.config import config_options as c
 from mkdocs.utils.yaml import yaml_load
 
+from catalog.model import DIALECT_NAMES
+
+#: The rule formats the engine recognises (`SigmaDocument.dialect`).
+DIALECTS = tuple(DIALECT_NAMES)
+
 #: The plugin's name in mkdocs.yml: its entry point in pyproject.toml.
 PLUGIN_NAME = "sigma-catalog"
 
@@ -61,6 +66,8 @@ class CatalogConfig(base.Config):
     """Fail the build, listing every rule error, when a rule file has errors."""
     base = c.Optional(c.Type(str))
     """A git revision to compare the rules with (change preview)."""
+    dialects = c.ListOfItems(c.Choice(DIALECTS), default=list(DIALECTS))
+    """The rule formats to publish (`sigma`, `hayabusa`); documents of the others are listed as notices."""
     cache_dir = c.Type(str, default=".cache/sigma-catalog")
     """The build cache (generated page sources, rendered pages, exports), relative to mkdocs.yml."""
 

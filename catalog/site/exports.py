@@ -93,21 +93,28 @@ def _localise(rule: dict, entry: Entry, display_file: Callable[[str, str], str],
 CSV_COLUMNS = [
     "slug", "id", "title", "kind", "level", "status", "product", "category", "service",
     "tactic_id", "tactic", "technique_id", "technique", "derived", "replaced", "deprecated", "tag", "page",
+    "also_tags",
 ]
 
 
+#: First characters that make a spreadsheet read a cell as a formula, or skip to one (leading
+#: whitespace, the fullwidth equals sign, DDE's | and the ; of some locales' separators).
+_FORMULA_START = frozenset("=+-@\t\r\n \uff1d|;")
+
+
 def _cell(value: object) -> str:
-    """Text for a spreadsheet cell; a leading = + - @ would start a formula, so it is quoted away."""
+    """Text for a spreadsheet cell; one that could start a formula is quoted away with a leading '."""
     if value is None:
         return ""
     text = value_text(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "'" + text if text[:1] in _FORMULA_START else text
 
 
 def techniques_csv(catalog: Catalog, directory_urls: bool = True) -> bytes:
     """One row per (document, tactic, technique); unknown technique ids get a row without a tactic."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180's CRLF: then the writer also quotes cells holding a lone CR (with "\n" it did not)
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for entry in catalog.entries:
         mapping = entry.attack
@@ -125,11 +132,11 @@ def techniques_csv(catalog: Catalog, directory_urls: bool = True) -> bytes:
             for mapped in row.techniques:
                 writer.writerow([_cell(v) for v in base + [
                     row.tactic.id, row.tactic.name, mapped.technique.id, mapped.technique.name,
-                    mapped.derived, mapped.replaced, mapped.deprecated, mapped.tag, page,
+                    mapped.derived, mapped.replaced, mapped.deprecated, mapped.tag, page, " ".join(mapped.also_tags),
                 ]])
         for technique_id in mapping.unknown_techniques:
             writer.writerow([_cell(v) for v in base + [None, None, technique_id, None, False, None, False,
-                                                       f"attack.{technique_id.lower()}", page]])
+                                                       f"attack.{technique_id.lower()}", page, None]])
     return out.getvalue().encode("utf-8")
 
 
@@ -138,16 +145,16 @@ def techniques_csv(catalog: Catalog, directory_urls: bool = True) -> bytes:
 
 def navigator_layer(name: str, description: str, entries: Sequence[Entry], kb: "AttackKnowledge | None",
                     release: str | None, site_url: str | None = None, directory_urls: bool = True) -> dict:
-    """A layer (format 4.5) scoring each (technique, tactic) by how many of `entries` map to it."""
+    """A layer (format 4.5) scoring each (technique, tactic) by how many of `entries` map to it:
+    rules, not titles (two rules may share one), as the technique's page and the CSV count them."""
     rules: dict[tuple[str, str], list[str]] = defaultdict(list)
     for entry in entries:
         if entry.attack is None:
             continue
         for row in entry.attack.rows:
-            for mapped in row.techniques:
-                titles = rules[(mapped.technique.id, row.tactic.shortname)]
-                if entry.document.title not in titles:
-                    titles.append(entry.document.title)
+            for mapped in row.techniques:  # a technique once per tactic row, whatever tags led to it
+                tags = f" ({' and '.join((mapped.tag, *mapped.also_tags))})" if mapped.also_tags else ""
+                rules[(mapped.technique.id, row.tactic.shortname)].append(entry.document.title + tags)
     techniques = [_layer_technique(technique_id, tactic, titles, kb, site_url, directory_urls)
                   for (technique_id, tactic), titles in sorted(rules.items())]
     maximum = max((t["score"] for t in techniques), default=1)

@@ -19,6 +19,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files, InclusionLevel
 
 from catalog import pipeline
+from catalog.problems import printable
 from catalog.site.addresses import ASSETS, CATALOG_JSON, FRAME_SRC_URI, SEARCH_INDEX, TECHNIQUES_CSV
 from catalog.site.config import CatalogConfig
 from catalog.site.exports import ExportFile, data_files, navigator_layers
@@ -54,15 +55,18 @@ class BuildFiles:
         written in on_post_build."""
         started = time.perf_counter()
         kb = _knowledge(attack_data)
-        catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load)
+        catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load,
+                                         dialects=options.dialects,
+                                         labels={folder.root: folder.display for folder in folders})
         loaded = time.perf_counter()
         signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url)
         if signature != self._memo_signature:  # another configuration: nothing of the last build holds
             self._memo_signature, self._page_memo, self._json_memo, self._browse_memo = signature, {}, {}, {}
         # (the change preview adds banners to rule pages: no page may be shared between its builds)
-        builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None)
+        builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None,
+                              preview=bool(options.base))
         if options.strict and catalog.errors:
-            listing = "\n".join(f"  {builder.data.location(p)}: {p.message} [{p.code}]" for p in catalog.errors)
+            listing = "\n".join(f"  {printable(builder.data.location(p))}: {printable(p.message)} [{p.code}]" for p in catalog.errors)
             raise PluginError(f"sigma-catalog: {len(catalog.errors)} rule errors (strict: true):\n{listing}")
 
         mark = time.perf_counter()
@@ -156,7 +160,7 @@ class BuildFiles:
             ", ".join(f"{name} {timings[name]:.2f} s" for name in order),
         )
         for problem in catalog.problems:
-            log.debug("%s: %s: %s [%s]", builder.data.location(problem), problem.severity.value, problem.message, problem.code)
+            log.debug("%s: %s: %s [%s]", printable(builder.data.location(problem)), problem.severity.value, printable(problem.message), problem.code)
 
 
 def _knowledge(attack_data: Path | None):

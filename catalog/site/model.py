@@ -61,6 +61,11 @@ def browse_page(path: str, title: str, template: str, context: dict, **options) 
     return Page(path, title, template, context, src_uri=source_uri(path), **options)
 
 
+def error_page(path: str, title: str, location: str, message: str) -> Page:
+    """What stands at `path` when its page could not be made: the title and what went wrong."""
+    return Page(path, title, "page_error.html", {"title": title, "location": location, "message": message})
+
+
 @dataclass(slots=True)
 class Site:
     pages: list[Page] = field(default_factory=list)  # written by the plugin
@@ -72,8 +77,10 @@ class Site:
 class SiteData:
     """What the page families of one build share: the catalog, its folders, and lookups over it."""
 
-    def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None) -> None:
+    def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None,
+                 preview: bool = False) -> None:
         self.catalog = catalog
+        self.preview = preview  # a change preview (`--base`): pages may show more for the author
         self.kb = kb
         self.folders = {folder.root: folder for folder in folders}
         self.entries = catalog.entries
@@ -82,11 +89,22 @@ class SiteData:
         self.problems_by_file: dict[str, list[Problem]] = defaultdict(list)
         for problem in catalog.problems:
             self.problems_by_file[problem.path].append(problem)
+        self._starts: dict[str, list[int]] = defaultdict(list)  # file -> first lines of its documents
+        for entry in self.entries:
+            self._starts[entry.document.source.file_display].append(entry.document.source.line)
         self.related_from: dict[str, list[tuple[str, Entry]]] = defaultdict(list)
         for entry in self.entries:
             for relation, target in entry.related:
                 if target is not None:
                     self.related_from[target.slug].append((relation, entry))
+
+    def problems_of(self, document: SigmaDocument) -> list[Problem]:
+        """The problems of a document's file that concern it: the whole file's, and those from its
+        first line up to the next document of the file (a collection's documents each get theirs)."""
+        source = document.source
+        end = min((line for line in self._starts.get(source.file_display, ()) if line > source.line), default=None)
+        return [p for p in self.problems_by_file.get(source.file_display, ())
+                if not p.line or (p.line >= source.line and (end is None or p.line < end))]
 
     def rule_rows(self, slugs: Iterable[str]) -> list[dict]:
         return [self.rows[slug] for slug in slugs]

@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 from catalog import pipeline
 from catalog.loader import LoadResult, discover, load_file
+from catalog.problems import Code, internal_error, printable
 from catalog.site.addresses import FRAME_PATH, is_rule_path, is_safe_page_path, page_href
 from catalog.site.exports import ExportFile
 from catalog.site.model import Page
@@ -140,17 +141,20 @@ class PageWriter:
         rendered = copied = 0
         current: set[str] = set()
         made: set[Path] = set()
+        failures: list[str] = []
         for page in pages:
             relative = page.path + "index.html"
             current.add(relative)
             fingerprint = hashlib.blake2b(salt + page.fingerprint(), digest_size=16).hexdigest()
-            if self.in_site.get(relative) == fingerprint and relative in self._cache_ok:
+            if self.in_site.get(relative) == fingerprint == manifest.get(page.path) and relative in self._cache_ok:
                 continue  # in the site and in the cache already (most pages of a serve update)
             cached = cache_root / relative
             if manifest.get(page.path) != fingerprint or (relative not in self._cache_ok and not cached.exists()):
                 _ensure_dir(cached.parent, made)
-                cached.write_bytes(page_html(page, renderer, frame))
-                manifest[page.path] = fingerprint
+                failed = len(failures)
+                cached.write_bytes(page_html(page, renderer, frame, failures))
+                if len(failures) == failed:  # a page that failed is tried (and reported) again next time
+                    manifest[page.path] = fingerprint
                 rendered += 1
             self._cache_ok.add(relative)  # in the cache, as the manifest says (checked once per process)
             if self.in_site.get(relative) == fingerprint:
@@ -167,6 +171,7 @@ class PageWriter:
         if rendered or gone:
             write_if_changed(cache_root / "manifest.json",
                              json.dumps({"version": CACHE_VERSION, "pages": manifest}, sort_keys=True).encode())
+        report_failures(failures)
         return rendered, copied
 
     def _load_manifest(self, cache_root: Path) -> dict[str, str]:
@@ -179,23 +184,37 @@ class PageWriter:
         return self._manifest
 
 
-def page_html(page: Page, renderer: Renderer, frame: Frame) -> bytes:
-    content = renderer.render(page.template, page.path, page.context)
+def page_html(page: Page, renderer: Renderer, frame: Frame, failures: list[str]) -> bytes:
+    """A page's HTML; a failure rendering it costs that page only: a short error page instead,
+    and what failed added to `failures` (the build logs them as errors)."""
+    try:
+        content = renderer.render(page.template, page.path, page.context)
+    except Exception as error:  # noqa: BLE001 - a bug or a limit must not take the site down
+        message = internal_error(page.path, error, "rendering this page").message
+        failures.append(f"{page.path} ({printable(page.title[:200])}): {message}")
+        content = renderer.render("page_error.html", page.path, {"title": page.title, "location": page.path, "message": message})
     return frame.wrap(page.path, page.title, page.description, content).encode("utf-8", errors="xmlcharrefreplace")
+
+
+def report_failures(failures: Iterable[str]) -> None:
+    for failure in failures:
+        log.error("sigma-catalog: %s [%s]", failure, Code.INTERNAL_ERROR)
 
 
 #: What the rendering processes of `render_all` work on (inherited through fork, never pickled).
 _JOB: tuple | None = None
 
 
-def _render_range(bounds: tuple[int, int]) -> int:
+def _render_range(bounds: tuple[int, int]) -> tuple[int, list[str]]:
+    """(pages rendered, what failed): failures go back to the building process, which logs them."""
     pages, renderer, frame, site_dir = _JOB  # type: ignore[misc]
     made: set[Path] = set()
+    failures: list[str] = []
     for page in pages[bounds[0]:bounds[1]]:
         target = site_dir / page.path / "index.html"
         _ensure_dir(target.parent, made)
-        target.write_bytes(page_html(page, renderer, frame))
-    return bounds[1] - bounds[0]
+        target.write_bytes(page_html(page, renderer, frame, failures))
+    return bounds[1] - bounds[0], failures
 
 
 def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Path) -> int:
@@ -215,10 +234,14 @@ def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Pa
             ranges = [(start, min(start + size, len(pages))) for start in range(0, len(pages), size)]
             try:
                 with multiprocessing.get_context("fork").Pool(workers) as pool:
-                    return sum(pool.imap_unordered(_render_range, ranges))
+                    results = list(pool.imap_unordered(_render_range, ranges))
+                report_failures(sorted(failure for _, failures in results for failure in failures))
+                return sum(count for count, _ in results)
             except OSError as error:  # no fork here: render in this process
                 log.debug("sigma-catalog: rendering in one process (%s)", error)
-        return _render_range((0, len(pages)))
+        count, failures = _render_range((0, len(pages)))
+        report_failures(failures)
+        return count
     finally:
         _JOB = None
 
@@ -243,18 +266,17 @@ def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page],
     if not sitemap.is_file() or not frame_url:
         return
     text = sitemap.read_text(encoding="utf-8")
-    kept = [block for block in re.split(r"(?=<url>)", text) if frame_url not in block]
+    # the frame's own <url> element goes (only it: it may be the last one, right before </urlset>)
+    new = re.sub(r"<url>\s*<loc>" + re.escape(frame_url) + r"</loc>.*?</url>\s*", "", text, flags=re.S)
     frame_href = page_href(FRAME_PATH, directory_urls)
-    if frame_url.endswith(frame_href):
+    if frame_url.endswith(frame_href) and "</urlset>" in new:
         base = frame_url[: -len(frame_href)]
         extra = "".join(
             f"<url>\n         <loc>{base}{page_href(page.path, directory_urls)}</loc>\n    </url>\n    "
             for page in pages
             if is_rule_path(page.path)
         )
-        tail = kept[-1]
-        kept[-1] = tail.replace("</urlset>", extra + "</urlset>") if "</urlset>" in tail else tail
-    new = "".join(kept)
+        new = new.replace("</urlset>", extra + "</urlset>")
     if new != text:
         sitemap.write_text(new, encoding="utf-8")
         gz = site_dir / "sitemap.xml.gz"

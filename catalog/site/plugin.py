@@ -113,7 +113,10 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         path = (home / folder.path).resolve()
         if not path.exists():
             raise PluginError(f"sigma-catalog: the rule folder '{folder.path}' does not exist ({path})")
-        return Folder(str(path), folder.path.rstrip("/") or ".", folder.name, folder.source_url)
+        # files are shown by the folder as configured; an absolute path would put the build
+        # machine's layout in the site, so such a folder is shown by its own name only
+        shown = folder.path.rstrip("/") or "."
+        return Folder(str(path), path.name if Path(shown).is_absolute() else shown, folder.name, folder.source_url)
 
     def on_pre_build(self, *, config: MkDocsConfig) -> None:
         if not self.config.enabled:

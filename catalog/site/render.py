@@ -178,6 +178,15 @@ def _number(value: int) -> str:
     return f"{value:,}"
 
 
+def _edges(text: str) -> tuple[str, str, str]:
+    """(leading white space, the rest, trailing white space) of a value: pages mark the edges."""
+    core = text.strip()
+    if not core:
+        return text, "", ""
+    start = len(text) - len(text.lstrip())
+    return text[:start], core, text[start + len(core):]
+
+
 class _Environment(jinja2.Environment):
     """Template data is plain dicts: `row.title` looks up the key first (no AttributeError on the way)."""
 
@@ -200,7 +209,7 @@ def make_environment() -> jinja2.Environment:
         auto_reload=False,
     )
     env.globals.update(url=_url, file_url=_file_url, external_url=external_url)
-    env.filters.update(yaml=highlight_yaml, number=_number)
+    env.filters.update(yaml=highlight_yaml, number=_number, edges=_edges)
     return env
 
 
@@ -264,17 +273,19 @@ class Frame:
 
     def wrap(self, path: str, title: str, description: str, content: str) -> str:
         values = {TITLE_MARKER: str(escape(title)), DESCRIPTION_MARKER: str(escape(description))}
-        pieces = [self.head[0]]
+
+        def own(frame_text: str) -> str:
+            # the frame's mentions of its own address (canonical link) become the page's; only the
+            # frame's: the page's title, description and content (rule text) reach it unchanged
+            return frame_text.replace(self.frame_path, path) if self.frame_path in frame_text else frame_text
+
+        pieces = [own(self.head[0])]
         for marker, text in zip(self.head_markers, self.head[1:]):
             pieces.append(values[marker])
-            pieces.append(text)
+            pieces.append(own(text))
         pieces.append(content)
-        pieces.append(self.tail)
-        html = "".join(pieces)
-        # absolute mentions of the frame's own address (canonical link) become the page's
-        if self.frame_path in html:
-            html = html.replace(self.frame_path, path)
-        return html
+        pieces.append(own(self.tail))
+        return "".join(pieces)
 
 
 def fallback_frame(site_name: str, frame_path: str, stylesheets: Iterable[str] = (), scripts: Iterable[str] = ()) -> Frame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from catalog.analysis import Exclusion
-from catalog.model import CorrelationRule, FilterRule, Rule
+from catalog.model import DIALECT_NAMES, CorrelationRule, FilterRule, Rule
 from catalog.pipeline import Entry
 from catalog.site.addresses import (
     external_url,
@@ -78,11 +78,16 @@ class RulePages:
 
 def rule_page(data: SiteData, entry: Entry) -> Page:
     document = entry.document
+    problems = [
+        {"location": data.location(p), "severity": p.severity.value, "message": p.message, "code": p.code}
+        for p in data.problems_of(document)
+    ]
     context: dict = {
         "kind": document.kind,
+        "dialect": DIALECT_NAMES.get(document.dialect, document.dialect),
         "title": document.title,
         "description": document.description or "",
-        "banners": banners(entry),
+        "banners": findings_banner(problems) + banners(entry),
         "attack": attack_context(entry),
         "raw": document.source.raw_text,
         "stages": [],
@@ -92,11 +97,7 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
         "correlation": None,
         "filter": None,
         "details": details(data, entry),
-        "problems": [
-            {"location": data.location(p), "severity": p.severity.value, "message": p.message, "code": p.code}
-            for p in data.problems_by_file.get(document.source.file_display, ())
-            if not p.line or p.line >= document.source.line
-        ],
+        "problems": problems,
     }
     if entry.analysis is not None:
         analysis = entry.analysis
@@ -118,6 +119,22 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
     if isinstance(document, FilterRule):
         context["filter"] = {"targets": targets(data, entry, document)}
     return Page(rule_path(entry.slug), document.title, "rule.html", context, description_of(document))
+
+
+def findings_banner(problems: list[dict]) -> list[dict]:
+    """A banner at the top of the page when the rule has errors or warnings (a page with an error,
+    e.g. a duplicate key, is still published): what is wrong, in short; the Problems section has all."""
+    serious = [p for p in problems if p["severity"] in ("error", "warning")]
+    if not serious:
+        return []
+    errors = sum(1 for p in serious if p["severity"] == "error")
+    counts = ", ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in ((errors, "error"), (len(serious) - errors, "warning")) if n)
+    return [{
+        "kind": "errors" if errors else "warnings",
+        "title": f"Findings: {counts}",
+        "text": " ".join(f"{p['location']}: {p['message']} [{p['code']}]." for p in serious[:3])
+        + (f" And {len(serious) - 3} more, listed under Problems." if len(serious) > 3 else ""),
+    }]
 
 
 def banners(entry: Entry) -> list[dict]:
@@ -158,6 +175,8 @@ def attack_context(entry: Entry) -> dict | None:
                 notes.append("derived: the rule does not tag this tactic")
             if mapped.replaced:
                 notes.append(f"{mapped.replaced} is revoked; shown as its replacement")
+            if mapped.also_tags:
+                notes.append("tagged as " + " and ".join((mapped.tag, *mapped.also_tags)))
             if mapped.deprecated:
                 notes.append(f"deprecated in {release}")
             techniques.append({
@@ -205,10 +224,12 @@ def _exclusion(exclusion: Exclusion, source: Entry | None) -> dict:
         for alternative in search.alternatives:
             if len(alternative) == 1 and not alternative[0].match_all:
                 item = alternative[0]
-                rows.extend([item.field_label, item.kind, value] for value in item.values)
+                rows.extend({"field": item.field_label, "kind": item.kind, "value": value, "field_reference": item.field_reference}
+                            for value in item.values)
             else:
                 and_groups.append([
-                    {"field": item.field_label, "kind": item.kind, "values": list(item.values), "all": item.match_all}
+                    {"field": item.field_label, "kind": item.kind, "values": list(item.values), "all": item.match_all,
+                     "field_reference": item.field_reference}
                     for item in alternative
                 ])
         searches.append({"identifier": search.identifier, "rows": rows, "and_groups": and_groups})
@@ -234,6 +255,7 @@ def indicators(data: SiteData, entry: Entry) -> list[dict]:
             "kind": indicator.kind,
             "value": indicator.value,
             "all": indicator.match_all,
+            "field_reference": indicator.field_reference,
             "count": count,
             "path": indicator_path(indicator.key) if count > 1 else None,
         })
@@ -318,8 +340,8 @@ def _logsource_items(document: Rule | FilterRule) -> list[dict]:
     for label, value in (("product", logsource.product), ("category", logsource.category), ("service", logsource.service)):
         if value:
             items.append(_text(f"{label}: {value}"))
-    if items:
-        items.append(_text(logsource.label, item_path("logsources", logsource.label)))
+    if items:  # a link to each log source page the rule is listed on (several for a list log source)
+        items.extend(_text(single.label, item_path("logsources", single.label)) for single in logsource.each)
     if logsource.definition:
         items.append(_text(f"definition: {logsource.definition}"))
     return items

@@ -35,6 +35,8 @@ def search_index(catalog: Catalog, directory_urls: bool = True) -> bytes:
         indexes: set[int] = set()
         if entry.analysis is not None:
             for indicator in entry.analysis.indicators:
+                if indicator.field_reference:  # names a field, not a value the rule looks for
+                    continue
                 value = indicator.value[:MAX_VALUE]
                 key = value.lower()
                 index = values.get(key)
