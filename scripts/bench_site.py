@@ -291,7 +291,13 @@ def serve_edit_times(config: Path, rule: Path, slug: str, dirty: bool, edits: in
         differences = None
         served = next(temporary.glob("mkdocs_*"), None)
         if compare_with is not None and served is not None:
-            time.sleep(5)  # catalog.json, the CSV and the search index are written after the update
+            # catalog.json, the CSV and the search index are written after the update, in the background
+            waited = time.perf_counter()
+            while shown not in (served / "exports/catalog.json").read_text(encoding="utf-8", errors="replace"):
+                if time.perf_counter() - waited > 300:
+                    sys.exit("catalog.json never showed the last edit")
+                time.sleep(0.5)
+            time.sleep(2)
             differences = compare_with(f"http://127.0.0.1:{port}/", served)
         return times, first, differences
     finally:

@@ -16,8 +16,10 @@ browsers to reload when the update is done.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -112,8 +114,10 @@ def read_sitemap(site_dir: Path) -> str | None:
 class ForkedExports(DeferredExports):
     """`mkdocs serve` on Linux: catalog.json, the CSV and the search index of each build or update
     written by a forked process. A thread of this process held the next update back (it shares the
-    interpreter lock, and the update had to wait for it); a process runs on another CPU, and each
-    one writes only after the one before it has exited, so the last update's files are the ones left."""
+    interpreter lock, and the update had to wait for it); a process runs on another CPU. A newer
+    update stops the children of older ones unless they are writing already (their files would be
+    out of date at once), and each child writes only after the one before it has exited, so the last
+    update's files are the ones left."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -126,18 +130,24 @@ class ForkedExports(DeferredExports):
             return
         make, self.pending = self.pending, None
         self._reap()
+        for pid in self._children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)  # ends it unless it is writing (then it finishes first)
         previous = self._last_exited
         reader, writer = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: holds `writer` open until it exits
             code = 1
             try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 os.close(reader)
+                with pipeline.collector_paused():
+                    exports = make()
                 while previous is not None and os.read(previous, 1):
                     pass
-                with pipeline.collector_paused():
-                    for export in make():
-                        write_if_changed(site_dir / export.path, export.data)
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+                for export in exports:
+                    write_if_changed(site_dir / export.path, export.data)
                 code = 0
             except BaseException as error:  # noqa: BLE001 - a child process: report, then exit
                 log.error("sigma-catalog: writing catalog.json, the CSV and the search index failed: %s", error)
