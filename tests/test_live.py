@@ -213,3 +213,26 @@ def test_the_rule_watcher_hands_edits_to_the_build_loop(tmp_path, quick):
     assert server.full_builds == (0 if quick else 1)
     server.builder()  # a rebuild that no rule edit asked for (docs/, mkdocs.yml): MkDocs' own
     assert updates == [1] and server.full_builds == (1 if quick else 2)
+
+
+def test_the_last_updates_exports_are_the_ones_left(tmp_path):
+    """Each update's catalog.json, CSV and search index come from a forked process; the older ones
+    are stopped or finish first, whatever their speed."""
+    import time
+
+    from catalog.site.exports import ExportFile
+    from catalog.site.live import ForkedExports
+
+    def make(number: int):
+        def exports() -> list[ExportFile]:
+            time.sleep(0.2 * (5 - number))  # the older the update, the slower its exports
+            return [ExportFile("exports/catalog.json", b"update %d" % number)]
+        return exports
+
+    exports = ForkedExports()
+    for number in range(5):
+        exports.pending = make(number)
+        exports.start(tmp_path)
+    exports.wait()
+    assert (tmp_path / "exports/catalog.json").read_bytes() == b"update 4"
+    assert not [path.name for path in (tmp_path / "exports").iterdir() if path.name != "catalog.json"]  # no temporary files left
