@@ -229,7 +229,8 @@ def _indicators(item: DetectionItem, identifier: str) -> list[Indicator]:
         kind = chain.kind(value, keyword)
         text = value_text(value)
         if isinstance(value, str) or not _is_number(value):  # strings first: nearly every value is one
-            normalised = text if chain.case_sensitive else text.lower()
+            lowered = text if chain.case_sensitive else text.lower()
+            normalised = text if lowered == text else lowered  # one string, not two equal ones
         else:
             normalised = _number_key(value)
         found.append(Indicator(item.field, kind, text, identifier, chain.match_all, (field_key, kind, normalised), chain.field_reference))

@@ -39,6 +39,7 @@ class ExclusionChange:
     scope: str  # main / optional / filter
     combined: bool
     text: str  # "Image ends_with \\a.exe, \\b.exe", alternatives joined with " or "
+    values: tuple[tuple[str, str, str], ...] = ()  # (field, kind, value) of every excluded value, for value-level diffs
 
     def __str__(self) -> str:
         return f"not {' and '.join(self.identifiers) if self.combined else ', '.join(self.identifiers)}: {self.text}"
@@ -64,13 +65,14 @@ class DuplicateHint:
     shared: int  # indicators both rules have
     total: int  # indicators of the new or changed rule
     is_new: bool = False  # the other rule is itself added by this change
+    score: float = 0.0  # catalog.similarity's score of the pair
 
     @property
     def ratio(self) -> float:
         return self.shared / self.total if self.total else 0.0
 
     def __str__(self) -> str:
-        return f"shares {self.shared} of its {self.total} indicators with '{self.title}' ({self.path})"
+        return f"shares {self.shared} of its {self.total} indicators with '{self.title}' ({self.path}), similarity {self.score:.2f}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,7 @@ class RuleChange:
     logic_changed: bool = False  # condition or search identifiers differ (also when no indicator does)
     text_changed: bool = False  # the rule's text differs (a rename may move it unchanged)
     likely_duplicate_of: DuplicateHint | None = None
+    text_diff: str = ""  # unified diff of the rule file's text (modified and renamed documents), bounded
     same_id_as: tuple[str, ...] = ()  # the other files whose documents have this document's id (an error)
 
     @property

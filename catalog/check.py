@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence, TextIO
 
+from catalog.findings import add_catalog_findings
+from catalog.history import history_or_none
 from catalog.pipeline import Catalog, build_catalog
 from catalog.problems import Code, Problem, Severity, one_line, printable, severity_counts
 
@@ -80,6 +82,7 @@ def run_check(
     """Every finding about the rules under `paths`, sorted by file, line and column."""
     started = time.perf_counter()
     catalog = build_catalog(paths, attack=attack)
+    add_catalog_findings(catalog, history_or_none(paths))
     problems = list(catalog.problems)  # exactly the engine's: the same as analyze and the site
     if pysigma:
         if attack is None:

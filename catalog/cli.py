@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 
 from catalog.attack import AttackDataError, load_knowledge
+from catalog import changelog as changelog_command
 from catalog import check as check_command
 from catalog.attack import commands as attack_commands
+from catalog.findings import add_catalog_findings
+from catalog.history import history_or_none
 from catalog.jsonexport import catalog_to_json
 from catalog.pipeline import build_catalog
 
@@ -30,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     attack_commands.register(commands)
     check_command.register(commands)  # `catalog check` (catalog/check.py)
+    changelog_command.register(commands)  # `catalog changelog A..B` (catalog/changelog.py)
     _register_build(commands)
     _register_changes(commands)
 
@@ -51,6 +55,7 @@ def _analyze(arguments: argparse.Namespace) -> int:
         print(f"catalog analyze: error: {error}", file=sys.stderr)
         return 2
     catalog = build_catalog(arguments.paths, knowledge)
+    add_catalog_findings(catalog, history_or_none(arguments.paths))
     elapsed = time.perf_counter() - started
     report = sys.stderr if arguments.json == "-" else sys.stdout
     if not arguments.quiet:
@@ -95,6 +100,8 @@ def _build(arguments: argparse.Namespace) -> int:
     from catalog.site.config import ConfigError, with_plugin_options
 
     _show_mkdocs_log()
+    # Material 9.x prints a banner about MkDocs 2 on every build; the project pins mkdocs<2 (README)
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
     if "SOURCE_DATE_EPOCH" not in os.environ:  # reproducible dates: the last commit's time (docs/review.md)
         epoch = source_date_epoch(Path(arguments.config).resolve().parent)
         if epoch is not None:
@@ -151,9 +158,14 @@ def _show_mkdocs_log() -> None:
     """MkDocs' messages (and the plugin's) on stderr, as `mkdocs build` shows them."""
     import logging
 
+    class CurrentStderr(logging.StreamHandler):
+        """Writes to sys.stderr as it is at each message: whoever called main may have replaced it since."""
+
+        stream = property(lambda self: sys.stderr, lambda self, value: None)
+
     logger = logging.getLogger("mkdocs")
     if not any(getattr(handler, "_catalog_cli", False) for handler in logger.handlers):
-        handler = logging.StreamHandler()
+        handler = CurrentStderr()
         handler.setFormatter(logging.Formatter("%(levelname)-7s -  %(message)s"))
         handler._catalog_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

@@ -11,21 +11,31 @@ class CorpusIndex:
     """Maps each normalised indicator to the rules that use it (by slug, in catalog order)."""
 
     def __init__(self) -> None:
-        self._rules: dict[IndicatorKey, list[str]] = {}
+        # the slug alone while one rule has the indicator (most have, in keyword-heavy sets), a list
+        # from the second rule on: a list per indicator cost 70 MB for 900,000 of them
+        self._rules: dict[IndicatorKey, str | list[str]] = {}
 
     def add(self, slug: str, indicators: Iterable[Indicator]) -> None:
+        rules = self._rules
         for indicator in indicators:  # analysis keeps one indicator per key and rule
-            self._rules.setdefault(indicator.key, []).append(slug)
+            known = rules.setdefault(indicator.key, slug)
+            if known is not slug:
+                if isinstance(known, str):
+                    rules[indicator.key] = [known, slug]
+                else:
+                    known.append(slug)
 
     def count(self, key: IndicatorKey) -> int:
-        return len(self._rules.get(key, ()))
+        known = self._rules.get(key)
+        return 0 if known is None else 1 if isinstance(known, str) else len(known)
 
     def sharing(self, key: IndicatorKey) -> list[str]:
-        return self._rules.get(key, [])
+        known = self._rules.get(key)
+        return [] if known is None else [known] if isinstance(known, str) else known
 
     def shared(self) -> list[tuple[IndicatorKey, list[str]]]:
         """Indicators used by more than one rule, most shared first (ties by key, for stable output)."""
-        shared = [(key, slugs) for key, slugs in self._rules.items() if len(slugs) > 1]
+        shared = [(key, slugs) for key, slugs in self._rules.items() if isinstance(slugs, list)]
         shared.sort(key=lambda pair: (-len(pair[1]), pair[0]))
         return shared
 

@@ -16,7 +16,9 @@ revision itself is used.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import itertools
 import os
 import tempfile
 from dataclasses import replace
@@ -38,17 +40,14 @@ from catalog.corpus import CorpusIndex
 from catalog.git import GitError, export_revision, repository_root, resolve_revision
 from catalog.model import CorrelationRule, FilterRule, Rule, SigmaDocument, display_path
 from catalog.pipeline import Catalog, Entry, build_catalog
+from catalog.similarity import Similarity, most_similar
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
 
-#: A new or changed rule is a likely duplicate of another rule when it shares at least this many
-#: of its indicators with it, and at least this share of them.
-DUPLICATE_MIN_SHARED = 3
-DUPLICATE_MIN_RATIO = 0.6
-
 #: Metadata compared between the two sides, besides title, level and status (which have fields).
-_METADATA = ("id", "name", "description", "author", "date", "modified", "license", "references", "tags", "falsepositives", "related", "fields")
+_METADATA = ("id", "name", "description", "author", "date", "modified", "license", "references", "tags", "falsepositives", "related", "fields",
+             "regression_tests_path", "simulation")
 
 
 # --- comparing ----------------------------------------------------------------------------
@@ -77,23 +76,11 @@ def compute_changes(
         commit, is_merge_base = resolve_revision(repo, base_ref, merge_base)
     except GitError as error:
         raise ChangeError(str(error)) from None
-    inside = _inside(repo, root_texts)
+    inside = inside_repository(repo, root_texts)
     if head is None:
         head = build_catalog(root_texts, attack=attack)
     with tempfile.TemporaryDirectory(prefix="sigma-catalog-base-") as temporary:
-        export = Path(temporary) / "tree"
-        export.mkdir()
-        try:
-            export_revision(repo, commit, inside, export)
-        except GitError as error:
-            raise ChangeError(str(error)) from None
-        base_roots = []
-        for relative in inside:
-            base_root = export / relative if relative not in ("", ".") else export
-            if not base_root.exists():
-                base_root.mkdir(parents=True, exist_ok=True)  # the folder is new: everything in it is added
-            base_roots.append(str(base_root))
-        base = build_catalog(base_roots, attack=attack)
+        base_roots, base = catalog_at(repo, commit, inside, Path(temporary), attack)
         # The base documents name their folder by its temporary path: speak of it as the head does.
         rename = dict(zip(base_roots, root_texts))
         shown = {root: (labels or {}).get(root, root) for root in root_texts}
@@ -111,7 +98,25 @@ def compute_changes(
     )
 
 
-def _inside(repo: Path, roots: list[str]) -> list[str]:
+def catalog_at(repo: Path, commit: str, inside: Sequence[str], folder: Path,
+               attack: "AttackKnowledge | None" = None) -> tuple[list[str], Catalog]:
+    """(the rule folders' paths under `folder`, their catalog) as they are in `commit`, exported from git."""
+    export = folder / "tree"
+    export.mkdir()
+    try:
+        export_revision(repo, commit, inside, export)
+    except GitError as error:
+        raise ChangeError(str(error)) from None
+    roots = []
+    for relative in inside:
+        root = export / relative if relative not in ("", ".") else export
+        if not root.exists():
+            root.mkdir(parents=True, exist_ok=True)  # the folder is new (or gone): everything in it is added (removed)
+        roots.append(str(root))
+    return roots, build_catalog(roots, attack=attack)
+
+
+def inside_repository(repo: Path, roots: list[str]) -> list[str]:
     """Each rule folder as a path inside the repository (ChangeError for one outside it)."""
     real_repo = repo.resolve()
     inside: list[str] = []
@@ -161,7 +166,7 @@ def diff_catalogs(
     pairs, unmatched_base, unmatched_head = _match(base, head, base_location, head_location)
     changes: list[RuleChange] = []
     for old, new in pairs:
-        change = _compare(old, new, base_location[id(old)], head_location[id(new)], head.corpus)
+        change = compare_entries(old, new, base_location[id(old)], head_location[id(new)], head.corpus)
         if change is not None:
             changes.append(change)
     for entry in unmatched_head:
@@ -172,10 +177,11 @@ def diff_catalogs(
     # likely duplicates, for what a reviewer is asked to accept: new and changed rules
     new_slugs = {change.slug for change in changes if change.kind == "added"}
     by_slug = head.by_slug()
+    similarity = Similarity(head)
     finished: list[RuleChange] = []
     for change in changes:
         if change.kind in ("added", "modified", "renamed") and change.slug in by_slug:
-            hint = likely_duplicate(by_slug[change.slug], head, new_slugs, head_location, by_slug)
+            hint = likely_duplicate(by_slug[change.slug], head, new_slugs, head_location, by_slug, similarity)
             if hint is not None:
                 change = replace(change, likely_duplicate_of=hint)
         finished.append(change)
@@ -252,31 +258,22 @@ def likely_duplicate(
     new_slugs: set[str] = frozenset(),
     locations: dict[int, str] | None = None,
     by_slug: dict[str, Entry] | None = None,
+    similarity: Similarity | None = None,
 ) -> DuplicateHint | None:
-    """The other rule sharing most of `entry`'s indicators, when it shares enough (see the constants).
-
-    One pass over the rule's own indicators through the corpus index: no pairwise comparison.
-    """
+    """The rule `entry` most likely duplicates, by the measure of the Similar rules sections
+    (catalog.similarity): None unless the pair scores as a likely duplicate."""
     if entry.analysis is None or not isinstance(entry.document, Rule):
         return None
-    keys = {indicator.key for indicator in entry.analysis.indicators}
-    if len(keys) < DUPLICATE_MIN_SHARED:
+    similarity = similarity if similarity is not None else Similarity(catalog)
+    similar = most_similar(similarity, entry)
+    if similar is None:
         return None
-    shared: dict[str, int] = {}
-    for key in keys:
-        for slug in catalog.corpus.sharing(key):
-            if slug != entry.slug:
-                shared[slug] = shared.get(slug, 0) + 1
-    if not shared:
-        return None
-    slug, count = min(shared.items(), key=lambda item: (-item[1], item[0]))
-    if count < DUPLICATE_MIN_SHARED or count / len(keys) < DUPLICATE_MIN_RATIO:
-        return None
-    other = (by_slug if by_slug is not None else catalog.by_slug()).get(slug)
+    other = (by_slug if by_slug is not None else catalog.by_slug()).get(similar.slug)
     if other is None:
         return None
     path = (locations or {}).get(id(other)) or _location(other, {})
-    return DuplicateHint(slug, other.document.title, path, count, len(keys), slug in new_slugs)
+    total = len({indicator.key for indicator in entry.analysis.indicators})
+    return DuplicateHint(similar.slug, other.document.title, path, len(similar.shared_indicators), total, similar.slug in new_slugs, similar.score)
 
 
 def _indicators(analysis: RuleAnalysis | None, corpus: CorpusIndex) -> dict[tuple, IndicatorChange]:
@@ -310,7 +307,11 @@ def _exclusion_change(exclusion: Exclusion) -> ExclusionChange:
         text = " and ".join(f"({search_text(search)})" for search in exclusion.searches)
     else:
         text = search_text(exclusion.searches[0]) if exclusion.searches else ""
-    return ExclusionChange(exclusion.identifiers, exclusion.scope, exclusion.combined, text)
+    values = tuple(dict.fromkeys(
+        (item.field_label, item.kind, value)
+        for search in exclusion.searches for alternative in search.alternatives for item in alternative for value in item.values
+    ))
+    return ExclusionChange(exclusion.identifiers, exclusion.scope, exclusion.combined, text, values)
 
 
 def _techniques(entry: Entry) -> dict[str, TechniqueChange]:
@@ -347,7 +348,8 @@ def _metadata_changes(old: SigmaDocument, new: SigmaDocument) -> tuple[str, ...]
     return tuple(name for name in _METADATA if getattr(old, name) != getattr(new, name))
 
 
-def _compare(old: Entry, new: Entry, old_path: str, new_path: str, corpus: CorpusIndex) -> RuleChange | None:
+def compare_entries(old: Entry, new: Entry, old_path: str, new_path: str, corpus: CorpusIndex) -> RuleChange | None:
+    """What differs between two versions of one document (None when a reader would see no difference)."""
     text_changed = old.document.source.raw_text != new.document.source.raw_text
     moved = old_path != new_path
     if not text_changed and not moved and _techniques(old).keys() == _techniques(new).keys():
@@ -376,10 +378,23 @@ def _compare(old: Entry, new: Entry, old_path: str, new_path: str, corpus: Corpu
         metadata_changed=_metadata_changes(a, b) + (("kind",) if a.kind != b.kind else ()),
         logic_changed=_logic(old) != _logic(new),
         text_changed=text_changed,
+        text_diff=_text_diff(old.document.source.raw_text, new.document.source.raw_text, old_path, new_path) if text_changed else "",
     )
     if not moved and not change.modified:
         return None  # comments, formatting or key order only: nothing a reader of the page would see
     return change
+
+
+#: A rule file's diff on the Changes page is cut after this many lines.
+MAX_DIFF_LINES = 400
+
+
+def _text_diff(old: str, new: str, old_path: str, new_path: str) -> str:
+    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), old_path, new_path, lineterm="", n=2)
+    kept = list(itertools.islice(lines, MAX_DIFF_LINES + 1))
+    if len(kept) > MAX_DIFF_LINES:
+        kept[MAX_DIFF_LINES:] = ["… (the diff goes on)"]
+    return "\n".join(kept)
 
 
 def _whole(entry: Entry, kind: str, old_path: str | None, new_path: str | None, corpus: CorpusIndex) -> RuleChange:

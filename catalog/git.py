@@ -125,3 +125,65 @@ def source_date_epoch(path: str | os.PathLike) -> int | None:
     except GitError:
         return None
     return int(text) if text.isdigit() else None
+
+
+def head_commit(repo: str | os.PathLike) -> str:
+    """The full id of HEAD (GitError in a repository without commits)."""
+    return _git(["rev-parse", "--verify", "HEAD"], repo).decode().strip()
+
+
+def shallow_edge(repo: str | os.PathLike) -> set[str]:
+    """The commits where a shallow clone's history stops (empty for a full clone)."""
+    if _git(["rev-parse", "--is-shallow-repository"], repo).decode().strip() != "true":
+        return set()
+    path = Path(repo, _git(["rev-parse", "--git-path", "shallow"], repo).decode().strip())
+    try:
+        return set(path.read_text(encoding="ascii").split()) or {"?"}
+    except OSError:
+        return {"?"}
+
+
+#: Separates commits in `log_with_blobs` output (a subject never holds this control character).
+COMMIT_MARK = "\x1e"
+
+
+def is_ancestor(repo: str | os.PathLike, older: str, newer: str) -> bool:
+    try:
+        _git(["merge-base", "--is-ancestor", older, newer], repo)
+    except GitError:
+        return False
+    return True
+
+
+def log_with_blobs(repo: str | os.PathLike, paths: Sequence[str], since: str | None = None) -> bytes:
+    """One `git log` over the whole history of `paths`: every commit (newest first) with the files it
+    changed, their old and new blob ids and renames (-M), NUL-separated (-z) so any file name reads back.
+    With `since`, only the commits after it (`since..HEAD`).
+
+    Each commit starts with COMMIT_MARK, then `hash 0x1f author-time 0x1f subject`, then the raw
+    records `:mode mode old new STATUS\\0path\\0[new path\\0]`. Merges list no files (their
+    changes are in the commits they merge)."""
+    pathspec = [p if p not in ("", ".") else "." for p in paths]
+    return _git(["-c", "core.quotePath=false", "log", "-M", "--raw", "--no-abbrev", "-z", "--no-color",
+                 f"--format={COMMIT_MARK}%H%x1f%at%x1f%s", "--end-of-options", f"{since}..HEAD" if since else "HEAD", "--", *pathspec], repo)
+
+
+def read_blobs(repo: str | os.PathLike, blob_ids: Sequence[str], limit: int = 1 << 20) -> dict[str, bytes]:
+    """The content of each blob (one `cat-file --batch` process); blobs over `limit` bytes or missing are left out."""
+    wanted = list(dict.fromkeys(blob_ids))
+    if not wanted:
+        return {}
+    output = _git(["cat-file", "--batch"], repo, input="".join(f"{sha}\n" for sha in wanted).encode())
+    found: dict[str, bytes] = {}
+    offset = 0
+    for sha in wanted:
+        header_end = output.index(b"\n", offset)
+        header = output[offset:header_end].split()
+        if len(header) < 3 or header[1] == b"missing":
+            offset = header_end + 1
+            continue
+        size = int(header[2])
+        if header[1] == b"blob" and size <= limit:
+            found[sha] = output[header_end + 1 : header_end + 1 + size]
+        offset = header_end + 1 + size + 1
+    return found

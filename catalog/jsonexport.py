@@ -17,6 +17,14 @@ SCHEMA_VERSION = 1
 
 
 def catalog_to_json(catalog: Catalog) -> dict:
+    data = catalog_sections(catalog)
+    data["rules"] = [entry_to_json(entry, catalog) for entry in catalog.entries]
+    return data
+
+
+def catalog_sections(catalog: Catalog) -> dict:
+    """`catalog_to_json` but for its "rules" (None, in its place): for writers that make each
+    document's record (`entry_to_json`) one at a time, so the whole is never in memory at once."""
     return {
         "schema_version": SCHEMA_VERSION,
         "attack_release": catalog.attack_release,
@@ -29,7 +37,7 @@ def catalog_to_json(catalog: Catalog) -> dict:
             **severity_counts(catalog.problems),
         },
         "files": files_to_json(catalog),
-        "rules": [entry_to_json(entry, catalog) for entry in catalog.entries],
+        "rules": None,
         "shared_indicators": [
             {"field": key[0] or None, "kind": key[1], "value": key[2], "rules": slugs}
             for key, slugs in catalog.corpus.shared()

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Collection, Iterator, Sequence
 
 from catalog.analysis import Exclusion, RuleAnalysis, analyse, exclusions_of
+from catalog.bounds import PageCaps, page_caps
 from catalog.corpus import CorpusIndex
+from catalog.evidence import evidence_findings
 from catalog.loader import LoadResult, RuleFile, load
 from catalog.model import CorrelationRule, Detection, FilterRule, Rule, SigmaDocument, display_path
 from catalog.problems import Code, Problem, Severity, internal_error
@@ -61,6 +63,7 @@ class Catalog:
     files: list[RuleFile]
     corpus: CorpusIndex
     attack_release: str | None = None
+    page_caps: PageCaps = field(default_factory=PageCaps)  # what gets no page of its own (catalog.bounds)
 
     def by_slug(self) -> dict[str, Entry]:
         return {entry.slug: entry for entry in self.entries}
@@ -142,7 +145,8 @@ def build_catalog(
 
     `dialects` (e.g. {"sigma"}) keeps only documents of those rule formats; each one left out is
     listed as a notice, so every rule given to the build is still accounted for. `labels` names
-    roots in messages (the site's configured folder names instead of absolute paths)."""
+    roots in messages (the site's configured folder names instead of absolute paths). Where git has
+    the rules' history, `catalog.revisions.add_history_findings` adds what it contradicts."""
     with collector_paused():
         return _build(roots, attack, load, dialects, labels)
 
@@ -169,7 +173,10 @@ def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None",
         if isinstance(entry.document, Rule):
             corpus.add(entry.slug, entry.analysis.indicators)
     _link(entries, problems)
-    return Catalog(entries, problems, loaded.files, corpus, attack.release if attack is not None else None)
+    problems.extend(evidence_findings([entry.document for entry in entries if isinstance(entry.document, Rule)]))
+    caps = page_caps([entry.document for entry in entries])
+    problems.extend(caps.problems)
+    return Catalog(entries, problems, loaded.files, corpus, attack.release if attack is not None else None, caps)
 
 
 def _of_dialects(documents: list[SigmaDocument], dialects: Collection[str], problems: list[Problem]) -> list[SigmaDocument]:

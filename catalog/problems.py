@@ -68,6 +68,11 @@ class Code:
     DUPLICATE_ID = "duplicate-id"
     NAME_IS_OTHER_ID = "name-is-other-id"  # a `name` equal to another document's id: references go by id
     UNRESOLVED_REFERENCE = "unresolved-reference"
+    # git history (revisions) and test evidence (evidence)
+    MODIFIED_NOT_BUMPED = "modified-not-bumped"  # git changed the rule after its `modified` date
+    REGRESSION_INFO_MISSING = "regression-info-missing"  # `regression_tests_path` names no readable file
+    REGRESSION_INFO_MALFORMED = "regression-info-malformed"  # its info.yml is not SigmaHQ's schema
+    PAGE_CAP = "page-cap"  # a rule with more tags or fields of its own than get a page (catalog.bounds)
     # ATT&CK tags (attack.mapping); reported with ATTACK_PREFIX
     UNKNOWN_TECHNIQUE = "unknown-technique"
     REVOKED_TECHNIQUE = "revoked-technique"
@@ -86,6 +91,11 @@ class Code:
     #: The ATT&CK codes (reported as ATTACK_PREFIX + code).
     ATTACK = frozenset({UNKNOWN_TECHNIQUE, REVOKED_TECHNIQUE, DEPRECATED_TECHNIQUE, UNKNOWN_GROUP, REVOKED_GROUP, UNKNOWN_SOFTWARE,
                         REVOKED_SOFTWARE, UNKNOWN_TACTIC, MALFORMED_TAG, TECHNIQUE_TACTIC_NOT_TAGGED})
+    # conversions (catalog.conversions): an info finding per target a rule does not convert to,
+    # CONVERSION_PREFIX + the target's name ("no-query-splunk")
+    CONVERSION_PREFIX = "no-query-"
+    # similar rules (catalog.similarity): `catalog check` warns of a likely duplicate
+    LIKELY_DUPLICATE = "likely-duplicate"
     #: Files the engine could not read as YAML at all.
     UNREADABLE_FILE = frozenset({YAML, RECURSIVE_ALIAS, EXPANDS_TOO_LARGE, NOT_UTF8, FILE_TOO_LARGE, UNREADABLE, EMPTY_FILE, SYMLINK_OUTSIDE, SYMLINK_LOOP, INTERNAL_ERROR})
 

@@ -31,7 +31,7 @@ from catalog.model import (
 from catalog.modifiers import parse_modifiers
 from catalog.problems import Code, Severity
 from catalog.typedfields import FieldReader, describe
-from catalog.yamlsafe import YamlList, YamlMap
+from catalog.yamlsafe import YamlList, YamlMap, plain
 
 STATUSES = {"stable", "test", "experimental", "deprecated", "unsupported"}
 LEVELS = {"informational", "low", "medium", "high", "critical"}
@@ -292,7 +292,7 @@ class DocumentReader(FieldReader):
             raise self.fail(position, Code.EMPTY_SEARCH, f"the search identifier '{name}' is empty")
         else:
             alternatives = ((DetectionItem(None, (), (definition,), *position),),)
-        return SearchIdentifier(name, alternatives, definition, *position)
+        return SearchIdentifier(name, alternatives, plain(definition), *position)
 
     def items(self, mapping: YamlMap, name: str) -> tuple[DetectionItem, ...]:
         items = []

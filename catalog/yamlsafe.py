@@ -214,6 +214,16 @@ class WrittenFloat(float):
         return self.written
 
 
+def plain(value: object) -> object:
+    """`value` with its maps and lists as plain dicts and lists: what a document keeps after reading
+    (a YamlMap or YamlList holds on to its composed nodes, ~10 objects per value written)."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
 def written_number(value: object, source: str) -> object:
     """`value` as constructed, or a number that keeps its source text when `str` would change it."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or str(value) == source:

@@ -98,13 +98,14 @@ def build(name: str, config: Path, site: Path) -> Build:
 # --- projects ---------------------------------------------------------------------------------------
 
 
-def catalog_project(root: Path, folders: list[Path]) -> Path:
+def catalog_project(root: Path, folders: list[Path], conversions: bool = False) -> Path:
     (root / "docs").mkdir(parents=True, exist_ok=True)
     listed = "".join(f"        - {folder}\n" for folder in folders)
     config = root / "mkdocs.yml"
     config.write_text(
         "site_name: SigmaHQ catalog\ntheme:\n  name: material\n  font: false\n"
-        "plugins:\n  - sigma-catalog:\n      cache_dir: .cache/sigma-catalog\n      rules:\n" + listed,
+        "plugins:\n  - sigma-catalog:\n      cache_dir: .cache/sigma-catalog\n"
+        + ("      conversions: [splunk, lucene, esql, kusto]\n" if conversions else "") + "      rules:\n" + listed,
         encoding="utf-8",
     )
     return config
@@ -359,6 +360,19 @@ def report(catalog: Build, baseline: Build | None, big: Build | None) -> None:
         print(f"4x rule pages: {count4} ({count4 / count:.2f}x), average {average4:.1f} KB")
 
 
+def compare_conversions(work: Path, folders: list[Path], catalog: Build) -> None:
+    """The catalog with queries for the four targets (needs the `conversions` extra): a cold build
+    (empty cache: every rule converted) and a warm one (cache filled), against the catalog without."""
+    again = build("catalog (warm)", work / "catalog/mkdocs.yml", work / "catalog/site")
+    config = catalog_project(work / "queries", folders, conversions=True)
+    cold = build("queries cold", config, work / "queries/site")
+    warm = build("queries warm", config, work / "queries/site")
+    print(f"\nwithout queries: {catalog.wall:.2f} s cold, {again.wall:.2f} s warm (CPU {catalog.cpu:.2f} s, {again.cpu:.2f} s)")
+    print(f"with the four query targets: cold {cold.wall:.2f} s ({cold.wall / catalog.wall:.2f}x, target at most 2x), "
+          f"warm {warm.wall:.2f} s ({warm.wall / again.wall:.2f}x of the warm build without, target at most 1.10x); "
+          f"CPU cold {cold.cpu:.2f} s, warm {warm.cpu:.2f} s (workers included); peak memory {cold.rss_mb:.0f} MB cold")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared/corpora/sigmahq")
@@ -366,6 +380,7 @@ def main() -> int:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-4x", action="store_true")
     parser.add_argument("--skip-serve", action="store_true")
+    parser.add_argument("--conversions", action="store_true", help="also the catalog with the four query targets, cold and warm")
     arguments = parser.parse_args()
     if not arguments.corpus.is_dir():
         print(f"no corpus at {arguments.corpus}: nothing to measure", file=sys.stderr)
@@ -391,6 +406,8 @@ def main() -> int:
             big = build("catalog 4x", catalog_project(work / "catalog4x", roots), work / "catalog4x/site")
             print(f"4x:       {big.wall:.2f} s, {big.rss_mb:.0f} MB, {big.mb:.1f} MB in {big.files} files")
         report(catalog, baseline, big)
+        if arguments.conversions:
+            compare_conversions(work, folders, catalog)
         if not arguments.skip_serve:
             copy = work / "serve/corpus"
             for folder in folders:

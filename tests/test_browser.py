@@ -97,8 +97,10 @@ def test_reference_rule_page(page):
     assert page.locator("article h1").first.inner_text() == "WMI module loaded by suspicious process"
     assert page.locator(".sc-breadcrumb").inner_text() == "Detection rules › Sigma"
     headings = page.locator("article h2").all_inner_texts()
-    assert headings[:6] == ["MITRE ATT&CK coverage", "Rule body", "Stages and Predicates", "Exclusions", "Indicators", "Details"]
-    stages = page.locator("article h3").all_inner_texts()
+    assert headings[:5] == ["MITRE ATT&CK coverage", "Rule body", "Stages and Predicates", "Exclusions", "Indicators"]
+    # then the queries (with the conversions extra), similar rules, details (issue 12)
+    assert [h for h in headings[5:] if h != "Queries"][:2] == ["Similar rules", "Details"]
+    stages = page.locator("article h3[id^='stage-']").all_inner_texts()
     assert stages == ["Stage 0: condition", "Stage 1: selection", "Stage 2: not filter"]
     assert _rows(page, ".sc-attack")[1] == ["Execution", "T1047 Windows Management Instrumentation"]
     assert _rows(page, ".sc-exclusions")[1:] == [
@@ -111,8 +113,8 @@ def test_reference_rule_page(page):
     # the rule body is the file, and the copy button copies exactly it
     raw = (REPO / "rules/windows/image_load/wmi-module-loaded-by-suspicious-process.yml").read_text(encoding="utf-8")
     assert page.locator(".sc-code pre code").text_content() == raw
-    page.locator(".sc-copy").click()
-    page.wait_for_function("document.querySelector('.sc-copy').textContent === 'Copied'")
+    page.locator(".sc-code .sc-copy").click()
+    page.wait_for_function("document.querySelector('.sc-code .sc-copy').textContent === 'Copied'")
     assert page.evaluate("navigator.clipboard.readText()") == raw
 
 
@@ -143,8 +145,10 @@ def test_search_from_the_header_by_technique_and_id(page):
     box.fill(rule_id)
     page.locator(".md-header .sc-search-results a", has_text=title).wait_for(timeout=10_000)
     assert page.locator(".md-header .sc-search-results a").first.inner_text() == title  # an exact id ranks first
-    box.press("Enter")
-    page.wait_for_url("**/rules/**")
+    box.press("Enter")  # opens the Search page with the query, not the first hit
+    page.wait_for_url("**/find/?q=*")
+    page.locator(".sc-search-page .sc-search-results a", has_text=title).wait_for(timeout=10_000)
+    assert page.locator(".sc-search-page .sc-search-input").input_value() == rule_id
 
 
 def test_corpus_count_link_leads_to_the_sharing_rules(page, server):
@@ -167,3 +171,14 @@ def test_corpus_count_link_leads_to_the_sharing_rules(page, server):
     assert rule["title"] in listed
     assert len(listed) == indicator["corpus_count"]
     assert page.locator(".sc-indicator td").nth(2).inner_text() != ""
+
+
+def test_query_tabs_switch(page):
+    page.goto(f"rules/{REFERENCE_SLUG}/")
+    if page.locator("[data-sc-tabs]").count() == 0:
+        pytest.skip("built without the conversions extra")
+    assert page.locator("#query-splunk").is_visible() and not page.locator("#query-kusto").is_visible()
+    page.locator("#query-tab-kusto").click()
+    assert page.locator("#query-kusto").is_visible() and not page.locator("#query-splunk").is_visible()
+    assert page.locator("#query-tab-kusto").get_attribute("aria-selected") == "true"
+    assert "EventID == 7" in page.locator("#query-kusto pre").inner_text()

@@ -141,7 +141,8 @@ def test_json_has_the_same_content_keyed_by_rule(small):
     assert edited["indicators_removed"] == [{"field": "CommandLine", "kind": "contains", "value": "unset HISTFILE", "rules": 0}]
     assert [item["id"] for item in edited["techniques_gained"]] == ["T1059.004"]
     assert edited["exclusions_added"][0] == {"identifiers": ["filter_main_tool"], "scope": "main", "combined": False,
-                                             "text": "Image ends_with /bin/fish, /bin/zsh"}
+                                             "text": "Image ends_with /bin/fish, /bin/zsh",
+                                             "values": [["Image", "ends_with", "/bin/fish"], ["Image", "ends_with", "/bin/zsh"]]}
     for record in [*data["rules"].values(), *data["removed"].values()]:
         assert isinstance(record["new_findings"], list) and isinstance(record["summary"], str)
         assert record["likely_duplicate_of"] is None or isinstance(record["likely_duplicate_of"], dict)

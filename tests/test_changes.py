@@ -80,7 +80,7 @@ def repo(tmp_path: Path) -> Path:
     (rules / "windows/delete.yml").unlink()
     (rules / "linux").mkdir()
     (rules / "linux/added.yml").write_text(rule("Added rule", ID_ADD, ["lambda"], tags=["attack.t1059.004"]), encoding="utf-8")
-    (rules / "linux/dup.yml").write_text(rule("Near duplicate", ID_DUP, ["one", "two", "three", "mu"]), encoding="utf-8")
+    (rules / "linux/dup.yml").write_text(rule("Near duplicate", ID_DUP, ["one", "two", "three", "four"]), encoding="utf-8")
     (rules / "windows/comment.yml").write_text(rule("Comment only", ID_COMMENT, ["zeta"], comment="just a comment"), encoding="utf-8")
     (rules / "windows/move_edit.yml").rename(rules / "linux/moved.yml")
     (rules / "linux/moved.yml").write_text(rule("Moved and edited", ID_MOVE_EDIT, ["eta"], level="medium"), encoding="utf-8")
@@ -148,7 +148,8 @@ def test_change_set_lists_each_kind(repo, kb):
 
     duplicate = by_title["Near duplicate"].likely_duplicate_of
     assert duplicate is not None and duplicate.slug == ID_SAME and duplicate.title == "Same rule"
-    assert (duplicate.shared, duplicate.total) == (3, 4) and duplicate.path == "rules/windows/same.yml"
+    assert (duplicate.shared, duplicate.total) == (4, 4) and duplicate.path == "rules/windows/same.yml"
+    assert duplicate.score == 1.0  # the measure of the Similar rules sections (catalog.similarity)
     assert "Same rule" in by_title["Near duplicate"].summary()
 
     assert set(changes.by_slug()) == {ID_ADD, ID_DUP, ID_EDIT, ID_RENAME, ID_MOVE_EDIT}
@@ -299,8 +300,18 @@ def test_built_changes_page_and_banners(repo, tmp_path, capsys):
     assert "Likely duplicate" in page and f'href="../rules/{ID_SAME}/">Same rule</a>' in page
     assert "T1047" in page and "Comment only" not in page
 
+    # a value added to a filter is that value added, not the filter removed and added again
+    edit = page[page.index("Edited rule (v2)</a></h3>"):page.index("Renamed or moved")]
+    assert '<li class="sc-change-plus"><span class="sc-change-sign">+</span> <code>Image</code> <em>ends_with</em> <code>\\b.exe</code></li>' in edit
+    assert "\\a.exe</code>" not in edit.split("<h4>Exclusions</h4>")[1].split("<h4>")[0]
+    # the rule file's unified diff, folded, + and - lines marked
+    assert '<details class="sc-text-diff"><summary>' in edit
+    assert '<span class="sc-diff-line sc-diff-plus">+level: critical</span>' in edit
+    assert '<span class="sc-diff-line sc-diff-minus">-level: high</span>' in edit
+
     edited = (site / "rules" / ID_EDIT / "index.html").read_text(encoding="utf-8")
     assert "Changed in this pull request" in edited and "level high → critical" in edited
+    assert '<a href="../../changes/">The Changes page</a> lists every change' in edited
     added = (site / "rules" / ID_ADD / "index.html").read_text(encoding="utf-8")
     assert "New in this pull request" in added
     same = (site / "rules" / ID_SAME / "index.html").read_text(encoding="utf-8")

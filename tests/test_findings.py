@@ -157,7 +157,7 @@ def section(html: str, heading_id: str) -> str:
 
 
 def problems_page_counts(site: Path) -> Counter:
-    html = (site / "errors/index.html").read_text(encoding="utf-8")
+    html = (site / "problems/index.html").read_text(encoding="utf-8")
     table = html[html.index('class="sc-problem-codes"'):]
     table = table[: table.index("</table>")]
     return Counter({code: int(count.replace(",", "")) for code, count in re.findall(r"<td><code>([^<]+)</code></td><td>\w+</td><td>([\d,]+)</td>", table)})
@@ -209,7 +209,7 @@ def test_a_rule_with_an_error_is_published_with_it_at_the_top(site, catalog_json
 
 
 def test_not_a_rule_is_a_notice_and_broken_yaml_is_listed(site):
-    html = (site / "errors/index.html").read_text(encoding="utf-8")
+    html = (site / "problems/index.html").read_text(encoding="utf-8")
     rows = re.findall(r'<tr class="sc-sev-(\w+)"><td>.*?<code>([^<]+)</code>.*?\[([\w-]+)\]', html)
     assert ("info", "rules/workflow.yml:1:1", "not-a-rule") in rows
     assert [row for row in rows if row[2] == "yaml" and row[1].startswith("rules/broken.yml:")][0][0] == "error"
@@ -220,10 +220,10 @@ def test_a_preview_shows_the_lines_around_a_yaml_error_escaped(tmp_path):
     folder = write_rules(tmp_path / "rules")
     catalog = build_catalog([folder])
     site = SiteBuilder(catalog, preview=True).build({})
-    (problems,) = [p for p in site.browse if p.path == "errors/"]
+    (problems,) = [p for p in site.browse if p.path == "problems/"]
     (row,) = [row for row in problems.context["problems"] if row["code"] == "yaml"]
     assert [line["number"] for line in row["excerpt"]] and any(line["here"] for line in row["excerpt"])
-    html = Renderer().render("errors.html", "errors/", problems.context)
+    html = Renderer().render("errors.html", "problems/", problems.context)
     assert "[unclosed &lt;script&gt;" in html and "<script>" not in html
 
 
@@ -300,7 +300,7 @@ def test_each_document_of_a_collection_shows_its_own_findings(tmp_path):
     second = simple_rule(12, "Gadget second of two", "Image|endswith: '\\\\two.exe'", ("attack.t1086", "attack.execution"))
     (folder / "two.yml").write_text(first + "---\n" + second, encoding="utf-8")
     site = SiteBuilder(build_catalog([folder], load_knowledge())).build({})
-    codes = {page.title: [p["code"] for p in page.context["problems"]] for page in site.pages if page.template == "rule.html"}
+    codes = {page.title: [p["code"] for p in page.data()["problems"]] for page in site.pages if page.template == "rule.html"}
     assert codes == {"Gadget first of two": ["attack-technique-tactic-not-tagged"], "Gadget second of two": ["attack-revoked-technique"]}
-    banners = {page.title: page.context["banners"][0]["kind"] for page in site.pages if page.template == "rule.html"}
+    banners = {page.title: page.data()["banners"][0]["kind"] for page in site.pages if page.template == "rule.html"}
     assert banners == {"Gadget first of two": "warnings", "Gadget second of two": "warnings"}

@@ -90,6 +90,29 @@ def make_global_many_keys(path: Path) -> None:
     path.write_text("action: global\n" + LIMITS_HEAD.format(title="Global of many keys") + keys + documents, encoding="utf-8")
 
 
+# --- bounded at any size (issue 10): what one rule may cost the site ------------------------
+
+
+def make_space_run(path: Path) -> None:
+    """A keyword with a run of 200,000 spaces (the highlighter took 52 s over it)."""
+    text = "title: Space run\nlogsource: {product: windows}\ndetection:\n  keywords:\n    - abc" + " " * 200_000 + "def\n"
+    path.write_text(text + "  condition: keywords\n", encoding="utf-8")
+
+
+def make_giant_title(path: Path) -> None:
+    """A 1 MB title and 500 tags of its own (wrote 497 MB in 585 files: every tag page listed the title)."""
+    tags = "".join(f"  - custom.giant-{number:03d}\n" for number in range(500))
+    text = f"title: Giant {'t' * 1_000_000}\nlogsource: {{product: windows}}\ntags:\n{tags}"
+    path.write_text(text + LIMITS_BODY.format(name="giant"), encoding="utf-8")
+
+
+def make_many_fields(path: Path) -> None:
+    """100,000 fields in one search, 2.7 MB (wrote 1.2 GB: a page per field, every value repeated)."""
+    fields = "".join(f"    Field{number:06d}: value-{number:06d}\n" for number in range(100_000))
+    path.write_text("title: Many fields\nlogsource: {product: windows}\ndetection:\n  pick:\n" + fields + "  condition: pick\n",
+                    encoding="utf-8")
+
+
 #: The generated cases of EXPECTED.yml: name -> maker(rules folder); big files, links, loops.
 GENERATED = {
     "huge.yml": lambda rules: make_huge(rules / "huge.yml"),
@@ -100,6 +123,9 @@ GENERATED = {
     "values_across_documents.yml": lambda rules: make_values_across_documents(rules / "values_across_documents.yml"),
     "merge_many_keys.yml": lambda rules: make_merge_many_keys(rules / "merge_many_keys.yml"),
     "global_many_keys.yml": lambda rules: make_global_many_keys(rules / "global_many_keys.yml"),
+    "space_run.yml": lambda rules: make_space_run(rules / "space_run.yml"),
+    "giant_title.yml": lambda rules: make_giant_title(rules / "giant_title.yml"),
+    "many_fields.yml": lambda rules: make_many_fields(rules / "many_fields.yml"),
 }
 
 
@@ -236,7 +262,7 @@ def entry_slugs(corpus: Path) -> dict[str, str]:
 
 def test_site_is_safe(built, corpus):
     slugs = entry_slugs(corpus)
-    problems_page = (built / "errors" / "index.html").read_text(encoding="utf-8")
+    problems_page = (built / "problems" / "index.html").read_text(encoding="utf-8")
     for name, case in all_cases().items():
         if case["outcome"] == "page":
             assert name in slugs, f"{name} did not become a document"
@@ -286,8 +312,10 @@ def test_site_is_safe(built, corpus):
             assert f'href="../rules/{slugs[name]}/"' in changes, name
             assert "New in this pull request" in (built / "rules" / slugs[name] / "index.html").read_text(encoding="utf-8")
     assert "… and 49,800 more" in changes  # the 50,000 values of huge.yml are cut at 200 on this page
+    # the 5 MB rule: its page shows the body cut (under 1 MB) and links the whole file, served beside it
     huge = built / "rules" / slugs["huge.yml"] / "index.html"
-    assert huge.stat().st_size > 5_000_000 and b"kw49999-" in huge.read_bytes()
+    assert huge.stat().st_size < 1_000_000 and b"kw49999-" not in huge.read_bytes() and b'href="../../rules/' in huge.read_bytes()
+    assert b"kw49999-" in (huge.parent / "rule.yml").read_bytes()
 
 
 def test_strict_build_lists_all_errors_at_once(corpus, tmp_path):
@@ -396,7 +424,16 @@ def test_each_case_within_bounds(name, group, tmp_path, monkeypatch):
             assert code == (1 if case["outcome"] == "error" or name.startswith("duplicate_id_") else 0), (name, code, stderr[-500:])
         else:
             assert code == 0, stderr[-2000:]
-            assert (project / "site" / "errors" / "index.html").is_file()
+            assert (project / "site" / "problems" / "index.html").is_file()
+            assert_site_bounds(project / "site", case)
+
+
+def assert_site_bounds(site: Path, case: dict) -> None:
+    """What the case may add to the site: `site_bytes` in all, no page over `page_bytes`."""
+    sizes = [path.stat().st_size for path in site.rglob("*") if path.is_file()]
+    assert sum(sizes) < case.get("site_bytes", 30_000_000), f"site of {sum(sizes):,} bytes in {len(sizes)} files"
+    largest = max(path.stat().st_size for path in site.rglob("*.html"))
+    assert largest < case.get("page_bytes", 3_000_000), f"a page of {largest:,} bytes"
 
 
 # --- in a browser -------------------------------------------------------------------------
@@ -435,7 +472,7 @@ def test_no_injected_script_runs_in_a_browser(built, corpus):
 
     slugs = entry_slugs(corpus)
     pages = [f"rules/{slug}/" for name, slug in sorted(slugs.items()) if name != "huge.yml"]
-    pages += ["", "errors/", "find/", "rules/", "changes/"]
+    pages += ["", "problems/", "find/", "rules/", "changes/"]
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
             pass

@@ -190,11 +190,26 @@ def test_reference_page_matches_the_shared_reference_text(reference_html):
 
 def test_rule_pages_stay_out_of_the_navigation(site, reference_html):
     home = (site / "index.html").read_text(encoding="utf-8")
-    nav = home.split('class="md-nav md-nav--primary"', 1)[1].split("</nav>", 1)[0]
+    nav = home.split('class="md-nav md-nav--primary"', 1)[1].split("md-sidebar--secondary", 1)[0]
     assert not re.search(r'href="[^"]*rules/[0-9a-z-]+/"', nav)
-    for label in ("Search", "All rules", "ATT&amp;CK tactics" if "ATT&amp;CK tactics" in nav else "ATT&amp;CK", "Coverage matrix",
+    nav = nav.replace("&amp;", "&")
+    for label in ("Search", "All rules", "ATT&CK tactics", "Coverage matrix",
                   "Log sources", "Levels", "Statuses", "Authors", "Tags", "Fields", "Shared indicators", "Problems", "Exports"):
         assert label in nav, label
+
+
+def test_readers_nav_first_project_docs_under_about(site):
+    home = (site / "index.html").read_text(encoding="utf-8")
+    nav = home.split('class="md-nav md-nav--primary"', 1)[1].split("md-sidebar--secondary", 1)[0]
+    labels = [" ".join(text.split()) for text in re.findall(r'class="md-ellipsis">\s*(.*?)\s*<', nav, re.S)]
+    assert labels[:3] == ["Home", "Search", "All rules"]
+    assert labels.index("All rules") < labels.index("ATT&CK tactics") < labels.index("Coverage matrix") < labels.index("Problems")
+    assert labels.index("Problems") < labels.index("About") < labels.index("What the engine computes")
+    assert labels.count("Sigma detection rule catalog") == 0  # the site name is the header's, not a nav entry
+    assert "Errors" not in labels
+    # the Problems page has one address; the old one redirects to it
+    assert (site / "problems/index.html").is_file()
+    assert 'content="0; url=../problems/"' in (site / "errors/index.html").read_text(encoding="utf-8")
 
 
 def test_every_document_has_a_page_and_ids_redirect(site, catalog_json):
@@ -247,7 +262,7 @@ def test_browse_pages(site, catalog_json):
     assert f"../../rules/{REFERENCE_SLUG}/" in technique
     coverage = (site / "coverage/index.html").read_text(encoding="utf-8")
     assert coverage.index("Reconnaissance") < coverage.index("Execution") < coverage.index("Impact")
-    errors = (site / "errors/index.html").read_text(encoding="utf-8")
+    errors = (site / "problems/index.html").read_text(encoding="utf-8")
     problems = catalog_json["problems"]
     for problem in problems:
         escaped = problem["message"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;").replace('"', "&#34;")
@@ -402,13 +417,16 @@ level: medium
 """
 
 
-@pytest.fixture(scope="module")
-def hostile_site(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("hostile")
-    config = write_project(root, {"hostile.yml": HOSTILE_RULE, "other.yml": OTHER_RULE, "exclusions.yml": EXCLUSIONS_RULE})
-    result = run_build("mkdocs", config, root / "site")
+def built_site(root: Path, rules: dict[str, str]) -> Path:
+    """The site of a project of these rules, built with mkdocs (the build must succeed)."""
+    result = run_build("mkdocs", write_project(root, rules), root / "site")
     assert result.returncode == 0, result.stderr[-4000:]
     return root / "site"
+
+
+@pytest.fixture(scope="module")
+def hostile_site(tmp_path_factory) -> Path:
+    return built_site(tmp_path_factory.mktemp("hostile"), {"hostile.yml": HOSTILE_RULE, "other.yml": OTHER_RULE, "exclusions.yml": EXCLUSIONS_RULE})
 
 
 def test_hostile_rule_text_is_escaped_everywhere(hostile_site):
@@ -637,3 +655,28 @@ def test_slugs_are_safe():
     assert key_slug("CommandLine") == key_slug("commandline")
     assert technique_slug("T1059.001") == "t1059-001"
     assert re.fullmatch(r"[0-9a-f]{16}", indicator_slug(("Image", "ends_with", "\\x.exe")))
+
+
+# --- queries for real backends and similar rules (issue 12) -----------------------------------------
+
+
+def test_reference_page_queries_after_indicators(reference_html):
+    pytest.importorskip("sigma.backends.splunk")
+    headings = re.findall(r"<h2[^>]*>(.*?)</h2>", reference_html)
+    # after the sections the reference page fixes (its order test keeps the first five)
+    assert headings.index("Queries") > headings.index("Indicators") and headings.index("Similar rules") > headings.index("Queries")
+    text = article_text(reference_html)
+    splunk = next(line for line in text.splitlines() if line.startswith("EventID=7 ImageLoaded IN ("))
+    assert splunk.count('"*\\\\') == 12  # the nine ImageLoaded values, and the filter's three images
+    assert 'from * metadata _id, _index, _version | where event.code=="7"' in text
+    assert "(EventID == 7 and (ImageLoaded endswith" in text
+    for label in ("Splunk SPL", "Elasticsearch Lucene", "Elasticsearch ES|QL", "Microsoft KQL"):
+        assert f">{label}</button>" in reference_html.replace("&#124;", "|")
+    assert "pysigma-backend-splunk 2." in text and "pipeline windows-logsources" in text
+    assert reference_html.count('class="sc-query"') == 4  # each gets the copy button (sigma-catalog.js)
+
+
+def test_overlap_page_and_similar_rules(site, reference_html):
+    assert 'id="similar">Similar rules</h2>' in reference_html
+    overlap = (site / "overlap" / "index.html").read_text(encoding="utf-8")
+    assert "<h1>Overlap</h1>" in overlap

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -79,10 +80,34 @@ def test_technique_pages_list_exactly_the_mapped_rules(corpus_site, catalog):
     for page in pages:
         html = page.read_text(encoding="utf-8")
         technique_id = page.parent.name.upper().replace("-", ".")
-        listed = {href.rstrip("/").split("/")[-1] for href, _ in anchors(html, "sc-rules") if "/rules/" in href}
+        listed = listed_slugs(corpus_site, html)
         assert listed == expected.get(technique_id, set()), technique_id
         seen.add(technique_id)
     assert set(expected) <= seen, f"techniques without a page: {sorted(set(expected) - seen)[:10]}"
+
+
+def listed_slugs(site: Path, html: str) -> set[str]:
+    """The rules a list page lists: its rows, or all of them from rules.json when it holds only the first."""
+    positions = re.search(r'<script type="application/json" class="sc-list-positions">(.*?)</script>', html)
+    if positions is None:
+        return {href.rstrip("/").split("/")[-1] for href, _ in anchors(html, "sc-rules") if "/rules/" in href}
+    rows = json.loads((site / "assets/sigma-catalog/rules.json").read_text(encoding="utf-8"))["rules"]
+    return {rows[index][0] for index in json.loads(positions.group(1))}
+
+
+#: The list pages: each under 300 KB of HTML, however many rules it lists.
+LIST_PAGES = ["rules/index.html", "attack/index.html", "coverage/index.html", "find/index.html", "levels/*/index.html",
+              "statuses/*/index.html", "authors/*/index.html", "tags/*/index.html", "logsources/*/index.html",
+              "fields/*/index.html", "techniques/*/index.html", "tactics/*/index.html"]
+
+
+def test_list_pages_under_300_kb(corpus_site):
+    pages = [page for pattern in LIST_PAGES for page in corpus_site.glob(pattern)]
+    assert len(pages) > 1000
+    big = sorted((page.stat().st_size // 1024, str(page.relative_to(corpus_site))) for page in pages if page.stat().st_size > 300 * 1024)
+    assert big == []
+    # the long lists hold their first rows and load the others
+    assert 'class="sc-list-positions"' in (corpus_site / "rules/index.html").read_text(encoding="utf-8")
 
 
 def test_sizes(corpus_site):

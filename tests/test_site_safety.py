@@ -151,7 +151,7 @@ def test_two_checkouts_at_different_paths_build_byte_identical_sites(tmp_path):
     assert [name for name in first if first[name] != second[name]] == []
     for name, data in first.items():
         assert str(tmp_path).encode() not in data, name
-    problems = first["errors/index.html"].decode("utf-8")
+    problems = first["problems/index.html"].decode("utf-8")
     assert "rules/broken.yml" in problems and "(rules/twin_y.yml)" in problems
     assert first["changes/index.html"].count(b"Duplicate id</p>") == 2
 
@@ -209,7 +209,7 @@ def test_a_failure_making_one_rule_page_is_listed_and_the_rest_builds(tmp_path, 
     broken = (site / "rules" / BREAKS / "index.html").read_text(encoding="utf-8")
     assert "This page could not be built" in broken and "page model exploded" in broken
     assert "rules/breaks.yml:" in broken
-    problems = (site / "errors" / "index.html").read_text(encoding="utf-8")
+    problems = (site / "problems" / "index.html").read_text(encoding="utf-8")
     assert "[internal-error]" in problems or "internal-error" in problems
     assert "building this document&#39;s page failed: RuntimeError: page model exploded" in problems
     keeps = (site / "rules" / KEEPS / "index.html").read_text(encoding="utf-8")
@@ -273,12 +273,12 @@ def test_serve_keeps_answering_with_a_bad_file(tmp_path):
     try:
         deadline = time.monotonic() + 180
         assert "Good" in fetch(base + f"rules/{BREAKS}/", deadline)
-        assert "loop.yml" in fetch(base + "errors/", deadline, "recursive-alias")
+        assert "loop.yml" in fetch(base + "problems/", deadline, "recursive-alias")
         # a second bad file and a new rule while serving: the rebuild lists one and shows the other
         (root / "rules" / "merge.yml").write_text("pick: &self {<<: *self}\n", encoding="utf-8")
         (root / "rules" / "later.yml").write_text(rule("Later", 2), encoding="utf-8")
         assert "Later" in fetch(base + f"rules/{KEEPS}/", time.monotonic() + 120)
-        assert "merge.yml" in fetch(base + "errors/", time.monotonic() + 60, "merge.yml")
+        assert "merge.yml" in fetch(base + "problems/", time.monotonic() + 60, "merge.yml")
         assert process.poll() is None
     finally:
         process.terminate()
@@ -298,4 +298,4 @@ def test_a_rule_folder_given_by_absolute_path_is_shown_by_its_name(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     site = tree(root / "site")
     assert [name for name, data in site.items() if str(tmp_path).encode() in data] == []
-    assert "<code>rules/broken.yml:" in site["errors/index.html"].decode("utf-8")
+    assert "<code>rules/broken.yml:" in site["problems/index.html"].decode("utf-8")

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from catalog.attack.description import short_description
+
 log = logging.getLogger("mkdocs.plugins.sigma_catalog.attack")
 
 DATA_DIR = Path(__file__).parent / "data"
 SNAPSHOT = DATA_DIR / "enterprise-attack.json.xz"
 #: Bump when the extraction below changes, so old disk caches are not reused.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 class AttackDataError(Exception):
@@ -51,6 +53,7 @@ class Technique:
     revoked: bool
     revoked_by: str | None  # the final replacement, revocation chain followed to its end
     deprecated: bool
+    description: str = ""  # first paragraph, plain text (catalog.attack.description)
 
     @property
     def is_subtechnique(self) -> bool:
@@ -364,6 +367,7 @@ def _techniques(techniques_stix: list, tactics: list[Tactic], parents: dict[str,
                 revoked=revoked,
                 revoked_by=replaced.get(technique_id) if revoked else None,
                 deprecated=bool(_get(obj, "x_mitre_deprecated", False)),
+                description=short_description(_get(obj, "description", "")),
             )
         )
     return techniques
@@ -440,8 +444,8 @@ def _read_disk_cache(digest: str) -> AttackKnowledge | None:
             source_hash=digest,
             tactics=tuple(Tactic(*row) for row in payload["tactics"]),
             all_techniques=tuple(
-                Technique(i, n, u, tuple(tactics), p, bool(r), rb, bool(d))
-                for i, n, u, tactics, p, r, rb, d in payload["techniques"]
+                Technique(i, n, u, tuple(tactics), p, bool(r), rb, bool(d), str(text))
+                for i, n, u, tactics, p, r, rb, d, text in payload["techniques"]
             ),
             all_groups=tuple(Group(i, n, u, tuple(a), rb, bool(d)) for i, n, u, a, rb, d in payload["groups"]),
             all_software=tuple(Software(*row) for row in payload["software"]),

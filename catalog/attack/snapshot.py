@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from catalog.attack.description import short_description
 from catalog.attack.knowledge import (
     SNAPSHOT,
     AttackDataError,
@@ -213,6 +214,8 @@ def _trim(obj: dict[str, Any]) -> dict[str, Any]:
             for ref in obj["external_references"]
             if str(ref.get("source_name", "")).startswith("mitre-")
         ]
+    if obj.get("type") == "attack-pattern" and obj.get("description"):  # technique pages show it, shortened
+        trimmed["description"] = short_description(obj["description"])
     return trimmed
 
 

@@ -38,11 +38,18 @@ ASSETS = "assets/sigma-catalog/"
 STYLESHEET = ASSETS + "sigma-catalog.css"
 SCRIPT = ASSETS + "sigma-catalog.js"
 SEARCH_INDEX = ASSETS + "search-index.json"
+#: The rows of every rule list (catalog/site/lists.py).
+LIST_ROWS = ASSETS + "rules.json"
 EXPORTS = "exports/"
 CATALOG_JSON = EXPORTS + "catalog.json"
 TECHNIQUES_CSV = EXPORTS + "rules-techniques.csv"
 NAVIGATOR = EXPORTS + "navigator/"
 CHANGES = "changes/"
+#: The Problems page, and its former address (a redirect keeps old links working).
+PROBLEMS = "problems/"
+OLD_PROBLEMS = "errors/"
+#: The Recently changed page (rules changed by the newest commits).
+RECENT = "recent/"
 #: The All rules page; every rule page is below it.
 RULES = "rules/"
 #: The search index's pattern of a rule page address (the script puts the slug in).
@@ -85,6 +92,11 @@ def indicator_slug(key: IndicatorKey) -> str:
 
 def rule_path(slug: str) -> str:
     return RULE_PATTERN.replace("{slug}", slug)
+
+
+def rule_file_path(slug: str) -> str:
+    """The rule file as written, served next to a page that shows it cut (catalog.bounds.RULE_BODY)."""
+    return rule_path(slug) + "rule.yml"
 
 
 def is_rule_path(path: str) -> bool:

@@ -23,10 +23,12 @@ class AttackUse:
     techniques: dict[str, object] = field(default_factory=dict)
     unknown: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # unknown id -> slugs
     tactics_used: dict[str, object] = field(default_factory=dict)
+    tested: set[str] = field(default_factory=set)  # slugs of rules with regression tests (history_pages)
 
     @classmethod
     def of(cls, data: SiteData) -> "AttackUse":
         use = cls()
+        use.tested = set(data.records.evidence) if data.records is not None else set()
         for entry in data.entries:
             mapping = entry.attack
             if mapping is None:
@@ -78,7 +80,7 @@ def add_attack_pages(data: SiteData, site: Site) -> None:
     )
     page_ids = set(use.by_technique) | {t.parent for t in use.techniques.values() if t.parent}
     site.pages.extend(technique_pages(data, use, matrix, page_ids))
-    tactic_rows = tactic_pages(use, matrix, site)
+    tactic_rows = tactic_pages(data, use, matrix, site)
     site.browse.append(browse_page("attack/", "ATT&CK", "attack.html", {
         "release": matrix.release,
         "tactics": tactic_rows,
@@ -109,6 +111,7 @@ def technique_pages(data: SiteData, use: AttackUse, matrix: Matrix, page_ids: se
         context = {
             "id": technique.id,
             "name": technique.name,
+            "description": technique.description,
             "mitre_url": technique.url,
             "release": matrix.release,
             "tactics": [
@@ -118,7 +121,7 @@ def technique_pages(data: SiteData, use: AttackUse, matrix: Matrix, page_ids: se
             ],
             "parent": {"id": parent.id, "name": parent.name, "path": technique_path(parent.id)} if parent else None,
             "subtechniques": subs,
-            "rules": [dict(data.rows[slug], tactics=names) for slug, names in use.by_technique.get(tid, ())],
+            "list": data.lists.context((slug for slug, _ in use.by_technique.get(tid, ())), tested=use.tested),
             "deprecated": technique.deprecated,
             "unknown": False,
         }
@@ -128,15 +131,15 @@ def technique_pages(data: SiteData, use: AttackUse, matrix: Matrix, page_ids: se
         if tid in page_ids:
             continue
         context = {
-            "id": tid, "name": "", "mitre_url": None, "release": matrix.release, "tactics": [], "parent": None,
-            "subtechniques": [], "rules": [dict(data.rows[slug], tactics=[]) for slug in slugs],
+            "id": tid, "name": "", "description": "", "mitre_url": None, "release": matrix.release, "tactics": [], "parent": None,
+            "subtechniques": [], "list": data.lists.context(slugs),
             "deprecated": False, "unknown": True,
         }
         pages.append(Page(technique_path(tid), tid, "technique.html", context, f"Sigma rules tagged with {tid}"))
     return pages
 
 
-def tactic_pages(use: AttackUse, matrix: Matrix, site: Site) -> list[dict]:
+def tactic_pages(data: SiteData, use: AttackUse, matrix: Matrix, site: Site) -> list[dict]:
     """One page per tactic; returns the rows of the ATT&CK index."""
     tactic_rows = []
     for tactic in matrix.tactics:
@@ -150,7 +153,7 @@ def tactic_pages(use: AttackUse, matrix: Matrix, site: Site) -> list[dict]:
         tactic_rows.append({"id": tactic.id, "name": tactic.name, "path": path, "techniques": len(items), "rules": len(rule_slugs)})
         site.pages.append(Page(path, f"{tactic.name} ({tactic.id})", "tactic.html", {
             "id": tactic.id, "name": tactic.name, "mitre_url": tactic.url, "release": matrix.release, "techniques": items,
-            "rules": len(rule_slugs),
+            "rules": len(rule_slugs), "list": data.lists.context(e.slug for e in data.entries if e.slug in rule_slugs),
         }, f"ATT&CK tactic {tactic.name}: techniques and Sigma rules"))
     return tactic_rows
 
@@ -170,7 +173,7 @@ def coverage_columns(use: AttackUse, matrix: Matrix, page_ids: set[str]) -> tupl
                 slugs |= used.get(sub.id, set())
             count = len(slugs)
             maximum = max(maximum, count)
-            cells.append({"id": technique.id, "name": technique.name, "count": count,
+            cells.append({"id": technique.id, "name": technique.name, "count": count, "tested": len(slugs & use.tested),
                           "path": technique_path(technique.id) if count and technique.id in page_ids else None})
         cells.sort(key=lambda cell: cell["name"].casefold())
         columns.append({"name": tactic.name, "id": tactic.id, "path": tactic_path(tactic.shortname), "cells": cells,

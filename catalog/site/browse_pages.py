@@ -11,17 +11,19 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from catalog.analysis import IndicatorKey, field_label, is_field_reference
+from catalog.bounds import PROBLEM_ROWS, normal
 from catalog.model import FilterRule, Rule
 from catalog.problems import Code, Severity, severity_counts
-from catalog.site.addresses import RULES, indicator_path, item_path, key_slug, rule_path
-from catalog.site.model import Grouping, Page, Site, SiteData, browse_page, list_page, shorten, split_authors
+from catalog.site.addresses import CATALOG_JSON, OLD_PROBLEMS, PROBLEMS, RULES, indicator_path, item_path, key_slug, rule_path
+from catalog.site.model import Grouping, Page, Site, SiteData, author_key, browse_page, list_page, shorten, split_authors
 
-#: The browse dimensions of document metadata: (section, title, singular, the values of a document).
+#: The browse dimensions of document metadata: (section, title, singular, the values of a document,
+#: what groups spellings of one value: authors by name without organisation, case or extra spaces).
 DIMENSIONS = (
-    ("levels", "Levels", "Level", lambda d: [d.level] if d.level else []),
-    ("statuses", "Statuses", "Status", lambda d: [d.status] if d.status else []),
-    ("authors", "Authors", "Author", lambda d: split_authors(d.author)),
-    ("tags", "Tags", "Tag", lambda d: list(d.tags)),
+    ("levels", "Levels", "Level", lambda d: [d.level] if d.level else [], str),
+    ("statuses", "Statuses", "Status", lambda d: [d.status] if d.status else [], str),
+    ("authors", "Authors", "Author", lambda d: split_authors(d.author), author_key),
+    ("tags", "Tags", "Tag", lambda d: list(d.tags), str),
 )
 #: Dimensions listed in their own order rather than by count.
 RANK = {
@@ -57,18 +59,20 @@ def add_indicator_pages(data: SiteData, site: Site) -> None:
 
 def add_dimension_pages(data: SiteData, site: Site) -> None:
     """Levels, statuses, authors and tags: a page per value, an index of counts per dimension."""
-    for section, title, singular, values in DIMENSIONS:
+    for section, title, singular, values, grouped_by in DIMENSIONS:
         groups = Grouping()
+        unpaged = data.catalog.page_caps.tags if section == "tags" else set()
         for entry in data.entries:
             for value in dict.fromkeys(values(entry.document)):
-                groups.add(key_slug(value), value, entry.slug)
+                if normal(value) not in unpaged:
+                    groups.add(key_slug(grouped_by(value)), value, entry.slug)
         items = []
         for group in groups.values():
             name = group.name
-            path = item_path(section, name)
+            path = item_path(section, grouped_by(name))
             items.append({"name": name, "count": len(group.slugs), "path": path})
             site.pages.append(list_page(data, path, (title, section), f"{singular}: {name}", group.slugs,
-                                        f"Sigma rules with {singular.lower()} {name}"))
+                                        f"Sigma rules with {singular.lower()} {name}", _spellings(group)))
         rank = RANK.get(section)
         if rank:
             items.sort(key=lambda item: (rank.index(item["name"].lower()) if item["name"].lower() in rank else len(rank), item["name"]))
@@ -80,6 +84,14 @@ def add_dimension_pages(data: SiteData, site: Site) -> None:
         site.home[section] = len(items)
 
 
+def _spellings(group) -> str | None:
+    """The intro of a page whose value is written in several ways."""
+    if len(group.names) < 2:
+        return None
+    others = sorted((spelling for spelling in group.names if spelling != group.name), key=str.casefold)
+    return f"Also written as: {', '.join(others)}."
+
+
 def add_field_pages(data: SiteData, site: Site) -> None:
     groups = Grouping()
     for entry in data.entries:
@@ -88,17 +100,15 @@ def add_field_pages(data: SiteData, site: Site) -> None:
             continue
         for identifier in document.detection.identifiers.values():
             for item in identifier.items:
-                if item.field is not None:
+                if item.field is not None and normal(item.field) not in data.catalog.page_caps.fields:
                     groups.add(key_slug(item.field), item.field, entry.slug)
     items = []
     for group in groups.values():
         name = group.name
-        spellings = sorted(group.names)
         path = item_path("fields", name)
         items.append({"name": name, "count": len(group.slugs), "path": path})
-        intro = f"Also written as: {', '.join(s for s in spellings if s != name)}." if len(spellings) > 1 else None
         site.pages.append(list_page(data, path, ("Fields", "fields"), f"Field: {name}", group.slugs,
-                                    f"Sigma rules that read the field {name}", intro))
+                                    f"Sigma rules that read the field {name}", _spellings(group)))
     items.sort(key=lambda item: (-item["count"], item["name"].casefold()))
     site.browse.append(browse_page("fields/", "Fields", "counts.html", {"heading": "Fields", "items": items, "singular": "Field"}))
     site.home["fields"] = len(items)
@@ -132,9 +142,8 @@ def add_logsource_pages(data: SiteData, site: Site) -> None:
 
 def add_listing_pages(data: SiteData, site: Site) -> None:
     """All rules (first in the navigation), and the correlations and filters when there are any."""
-    all_rows = [dict(data.rows[entry.slug], logsource=entry.document.logsource.label if isinstance(entry.document, (Rule, FilterRule)) else "")
-                for entry in data.entries]
-    site.browse.insert(0, browse_page(RULES, "All rules", "rules.html", {"rules": all_rows}))
+    all_rules = data.lists.context(entry.slug for entry in data.entries)
+    site.browse.insert(0, browse_page(RULES, "All rules", "rules.html", {"list": all_rules}))
     for kind, section, title in (("correlation", "correlations", "Correlations"), ("filter", "filters", "Filters")):
         rows = []
         for entry in data.entries:
@@ -159,11 +168,12 @@ def add_problem_page(data: SiteData, site: Site) -> None:
             "path": rule_path(first_entry[problem.path]) if problem.path in first_entry else None,
             "excerpt": _excerpt(files.get(problem.path), problem.line) if data.preview and problem.code == Code.YAML else None,
         }
-        for problem in problems
+        for problem in problems[:PROBLEM_ROWS]
     ]
     by_code = Counter((problem.code, problem.severity.value) for problem in problems)
-    context = {"problems": rows, "by_code": [{"code": code, "severity": severity, "count": count} for (code, severity), count in sorted(by_code.items())]}
-    site.browse.append(browse_page("errors/", "Problems", "errors.html", {**context, **severity_counts(problems)}))
+    context = {"problems": rows, "more": max(0, len(problems) - PROBLEM_ROWS), "catalog_json": CATALOG_JSON, "by_code": [{"code": code, "severity": severity, "count": count} for (code, severity), count in sorted(by_code.items())]}
+    site.redirects[OLD_PROBLEMS] = PROBLEMS
+    site.browse.append(browse_page(PROBLEMS, "Problems", "errors.html", {**context, **severity_counts(problems)}))
 
 
 #: Lines shown around a YAML error in a preview build, and the width each is cut to.

@@ -58,11 +58,33 @@ def _exclusion(item: ExclusionChange) -> dict:
     return {"label": (" and " if item.combined else ", ").join(item.identifiers), "scope": item.scope, "text": item.text}
 
 
+def _exclusion_edits(added: Sequence[ExclusionChange], removed: Sequence[ExclusionChange]) -> tuple[list, list, list]:
+    """(exclusions added, removed, changed): an exclusion of the same identifiers on both sides is one
+    change listing the values it gained and lost, not a whole exclusion removed and another added."""
+    def key(item: ExclusionChange) -> tuple:
+        return item.identifiers, item.scope, item.combined
+
+    old_by_key = {key(item): item for item in removed}
+    changed, still_added = [], []
+    for item in added:
+        old = old_by_key.pop(key(item), None)
+        if old is None or not (item.values and old.values):
+            still_added.append(item)
+            if old is not None:
+                old_by_key[key(old)] = old
+            continue
+        gained = [value for value in item.values if value not in set(old.values)]
+        lost = [value for value in old.values if value not in set(item.values)]
+        changed.append(dict(_exclusion(item), values=[("+", *value) for value in gained] + [("−", *value) for value in lost]))
+    return still_added, list(old_by_key.values()), changed
+
+
 def _change_row(change: RuleChange, technique_link: Callable[[str], str | None] | None) -> dict:
     def technique(item: TechniqueChange) -> dict:
         return {"id": item.id, "name": item.name, "path": technique_link(item.id) if technique_link else None, "url": item.url}
 
     duplicate = change.likely_duplicate_of
+    exclusions_added, exclusions_removed, exclusions_changed = _exclusion_edits(change.exclusions_added, change.exclusions_removed)
     return {
         "title": change.title,
         "path": rule_path(change.slug) if change.has_page else None,
@@ -78,8 +100,11 @@ def _change_row(change: RuleChange, technique_link: Callable[[str], str | None] 
         "logic_changed": change.logic_changed,
         "indicators_added": _limited(change.indicators_added, _indicator),
         "indicators_removed": _limited(change.indicators_removed, _indicator),
-        "exclusions_added": _limited(change.exclusions_added, _exclusion),
-        "exclusions_removed": _limited(change.exclusions_removed, _exclusion),
+        "exclusions_added": _limited(exclusions_added, _exclusion),
+        "exclusions_removed": _limited(exclusions_removed, _exclusion),
+        "exclusions_changed": exclusions_changed[:PAGE_LIST_LIMIT],
+        "text_diff": [(line[:1] if line[:1] in "+-@" and not line.startswith(("+++", "---")) else "", line)
+                      for line in change.text_diff.splitlines()],
         "techniques_gained": _limited(change.techniques_gained, technique),
         "techniques_lost": _limited(change.techniques_lost, technique),
         "same_id_as": list(change.same_id_as),
@@ -97,13 +122,13 @@ def _change_row(change: RuleChange, technique_link: Callable[[str], str | None] 
 
 def banner(change: RuleChange) -> dict:
     """The banner a changed rule's page carries (`rule.html` shows banners as admonitions)."""
-    see = " The Changes page lists every change of this pull request."
+    see = {"path": CHANGES, "text": "The Changes page", "after": " lists every change of this pull request."}
     if change.kind == "added":
         text = "This rule is new in this pull request."
         if change.likely_duplicate_of is not None:
             text += f" Likely duplicate: it {change.likely_duplicate_of}."
-        return {"kind": "change-new", "title": "New in this pull request", "text": text + see}
-    return {"kind": "change-modified", "title": "Changed in this pull request", "text": change.summary() + "." + see}
+        return {"kind": "change-new", "title": "New in this pull request", "text": text, "link": see}
+    return {"kind": "change-modified", "title": "Changed in this pull request", "text": change.summary() + ".", "link": see}
 
 
 def add_changes(site: Site, changes: ChangeSet, display_problem: Callable[[str], str] | None = None) -> None:
@@ -120,5 +145,5 @@ def add_changes(site: Site, changes: ChangeSet, display_problem: Callable[[str],
     by_path = {page.path: page for page in site.pages}
     for change in changes.changes:
         page = by_path.get(rule_path(change.slug)) if change.has_page else None
-        if page is not None and isinstance(page.context.get("banners"), list):
+        if page is not None and isinstance(page.keep_data().get("banners"), list):
             page.context["banners"].insert(0, banner(change))

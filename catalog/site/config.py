@@ -68,8 +68,17 @@ class CatalogConfig(base.Config):
     """A git revision to compare the rules with (change preview)."""
     dialects = c.ListOfItems(c.Choice(DIALECTS), default=list(DIALECTS))
     """The rule formats to publish (`sigma`, `hayabusa`); documents of the others are listed as notices."""
+    history = c.Type(bool, default=True)
+    """Show each rule's git history and the Recently changed page (when the rules are in a git repository)."""
+    recent_commits = c.Type(int, default=50)
+    """The Recently changed page lists the rules changed by this many newest commits..."""
+    recent_days = c.Optional(c.Type(int))
+    """...and, when set, only those of the last this many days (counted from the newest commit)."""
     cache_dir = c.Type(str, default=".cache/sigma-catalog")
     """The build cache (generated page sources, rendered pages, exports), relative to mkdocs.yml."""
+    conversions = c.ListOfItems(c.Type(str), default=[])
+    """Query targets for each rule page (catalog.conversions): splunk, lucene, esql, kusto, or any
+    installed pySigma backend (`eql`, `eql:ecs_windows`); needs the `conversions` extra."""
 
 
 class _SafeLoader(yaml.SafeLoader):

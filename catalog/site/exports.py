@@ -7,13 +7,17 @@ in docs/json-schema.md) with file locations shown as configured and each documen
 from __future__ import annotations
 
 import csv
+import filecmp
 import io
+import os
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Callable, Sequence
 
 from catalog.analysis import value_text
-from catalog.jsonexport import catalog_to_json
+from catalog.jsonexport import catalog_sections, entry_to_json
 from catalog.model import FilterRule, Rule
 from catalog.pipeline import Catalog, Entry
 from catalog.site.addresses import (
@@ -43,42 +47,65 @@ class ExportFile:
     data: bytes
     label: str = ""
     techniques: int = 0
+    source: Path | None = None  # written to this file already (streamed), `data` then empty
 
 
-def catalog_json(catalog: Catalog, display_file: Callable[[str, str], str], display_problem: Callable[[str], str],
-                 directory_urls: bool = True, memo: dict | None = None,
-                 key_of: Callable[[Entry], object] | None = None) -> bytes:
-    """`catalog_to_json`, with rule folders shown as configured (never the build machine's paths)
-    and each document's page address.
+def write_catalog_json(out: BinaryIO, catalog: Catalog, display_file: Callable[[str, str], str],
+                       display_problem: Callable[[str], str], directory_urls: bool = True, memo: dict | None = None,
+                       key_of: Callable[[Entry], object] | None = None) -> None:
+    """`catalog_to_json` written as a stream: one document's record at a time (never the whole
+    catalog as one structure), with rule folders shown as configured (never the build machine's
+    paths) and each document's page address. The bytes are `html_safe_json` of the whole.
 
     With `memo` (mkdocs serve), each document's serialised record is kept between rebuilds under
     `key_of(entry)`, and only records whose key changed are serialised again; the bytes are the
     same (tests/test_site.py checks it against a plain build).
     """
-    data = catalog_to_json(catalog)
+    data = catalog_sections(catalog)
     for problem in data["problems"]:
         problem["path"] = display_problem(problem["path"])
     for file in data.get("files", ()):
         file["path"] = display_problem(file["path"])
-    if memo is None or key_of is None:
-        for entry, rule in zip(catalog.entries, data["rules"]):
-            _localise(rule, entry, display_file, directory_urls)
-        return html_safe_json(data)
-    pieces = []
-    for entry, rule in zip(catalog.entries, data["rules"]):
-        key = key_of(entry)
-        cached = memo.get(entry.slug)
-        if cached is None or cached[0] != key:
-            _localise(rule, entry, display_file, directory_urls)
-            cached = (key, html_safe_json(rule))
-        memo[entry.slug] = cached
-        pieces.append(cached[1])
-    current = {entry.slug for entry in catalog.entries}
-    for slug in [slug for slug in memo if slug not in current]:
-        del memo[slug]
-    placeholder = "@@sigma-catalog:rules@@"
-    data["rules"] = placeholder
-    return html_safe_json(data).replace(f'"{placeholder}"'.encode(), b"[" + b",".join(pieces) + b"]", 1)
+    out.write(b"{")
+    for number, (name, value) in enumerate(data.items()):
+        out.write((b"," if number else b"") + html_safe_json(name) + b":")
+        if name != "rules":
+            out.write(html_safe_json(value))
+            continue
+        out.write(b"[")
+        for index, entry in enumerate(catalog.entries):
+            out.write((b"," if index else b"") + _record(entry, catalog, display_file, directory_urls, memo, key_of))
+        out.write(b"]")
+    out.write(b"}")
+    if memo is not None:
+        current = {entry.slug for entry in catalog.entries}
+        for slug in [slug for slug in memo if slug not in current]:
+            del memo[slug]
+
+
+def _record(entry: Entry, catalog: Catalog, display_file: Callable[[str, str], str], directory_urls: bool,
+            memo: dict | None, key_of: Callable[[Entry], object] | None) -> bytes:
+    """One document's record of catalog.json, serialised (from `memo` when its key is unchanged)."""
+    key = key_of(entry) if memo is not None and key_of is not None else None
+    cached = memo.get(entry.slug) if memo is not None else None
+    if cached is None or cached[0] != key or key is None:
+        rule = entry_to_json(entry, catalog)
+        _localise(rule, entry, display_file, directory_urls)
+        cached = (key, html_safe_json(rule))
+        if memo is not None and key is not None:
+            memo[entry.slug] = cached
+    return cached[1]
+
+
+def write_if_different(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Stream a file through `write`; an unchanged file is left as it was (its mtime too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=".tmp-", delete=False) as out:
+        write(out)
+    if path.is_file() and filecmp.cmp(out.name, path, shallow=False):
+        os.unlink(out.name)
+    else:
+        os.replace(out.name, path)
 
 
 def _localise(rule: dict, entry: Entry, display_file: Callable[[str, str], str], directory_urls: bool) -> None:
@@ -239,12 +266,16 @@ def _json(data: object) -> bytes:
     return html_safe_json(data, indent=1)
 
 
-def data_files(catalog: Catalog, *, directory_urls: bool, display_file: Callable[[str, str], str],
+def data_files(catalog: Catalog, folder: Path, *, directory_urls: bool, display_file: Callable[[str, str], str],
                display_problem: Callable[[str], str], memo: dict | None = None,
                key_of: Callable[[Entry], object] | None = None) -> list[ExportFile]:
-    """catalog.json, the rules x techniques CSV and the search index (the layers come from `navigator_layers`)."""
+    """catalog.json (streamed into `folder`), the rules x techniques CSV and the search index (the
+    layers come from `navigator_layers`)."""
+    json_file = folder / CATALOG_JSON
+    write_if_different(json_file, lambda out: write_catalog_json(out, catalog, display_file, display_problem, directory_urls,
+                                                                 memo, key_of))
     return [
-        ExportFile(CATALOG_JSON, catalog_json(catalog, display_file, display_problem, directory_urls, memo, key_of), "catalog.json"),
+        ExportFile(CATALOG_JSON, b"", "catalog.json", source=json_file),
         ExportFile(TECHNIQUES_CSV, techniques_csv(catalog, directory_urls), "rules-techniques.csv"),
         ExportFile(SEARCH_INDEX, search_index(catalog, directory_urls), "search index"),
     ]

@@ -20,12 +20,16 @@ from mkdocs.structure.files import File, Files, InclusionLevel
 
 from catalog import pipeline
 from catalog.problems import printable
-from catalog.site.addresses import ASSETS, CATALOG_JSON, FRAME_SRC_URI, SEARCH_INDEX, TECHNIQUES_CSV
+from catalog.history import HistoryUnavailable, load_history
+from catalog.findings import add_catalog_findings
+from catalog.site.addresses import ASSETS, CATALOG_JSON, FRAME_SRC_URI, LIST_ROWS, SEARCH_INDEX, TECHNIQUES_CSV
 from catalog.site.config import CatalogConfig
 from catalog.site.exports import ExportFile, data_files, navigator_layers
 from catalog.site.model import Folder, Page, Site
 from catalog.site.output import DeferredExports, LoadCache, write_if_changed
+from catalog.site.history_pages import RuleRecords
 from catalog.site.pages import SiteBuilder
+from catalog.site.queries import convert_catalog
 from catalog.site.render import DESCRIPTION_MARKER, TITLE_MARKER, Renderer
 from catalog.site.search import gzipped_size
 
@@ -55,22 +59,26 @@ class BuildFiles:
         written in on_post_build."""
         started = time.perf_counter()
         kb = _knowledge(attack_data)
+        records = _records(options, folders, cache)
         catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load,
                                          dialects=options.dialects,
                                          labels={folder.root: folder.display for folder in folders})
+        similarity = add_catalog_findings(catalog, records.history, cache)
+        converted = convert_catalog(catalog, options.conversions, cache)  # adds its findings to the catalog's
         loaded = time.perf_counter()
         signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url)
         if signature != self._memo_signature:  # another configuration: nothing of the last build holds
             self._memo_signature, self._page_memo, self._json_memo, self._browse_memo = signature, {}, {}, {}
         # (the change preview adds banners to rule pages: no page may be shared between its builds)
         builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None,
-                              preview=bool(options.base))
+                              preview=bool(options.base), records=records, conversions=converted, similarity=similarity)
+        records.prepare(builder.data, str(cache))
         if options.strict and catalog.errors:
             listing = "\n".join(f"  {printable(builder.data.location(p))}: {printable(p.message)} [{p.code}]" for p in catalog.errors)
             raise PluginError(f"sigma-catalog: {len(catalog.errors)} rule errors (strict: true):\n{listing}")
 
         mark = time.perf_counter()
-        exports, exports_page, search_size = self._exports(files, config, catalog, kb, builder, serving)
+        exports, exports_page, search_size = self._exports(files, config, catalog, kb, builder, serving, cache)
         timings = {"catalog": loaded - started, "exports": time.perf_counter() - mark}
         mark = time.perf_counter()
         site = builder.build(exports_page)
@@ -79,7 +87,7 @@ class BuildFiles:
         timings["site model"] = time.perf_counter() - mark
         mark = time.perf_counter()
         for export in exports:
-            _add_file(files, config, export.path, cache / "files", export.data)
+            _add_file(files, config, export.path, cache / "files", export.data, export.source)
         for asset in sorted(ASSET_DIR.iterdir()):
             if asset.is_file():
                 _add_file(files, config, ASSETS + asset.name, None, source=asset)
@@ -95,24 +103,26 @@ class BuildFiles:
         return site
 
     def _exports(self, files: Files, config: MkDocsConfig, catalog: pipeline.Catalog, kb, builder: SiteBuilder,
-                 serving: bool) -> tuple[list[ExportFile], dict, tuple[int, int] | None]:
+                 serving: bool, cache: Path) -> tuple[list[ExportFile], dict, tuple[int, int] | None]:
         """(the export files to add now, the Exports page's data, the search index's size and gzipped size)."""
         layers = navigator_layers(catalog, kb, config.site_name, config.site_url, config.use_directory_urls)
-        for path in (CATALOG_JSON, TECHNIQUES_CSV, SEARCH_INDEX):
+        # the rows of the rule lists: needed by the pages at once, so never deferred
+        list_rows = ExportFile(LIST_ROWS, builder.data.lists.json(config.use_directory_urls), "rule lists")
+        for path in (CATALOG_JSON, TECHNIQUES_CSV, SEARCH_INDEX, LIST_ROWS):
             _check_free(files, path)
 
         def make_data_files(memo: dict | None = None) -> list[ExportFile]:
-            return data_files(catalog, directory_urls=config.use_directory_urls, display_file=builder.data.display_file,
+            return data_files(catalog, cache / "files", directory_urls=config.use_directory_urls, display_file=builder.data.display_file,
                               display_problem=builder.data.display_problem_path, memo=memo, key_of=builder.rule_pages.dependencies)
 
         search_size = None
         if serving:  # catalog.json, the CSV and the search index: written after the build, in the background
             memo = self._json_memo
             self._deferred.pending = lambda: make_data_files(memo)
-            exports = list(layers)
+            exports = list(layers) + [list_rows]
         else:
             self._deferred.pending = None
-            exports = list(layers) + make_data_files()
+            exports = list(layers) + [list_rows] + make_data_files()
             index = next(export.data for export in exports if export.path == SEARCH_INDEX)
             search_size = (len(index), gzipped_size(index))
         exports_page = {
@@ -153,7 +163,7 @@ class BuildFiles:
         errors = len(catalog.errors)
         order = ("catalog", "site model", "exports", "writing exports", "browse pages")
         log.info(
-            "sigma-catalog: %d documents from %d files (%d read), %d errors, %d warnings (listed on errors/); %s; %s",
+            "sigma-catalog: %d documents from %d files (%d read), %d errors, %d warnings (listed on problems/); %s; %s",
             len(catalog.entries), len(catalog.files), self._loads.read, errors, len(catalog.problems) - errors,
             "search index %.1f KB (%.1f KB gzipped)" % (search_size[0] / 1024, search_size[1] / 1024)
             if search_size else "catalog.json, CSV and search index written after the build",
@@ -161,6 +171,22 @@ class BuildFiles:
         )
         for problem in catalog.problems:
             log.debug("%s: %s: %s [%s]", printable(builder.data.location(problem)), problem.severity.value, printable(problem.message), problem.code)
+
+
+def _records(options: CatalogConfig, folders: list[Folder], cache: Path) -> RuleRecords:
+    """The rule folders' git history (cached by HEAD); without one, a single notice and no History sections."""
+    records = RuleRecords(recent_commits=options.recent_commits, recent_days=options.recent_days)
+    if options.history and folders:
+        started = time.perf_counter()
+        found = load_history([folder.root for folder in folders], cache)
+        records.seconds = time.perf_counter() - started
+        if isinstance(found, HistoryUnavailable):
+            log.info("sigma-catalog: no rule history: %s", found.reason)
+        else:
+            records.history, records.truncated = found, found.shallow
+            if found.shallow:
+                log.info("sigma-catalog: the repository is a shallow clone: rule history truncated")
+    return records
 
 
 def _knowledge(attack_data: Path | None):

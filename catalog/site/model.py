@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
+from catalog.bounds import LISTING_TITLE
 from catalog.model import SigmaDocument, display_path
 from catalog.pipeline import Catalog, Entry
 from catalog.problems import Problem
-from catalog.site.addresses import rule_path, section_path, source_uri
+from catalog.similarity import Similarity
+from catalog.site.addresses import item_path, rule_path, section_path, source_uri
+from catalog.site.lists import ListRows
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
@@ -43,7 +47,20 @@ class Page:
     src_uri: str | None = None
     nav_title: str | None = None
     wide: bool = False  # a browse page that needs the whole width (the theme's sidebars hidden)
+    #: Makes the template data when the page is rendered, instead of `context` (rule pages of a
+    #: build): the data of every page is then never in memory at once (catalog.bounds).
+    make: Callable[[], dict] | None = field(default=None, repr=False, compare=False)
     _fingerprint: bytes | None = field(default=None, repr=False, compare=False)
+
+    def data(self) -> dict:
+        """The template data: `context`, or made now by `make` (and not kept)."""
+        return self.make() if self.make is not None else self.context
+
+    def keep_data(self) -> dict:
+        """The template data, kept from now on (for changing it: a page made by `make` is made once)."""
+        if self.make is not None:
+            self.context, self.make = self.make(), None
+        return self.context
 
     def fingerprint(self) -> bytes:
         """A hash of everything the page is made of, computed once (pages are not changed after
@@ -51,7 +68,7 @@ class Page:
         back-references, so its bytes depend only on the data (formats 1+ and pickle also encode
         which objects happen to be shared, and would make equal pages look different)."""
         if self._fingerprint is None:
-            data = marshal.dumps((self.template, self.title, self.description, self.context), 0)
+            data = marshal.dumps((self.template, self.title, self.description, self.data()), 0)
             self._fingerprint = hashlib.blake2b(data, digest_size=16).digest()
         return self._fingerprint
 
@@ -72,26 +89,31 @@ class Site:
     browse: list[Page] = field(default_factory=list)  # built by MkDocs, in nav order
     redirects: dict[str, str] = field(default_factory=dict)  # path -> target path
     home: dict = field(default_factory=dict)  # the figures shown on the home page
+    files: dict[str, str] = field(default_factory=dict)  # site path -> text: rule files served whole (catalog.bounds)
 
 
 class SiteData:
     """What the page families of one build share: the catalog, its folders, and lookups over it."""
 
     def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None,
-                 preview: bool = False) -> None:
+                 preview: bool = False, similarity: Similarity | None = None) -> None:
         self.catalog = catalog
         self.preview = preview  # a change preview (`--base`): pages may show more for the author
         self.kb = kb
         self.folders = {folder.root: folder for folder in folders}
         self.entries = catalog.entries
         self.by_slug = {entry.slug: entry for entry in self.entries}
+        self.records = None  # history_pages.RuleRecords: git history and test evidence, set by SiteBuilder
         self.rows = {entry.slug: _entry_row(entry) for entry in self.entries}
+        self.lists = ListRows(self.entries, self.rows, self.display_file)
         self.problems_by_file: dict[str, list[Problem]] = defaultdict(list)
         for problem in catalog.problems:
             self.problems_by_file[problem.path].append(problem)
         self._starts: dict[str, list[int]] = defaultdict(list)  # file -> first lines of its documents
         for entry in self.entries:
             self._starts[entry.document.source.file_display].append(entry.document.source.line)
+        self.conversions: dict = {}  # slug -> its catalog.conversions.Conversion list (site.queries)
+        self.similarity = similarity if similarity is not None else Similarity(catalog)
         self.related_from: dict[str, list[tuple[str, Entry]]] = defaultdict(list)
         for entry in self.entries:
             for relation, target in entry.related:
@@ -136,7 +158,7 @@ def _entry_row(entry: Entry) -> dict:
     document = entry.document
     return {
         "path": rule_path(entry.slug),
-        "title": document.title,
+        "title": shorten(document.title, LISTING_TITLE),  # in full on the rule's own page
         "level": "" if document.level is None else str(document.level),
         "status": "" if document.status is None else str(document.status),
         "kind": document.kind,
@@ -179,12 +201,13 @@ def list_page(data: SiteData, path: str, section: tuple[str, str], heading: str,
     title, name = section
     return Page(path, heading, "list.html", {
         "heading": heading, "section": {"title": title, "path": section_path(name)}, "intro": intro,
-        "rules": data.rule_rows(slugs),
+        "list": data.lists.context(slugs),
     }, description)
 
 
 def split_authors(author: str | None) -> list[str]:
-    """`A (Org), B` -> [`A (Org)`, `B`]: commas and semicolons outside parentheses separate authors."""
+    """`A (Org), B and C` -> [`A (Org)`, `B`, `C`]: commas, semicolons, `&` and the word `and`
+    outside parentheses separate authors; runs of whitespace become one space."""
     if not author:
         return []
     names, depth, current = [], 0, []
@@ -193,13 +216,30 @@ def split_authors(author: str | None) -> list[str]:
             depth += 1
         elif char in ")]":
             depth = max(0, depth - 1)
-        if char in ",;" and depth == 0:
+        if char in ",;&" and depth == 0:
             names.append("".join(current))
             current = []
         else:
             current.append(char)
     names.append("".join(current))
-    return [name.strip() for name in names if name.strip()]
+    found = []
+    for name in names:
+        found.extend(_AND.split(" ".join(name.split())) if "(" not in name else [" ".join(name.split())])
+    return [name for name in found if name]
+
+
+_AND = re.compile(r"\s+and\s+", re.I)
+_PARENTHESES = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
+
+
+def author_key(name: str) -> str:
+    """What groups the spellings of one author: `Jane Doe (Org)`, `jane  doe` -> `jane doe`."""
+    bare = " ".join(_PARENTHESES.sub(" ", name).split()).strip(" .,-'\"").casefold()
+    return bare or " ".join(name.split()).casefold()
+
+
+def author_path(name: str) -> str:
+    return item_path("authors", author_key(name))
 
 
 def shorten(text: str, limit: int) -> str:

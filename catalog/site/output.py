@@ -6,6 +6,7 @@ Everything here lives as long as the plugin object, i.e. across the rebuilds of 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -22,7 +23,7 @@ from catalog import pipeline
 from catalog.loader import LoadResult, discover, load_file
 from catalog.problems import Code, internal_error, printable
 from catalog.site.addresses import FRAME_PATH, is_rule_path, is_safe_page_path, page_href
-from catalog.site.exports import ExportFile
+from catalog.site.exports import ExportFile, write_if_different
 from catalog.site.model import Page
 from catalog.site.render import TEMPLATES, Frame, Renderer
 
@@ -188,7 +189,7 @@ def page_html(page: Page, renderer: Renderer, frame: Frame, failures: list[str])
     """A page's HTML; a failure rendering it costs that page only: a short error page instead,
     and what failed added to `failures` (the build logs them as errors)."""
     try:
-        content = renderer.render(page.template, page.path, page.context)
+        content = renderer.render(page.template, page.path, page.data())
     except Exception as error:  # noqa: BLE001 - a bug or a limit must not take the site down
         message = internal_error(page.path, error, "rendering this page").message
         failures.append(f"{page.path} ({printable(page.title[:200])}): {message}")
@@ -246,6 +247,15 @@ def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Pa
         _JOB = None
 
 
+def write_files(site_dir: Path, files: dict[str, str], taken: set[str]) -> None:
+    """Text files served with the pages (whole rule files of pages that show them cut)."""
+    for relative, text in files.items():
+        if relative not in taken:
+            target = site_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(text.encode("utf-8"))
+
+
 def _ensure_dir(path: Path, made: set[Path]) -> None:
     if path not in made:
         path.mkdir(parents=True, exist_ok=True)
@@ -287,6 +297,11 @@ def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page],
                 stream.write(new.encode("utf-8"))
 
 
+def _copy_from(source: Path, out) -> None:
+    with source.open("rb") as data:
+        shutil.copyfileobj(data, out)
+
+
 class DeferredExports:
     """`mkdocs serve`: catalog.json, the CSV and the search index written after the build, in the
     background, so that an edited rule shows sooner."""
@@ -304,7 +319,10 @@ class DeferredExports:
             try:
                 with pipeline.collector_paused():
                     for export in make():
-                        write_if_changed(site_dir / export.path, export.data)
+                        if export.source is not None:
+                            write_if_different(site_dir / export.path, functools.partial(_copy_from, export.source))
+                        else:
+                            write_if_changed(site_dir / export.path, export.data)
             except Exception as error:  # a thread: report, do not lose it
                 log.error("sigma-catalog: writing catalog.json, the CSV and the search index failed: %s", error)
 

@@ -13,23 +13,30 @@ from catalog.problems import internal_error
 from catalog.site import browse_pages
 from catalog.site.addresses import rule_path, rule_redirect_path
 from catalog.site.attack_pages import add_attack_pages
+from catalog.similarity import Similarity
+from catalog.site.history_pages import RuleRecords, add_recent_page
 from catalog.site.model import Folder, Page, Site, SiteData, error_page, list_page
-from catalog.site.rule_page import RulePages
+from catalog.site.overlap import add_overlap_page
+from catalog.site.queries import add_conversion_counts
+from catalog.site.rule_page import RulePages, served_file
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
 
 #: The browse pages in navigation order (the Changes page goes right after Search).
-NAV_ORDER = ["find/", "rules/", "attack/", "coverage/", "logsources/", "levels/", "statuses/", "authors/", "tags/",
-             "fields/", "indicators/", "correlations/", "filters/", "errors/", "exports/"]
+NAV_ORDER = ["find/", "rules/", "recent/", "attack/", "coverage/", "logsources/", "levels/", "statuses/", "authors/", "tags/",
+             "fields/", "indicators/", "overlap/", "correlations/", "filters/", "problems/", "exports/"]
 
 
 class SiteBuilder:
     """Turns a `Catalog` into a `Site`; one instance per build."""
 
     def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None,
-                 memo: dict | None = None, preview: bool = False) -> None:
-        self.data = SiteData(catalog, folders, kb, preview)
+                 memo: dict | None = None, preview: bool = False, records: RuleRecords | None = None,
+                 conversions: dict | None = None, similarity: Similarity | None = None) -> None:
+        self.data = SiteData(catalog, folders, kb, preview, similarity)
+        self.data.records = records if records is not None else RuleRecords()
+        self.data.conversions = conversions or {}
         self.rule_pages = RulePages(self.data, memo)
 
     def build(self, exports: dict) -> Site:
@@ -39,6 +46,9 @@ class SiteBuilder:
         by_id: dict[str, list[str]] = {}
         for entry in data.entries:
             site.pages.append(self._rule_page(entry))
+            served = served_file(entry)  # its page shows the rule cut: the whole file is served next to it
+            if served is not None:
+                site.files[served[0]] = served[1]
             redirect = rule_redirect_path(entry.document.id)
             if redirect is not None:
                 by_id.setdefault(redirect, []).append(entry.slug)
@@ -50,8 +60,11 @@ class SiteBuilder:
         browse_pages.add_logsource_pages(data, site)
         browse_pages.add_listing_pages(data, site)
         browse_pages.add_problem_page(data, site)
+        add_overlap_page(data, site)
+        add_conversion_counts(data, site)
         browse_pages.add_home_figures(data, site)
         browse_pages.add_search_and_exports(site, exports)
+        add_recent_page(data, data.records, site)
         site.home.update(exports)
         site.browse.sort(key=lambda page: NAV_ORDER.index(page.path) if page.path in NAV_ORDER else len(NAV_ORDER))
         self.rule_pages.forget_others()

@@ -38,14 +38,14 @@ def _e(text: str) -> str:
 # for byte. It emits Pygments' class names (nt, s1, s2, s, m, kc, c1), which Material styles inside
 # `.highlight`, and no per-line anchors or line numbers (they would double a rule page's size).
 
-_LINE = re.compile(
-    r"""(?P<indent>[ \t]*)
-        (?P<dash>(?:-[ \t]+)*)
-        (?:(?P<key>"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^\s#'"\-?:,\[\]{}&*!|>%@`][^#\n]*?|-[^\s#][^#\n]*?)
-           (?P<colon>[ \t]*:)(?=[ \t]|$))?
-        (?P<rest>.*)""",
-    re.X | re.S,
-)
+# Every pattern here is linear in the line: no pattern has two ways to match the same text, and
+# the key of a line is found by searching for its colon once (a lazy key followed by `[ \t]*:`
+# rescanned a run of spaces from every position: 52 s for a line of 200,000 spaces).
+_PREFIX = re.compile(r"(?P<indent>[ \t]*)(?P<dash>(?:-[ \t]+)*)")
+_QUOTED_KEY = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'""")
+_PLAIN_KEY_START = re.compile(r"[^\s#'\"\-?:,\[\]{}&*!|>%@`]|-[^\s#]")
+_KEY_COLON = re.compile(r":(?=[ \t]|$)")  # the colon that ends a plain key
+_COLON = re.compile(r"[ \t]*:(?=[ \t]|$)")  # the colon after a quoted key
 _SINGLE = re.compile(r"'(?:[^']|'')*'")
 _DOUBLE = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BLOCK = re.compile(r"[|>][-+0-9]*(?=[ \t]|$)")
@@ -106,13 +106,46 @@ def _trailer(text: str, out: list[str]) -> None:
         out.append(_e(stripped))
 
 
-@functools.lru_cache(maxsize=1 << 16)
+def _key(line: str, start: int) -> tuple[str, str] | None:
+    """The key of a `key: value` line whose key starts at `start`: (key, the blanks and colon after it)."""
+    quoted = _QUOTED_KEY.match(line, start)
+    if quoted is not None:
+        colon = _COLON.match(line, quoted.end())
+        return (quoted.group(), colon.group()) if colon is not None else None
+    first = _PLAIN_KEY_START.match(line, start)
+    if first is None:
+        return None
+    colon = _KEY_COLON.search(line, first.end())
+    if colon is None or "#" in line[start:colon.start()]:  # a comment starts before any colon
+        return None
+    text = line[start:colon.start()]
+    key = text.rstrip(" \t")
+    return key, text[len(key):] + ":"
+
+
 def _line(line: str) -> tuple[str, int | None]:
     """One line that is not inside a block scalar: (its HTML, the indent of a block it opens)."""
+    return _short_line(line) if len(line) <= _CACHED_LINE else _highlight_line(line)
+
+
+#: Lines up to this length are memoised (rules share most of their lines); longer ones are not
+#: kept (a cache of long unique lines would only hold memory).
+_CACHED_LINE = 200
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _short_line(line: str) -> tuple[str, int | None]:
+    return _highlight_line(line)
+
+
+def _highlight_line(line: str) -> tuple[str, int | None]:
     out: list[str] = []
-    match = _LINE.match(line)
-    assert match is not None  # every part of the pattern is optional
-    indent, dash, key, colon, rest = match.group("indent", "dash", "key", "colon", "rest")
+    prefix = _PREFIX.match(line)
+    assert prefix is not None  # both parts may be empty
+    indent, dash = prefix.group("indent", "dash")
+    found = _key(line, prefix.end())
+    key, colon = found if found is not None else (None, "")
+    rest = line[prefix.end() + len(key) + len(colon):] if key is not None else line[prefix.end():]
     out.append(indent)
     out.append(_e(dash))
     block = None

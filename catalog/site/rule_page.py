@@ -6,20 +6,26 @@ the detection stages, exclusions, indicators, the metadata table, problems, the 
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote
 
 from catalog.analysis import Exclusion
+from catalog.bounds import LISTING_TITLE, RULE_BODY, STAGE_BODY, TABLE_ROWS, cut_text, normal
 from catalog.model import DIALECT_NAMES, CorrelationRule, FilterRule, Rule
 from catalog.pipeline import Entry
 from catalog.site.addresses import (
     external_url,
     indicator_path,
     item_path,
+    rule_file_path,
     rule_path,
     tactic_path,
     technique_path,
 )
-from catalog.site.model import Page, SiteData, description_of, split_authors
+from catalog.site.history_pages import history_context
+from catalog.site.model import Page, SiteData, author_path, description_of, shorten, split_authors
+from catalog.site.overlap import similar_context, similar_dependencies
+from catalog.site.queries import queries_context
 
 _SCOPE_NOTES = {
     "main": "main filter: always applies",
@@ -57,15 +63,22 @@ class RulePages:
             tuple((e.slug, e.document) for e in entry.correlations),
             tuple((e.slug, e.document) for e in entry.filters),
             tuple(self.data.problems_by_file.get(document.source.file_display, ())),
+            self.data.records.history.head if self.data.records.history is not None else None,
+            len(self.data.records.revisions),  # more commits analysed since (a bounded first build)
+            repr(self.data.records.evidence.get(entry.slug)),
+            tuple(self.data.conversions.get(entry.slug, ())),
+            similar_dependencies(self.data, entry),
         )
 
     def page(self, entry: Entry) -> Page:
-        if self.memo is None:
+        if self.memo is None:  # a build: the page's data is made when it is rendered
             return rule_page(self.data, entry)
         key = self.dependencies(entry)
         cached = self.memo.get(entry.slug)
         if cached is None or cached[0] != key:
-            cached = (key, rule_page(self.data, entry))
+            page = rule_page(self.data, entry)
+            page.keep_data()  # kept across serve rebuilds: made now, not from a later build's data
+            cached = (key, page)
         self.memo[entry.slug] = cached
         return cached[1]  # the same object: its fingerprint is computed once
 
@@ -77,6 +90,14 @@ class RulePages:
 
 
 def rule_page(data: SiteData, entry: Entry) -> Page:
+    """The page; its data is made when it is rendered, and not kept (catalog.bounds): a failure
+    making it then costs that page only, as a rendering failure does."""
+    document = entry.document
+    return Page(rule_path(entry.slug), shorten(document.title, LISTING_TITLE), "rule.html", {}, description_of(document),
+                make=functools.partial(rule_context, data, entry))
+
+
+def rule_context(data: SiteData, entry: Entry) -> dict:
     document = entry.document
     problems = [
         {"location": data.location(p), "severity": p.severity.value, "message": p.message, "code": p.code}
@@ -89,36 +110,59 @@ def rule_page(data: SiteData, entry: Entry) -> Page:
         "description": document.description or "",
         "banners": findings_banner(problems) + banners(entry),
         "attack": attack_context(entry),
-        "raw": document.source.raw_text,
+        **rule_body(entry),
         "stages": [],
         "aggregations": [],
         "exclusions": [],
         "indicators": [],
+        "indicators_more": 0,
         "correlation": None,
         "filter": None,
         "details": details(data, entry),
         "problems": problems,
+        "queries": queries_context(data, entry),
+        "similar": similar_context(data, entry),
     }
+    # git history and test evidence (history_pages; rule_history.html)
+    context["history"] = history_context(data, data.records, entry)
+    context["evidence"] = data.records.evidence.get(entry.slug)
     if entry.analysis is not None:
         analysis = entry.analysis
         context["stages"] = [
-            {
-                "number": stage.number,
-                "title": stage.title,
-                "body": stage.body,
-                "condition": stage.number == 0,
-                "all_fields": list(stage.match_all_fields),
-            }
-            for stage in analysis.stages
+            _stage(stage.number, stage.title, stage.body, list(stage.match_all_fields)) for stage in analysis.stages
         ]
         context["aggregations"] = list(analysis.aggregations)
         context["exclusions"] = exclusions(entry)
-        context["indicators"] = indicators(data, entry)
+        rows = indicators(data, entry)
+        context["indicators"], context["indicators_more"] = rows[:TABLE_ROWS], max(0, len(rows) - TABLE_ROWS)
     if isinstance(document, CorrelationRule):
         context["correlation"] = correlation(data, entry, document)
     if isinstance(document, FilterRule):
         context["filter"] = {"targets": targets(data, entry, document)}
-    return Page(rule_path(entry.slug), document.title, "rule.html", context, description_of(document))
+    return context
+
+
+# --- the bounds of a rule page (catalog.bounds): long bodies and lists are cut, the rest linked ---
+
+
+def rule_body(entry: Entry) -> dict:
+    """The rule's YAML for the page; past RULE_BODY characters, cut, and the whole file served
+    at `raw_file` (which the page links, as do the cut lists below it)."""
+    shown, left_out = cut_text(entry.document.source.raw_text, RULE_BODY)
+    served = served_file(entry)
+    return {"raw": shown, "raw_more": left_out, "raw_file": served[0] if served else None}
+
+
+def served_file(entry: Entry) -> tuple[str, str] | None:
+    """(site path, text) of the rule file, served whole when its page shows it cut."""
+    raw = entry.document.source.raw_text
+    return (rule_file_path(entry.slug), raw) if len(raw) > RULE_BODY else None
+
+
+def _stage(number: int, title: str, body: str, all_fields: list[str]) -> dict:
+    """A stage; its body past STAGE_BODY characters is cut (the rule body shows every value)."""
+    shown, left_out = cut_text(body, STAGE_BODY) if number else (body, 0)
+    return {"number": number, "title": title, "body": shown, "more": left_out, "condition": number == 0, "all_fields": all_fields}
 
 
 def findings_banner(problems: list[dict]) -> list[dict]:
@@ -220,19 +264,21 @@ def _exclusion(exclusion: Exclusion, source: Entry | None) -> dict:
     """
     searches = []
     for search in exclusion.searches:
-        rows, and_groups = [], []
+        rows, and_groups, more = [], [], 0
         for alternative in search.alternatives:
             if len(alternative) == 1 and not alternative[0].match_all:
                 item = alternative[0]
+                room = max(0, TABLE_ROWS - len(rows))  # past it, the rows are counted, not shown
                 rows.extend({"field": item.field_label, "kind": item.kind, "value": value, "field_reference": item.field_reference}
-                            for value in item.values)
+                            for value in item.values[:room])
+                more += max(0, len(item.values) - room)
             else:
                 and_groups.append([
                     {"field": item.field_label, "kind": item.kind, "values": list(item.values), "all": item.match_all,
                      "field_reference": item.field_reference}
                     for item in alternative
                 ])
-        searches.append({"identifier": search.identifier, "rows": rows, "and_groups": and_groups})
+        searches.append({"identifier": search.identifier, "rows": rows, "more": more, "and_groups": and_groups})
     return {
         "label": (" and " if exclusion.combined else ", ").join(exclusion.identifiers),
         "scope": exclusion.scope,
@@ -315,14 +361,15 @@ def details(data: SiteData, entry: Entry) -> list[dict]:
         add("Name", [_text(document.name, code=True)])
     add("Status", [_text(document.status, item_path("statuses", document.status))] if document.status else [])
     add("Level", [_text(document.level, item_path("levels", document.level))] if document.level else [])
-    add("Author", [_text(name, item_path("authors", name)) for name in split_authors(document.author)])
+    add("Author", [_text(name, author_path(name)) for name in split_authors(document.author)])
     add("Date", [_text(document.date)] if document.date else [])
     add("Modified", [_text(document.modified)] if document.modified else [])
     if isinstance(document, (Rule, FilterRule)):
         add("Log source", _logsource_items(document))
     add("References", [_text(ref, href=external_url(ref)) for ref in dict.fromkeys(document.references)], listed=True)
     add("False positives", [_text(item) for item in document.falsepositives], listed=True)
-    add("Tags", [_text(tag, item_path("tags", tag)) for tag in document.tags])
+    unpaged = data.catalog.page_caps.tags
+    add("Tags", [_text(tag, None if normal(tag) in unpaged else item_path("tags", tag)) for tag in document.tags])
     add("Related rules", _related_items(entry), listed=True)
     add("Related from", [_text(f"{relation}: {other.document.title}", rule_path(other.slug))
                          for relation, other in data.related_from.get(entry.slug, ())], listed=True)

@@ -1,0 +1,86 @@
+"""What one rule may add to the site: bounded, whatever its size (issue 10).
+
+A rule cannot flood the site with pages of values that only it has: past a cap per rule, its own
+tags and detection fields get no page of their own (they stay on its page and in the exports),
+with a warning on the rule. Values other rules share are never capped: their pages cost the rule
+nothing. The page-side limits (titles on listings, long value lists, big rule bodies) are here
+too, named, so that every page cuts at the same points.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from catalog.model import FilterRule, Rule, SigmaDocument
+from catalog.problems import Code, Problem, Severity
+
+#: Tags and detection fields that only one rule has and that get a page: at most these per rule.
+OWN_TAG_PAGES = 50
+OWN_FIELD_PAGES = 200
+#: A title on listing pages (rule tables, indicator and tag pages): cut to this many characters.
+LISTING_TITLE = 200
+#: Rows of a rule page's indicator and exclusion tables; the rest are counted and linked.
+TABLE_ROWS = 500
+#: Findings listed on the Problems page (errors first); the rest are counted (catalog.json and
+#: `catalog check` have them all).
+PROBLEM_ROWS = 1_000
+#: Characters of one stage body on the rule page (the rule body above shows it whole).
+STAGE_BODY = 20_000
+#: Characters of the rule body shown on its page; a longer body is cut at a line end and the
+#: whole file is served next to the page (the page stays under 1 MB).
+RULE_BODY = 400_000
+
+
+def normal(value: str) -> str:
+    """How values are grouped into one page (the same as the site's addresses: case and blanks)."""
+    return value.strip().lower()
+
+
+def _tags(document: SigmaDocument) -> Iterable[str]:
+    return document.tags
+
+
+def _fields(document: SigmaDocument) -> Iterable[str]:
+    if isinstance(document, (Rule, FilterRule)):
+        for identifier in document.detection.identifiers.values():
+            for item in identifier.items:
+                if item.field is not None:
+                    yield item.field
+
+
+@dataclass(slots=True)
+class PageCaps:
+    """The tags and fields (normalised) that get no page, and the warnings about them."""
+
+    tags: set[str] = field(default_factory=set)
+    fields: set[str] = field(default_factory=set)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def page_caps(documents: Sequence[SigmaDocument]) -> PageCaps:
+    caps = PageCaps()
+    for what, cap, values_of, unpaged in (("tags", OWN_TAG_PAGES, _tags, caps.tags), ("detection fields", OWN_FIELD_PAGES, _fields, caps.fields)):
+        per_document = [dict.fromkeys(normal(value) for value in values_of(document)) for document in documents]
+        users = Counter(key for keys in per_document for key in keys)
+        for document, keys in zip(documents, per_document):
+            own = [key for key in keys if users[key] == 1]
+            if len(own) > cap:
+                unpaged.update(own[cap:])
+                source = document.source
+                caps.problems.append(Problem(
+                    source.file_display, source.line, 1, Severity.WARNING, Code.PAGE_CAP,
+                    f"{len(own):,} {what} that no other rule has: only the first {cap} get a page of their own",
+                ))
+    return caps
+
+
+def cut_text(text: str, limit: int) -> tuple[str, int]:
+    """`text` up to `limit` characters, cut at a line end: (the part shown, the lines left out)."""
+    if len(text) <= limit:
+        return text, 0
+    end = text.rfind("\n", 0, limit)
+    shown = text[: end if end > 0 else limit]
+    rest = len(shown) + 1 if end > 0 else len(shown)  # where the lines left out start
+    return shown, text.count("\n", rest) + (0 if text.endswith("\n") else 1)

@@ -1,0 +1,208 @@
+"""Similar rules: for every detection rule, the rules whose indicator sets overlap most with its own.
+
+The measure is a weighted Jaccard index over indicator keys (and the values the rule's exclusions
+suppress, as keys of their own): the weight of the indicators both rules
+have, over the weight of the indicators either has. An indicator's weight is IDF-like,
+`log(1 + rules / rules using it)`, so a rare shared value (a DLL name) counts far more than a
+common one (`EventID 1`). A score of 1 means the same indicators: the same logic, perhaps on another
+log source, or a copied rule with a new id.
+
+Computed in one pass over the corpus index, never over all pairs: a rule's candidates are the rules
+sharing one of its `PROPOSING_KEYS` rarest indicators, among those at most `CANDIDATE_LIMIT` rules
+use (common indicators still count in the score, they only do not propose candidates), and only the
+`SCORED_CANDIDATES` best of those by rare shared weight get the exact score. The cost per rule is bounded, so the whole step
+grows linearly with the catalog.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+from catalog.analysis import IndicatorKey
+from catalog.model import Rule
+from catalog.pipeline import Catalog, Entry
+from catalog.problems import Code, Problem, Severity
+
+#: A pair scoring at least this, sharing at least DUPLICATE_MIN_SHARED keys, is a "likely duplicate".
+LIKELY_DUPLICATE = 0.9
+DUPLICATE_MIN_SHARED = 2
+#: Marks the field of an excluded value's key: two rules looking for the same values but excluding
+#: different ones are different logic (the corpus index holds only what rules look for).
+EXCLUDED = "not "
+AGGREGATION = "| "
+#: Indicators used by more rules than this do not propose candidates (they still count in scores).
+CANDIDATE_LIMIT = 24
+#: A rule's rarest keys that propose candidates, and how many candidates get the exact score (the
+#: best by rare shared weight): the work per rule is bounded, whatever the catalog's size.
+PROPOSING_KEYS = 8
+SCORED_CANDIDATES = 8
+#: Similar rules kept per rule, and the least score worth showing.
+SIMILAR_LIMIT = 5
+MIN_SCORE = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Similar:
+    """Another rule like this one: its slug, the score (0..1), the indicators both have."""
+
+    slug: str
+    score: float
+    shared: tuple[IndicatorKey, ...]
+    same_logsource: bool
+
+    @property
+    def shared_indicators(self) -> tuple[IndicatorKey, ...]:
+        """The shared keys that are indicators (not excluded values or aggregations)."""
+        return tuple(key for key in self.shared if not key[0].startswith((EXCLUDED, AGGREGATION)))
+
+    @property
+    def likely_duplicate(self) -> bool:
+        return self.score >= LIKELY_DUPLICATE and len(self.shared) >= DUPLICATE_MIN_SHARED
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """Rules linked by likely-duplicate pairs; `pairs` are (slug, slug, score), best first."""
+
+    slugs: tuple[str, ...]
+    pairs: tuple[tuple[str, str, float], ...]
+
+
+class Similarity:
+    """The similar rules of every detection rule of one catalog."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._corpus = catalog.corpus
+        self._keys: dict[str, frozenset[IndicatorKey]] = {}
+        self._logsource: dict[str, tuple] = {}
+        self._extra: dict[IndicatorKey, int] = {}  # how many rules have each key the corpus index has not
+        for entry in catalog.entries:
+            if isinstance(entry.document, Rule) and entry.analysis is not None and entry.analysis.indicators:
+                extra = _extra_keys(entry)
+                for key in extra:
+                    self._extra[key] = self._extra.get(key, 0) + 1
+                self._keys[entry.slug] = frozenset(indicator.key for indicator in entry.analysis.indicators) | extra
+                source = entry.document.logsource
+                self._logsource[entry.slug] = (source.product, source.category, source.service)
+        self._total = max(len(self._keys), 1)
+        self._weights: dict[IndicatorKey, float] = {}
+        self._totals: dict[str, float] = {}
+        self._by_rule: dict[str, list[Similar]] = {}
+
+    def weight(self, key: IndicatorKey) -> float:
+        weight = self._weights.get(key)
+        if weight is None:
+            users = self._extra[key] if key in self._extra else self._corpus.count(key)
+            weight = self._weights[key] = math.log(1 + self._total / max(users, 1))
+        return weight
+
+    def of(self, slug: str) -> list[Similar]:
+        """Up to SIMILAR_LIMIT rules most like `slug`'s, best first (ties by slug)."""
+        found = self._by_rule.get(slug)
+        if found is None:
+            found = self._by_rule[slug] = self._rank(slug) if slug in self._keys else []
+        return found
+
+    def all(self) -> dict[str, list[Similar]]:
+        return {slug: self.of(slug) for slug in self._keys}
+
+    def _rank(self, slug: str) -> list[Similar]:
+        rare_shared: dict[str, float] = {}
+        proposing = [(len(sharing), key, sharing) for key in self._keys[slug]
+                     if 1 < len(sharing := self._corpus.sharing(key)) <= CANDIDATE_LIMIT]
+        for _, key, sharing in sorted(proposing)[:PROPOSING_KEYS]:
+            weight = self.weight(key)
+            for other in sharing:
+                if other != slug and other in self._keys:
+                    rare_shared[other] = rare_shared.get(other, 0.0) + weight
+        best = sorted(rare_shared, key=lambda other: (-rare_shared[other], other))[:SCORED_CANDIDATES]
+        scored = sorted(((self._score(slug, other), other) for other in best), key=lambda pair: (-pair[0], pair[1]))
+        return [self.compare(slug, other) for score, other in scored[:SIMILAR_LIMIT] if score >= MIN_SCORE]
+
+    def _score(self, slug: str, other: str) -> float:
+        """The weighted Jaccard index of two rules' key sets."""
+        common = sum(self.weight(key) for key in self._keys[slug] & self._keys[other])
+        union = self._total_weight(slug) + self._total_weight(other) - common
+        return round(common / union, 3) if union > 0 else 0.0
+
+    def _total_weight(self, slug: str) -> float:
+        total = self._totals.get(slug)
+        if total is None:
+            total = self._totals[slug] = sum(self.weight(key) for key in self._keys[slug])
+        return total
+
+    def compare(self, slug: str, other: str) -> Similar:
+        """The pair's score and what the rules share (most specific first)."""
+        shared = sorted(self._keys[slug] & self._keys[other], key=lambda key: (-self.weight(key), key))
+        return Similar(other, self._score(slug, other), tuple(shared), self._logsource[slug] == self._logsource[other])
+
+    def clusters(self) -> list[Cluster]:
+        """Groups of rules joined by likely-duplicate pairs, largest and best first."""
+        parent: dict[str, str] = {}
+
+        def root(slug: str) -> str:
+            while parent.setdefault(slug, slug) != slug:
+                parent[slug] = parent[parent[slug]]
+                slug = parent[slug]
+            return slug
+
+        pairs: dict[tuple[str, str], float] = {}
+        for slug in self._keys:
+            for similar in self.of(slug):
+                if similar.likely_duplicate:
+                    pairs[tuple(sorted((slug, similar.slug)))] = similar.score
+                    parent[root(slug)] = root(similar.slug)
+        grouped: dict[str, list[tuple[str, str, float]]] = {}
+        for (first, second), score in pairs.items():
+            grouped.setdefault(root(first), []).append((first, second, score))
+        clusters = [_cluster(members) for members in grouped.values()]
+        clusters.sort(key=lambda cluster: (-len(cluster.slugs), -cluster.pairs[0][2], cluster.slugs))
+        return clusters
+
+    def top_pairs(self, count: int) -> list[tuple[str, str, float]]:
+        """The `count` best-scoring pairs of the catalog (each pair once)."""
+        pairs = {tuple(sorted((slug, similar.slug))): similar for slug in self._keys for similar in self.of(slug)}
+        ranked = sorted(pairs.items(), key=lambda item: (-item[1].score, -len(item[1].shared), item[0]))  # more shared: surer
+        return [(first, second, similar.score) for (first, second), similar in ranked[:count]]
+
+
+def _extra_keys(entry: Entry) -> frozenset[IndicatorKey]:
+    """Keys apart from the indicators: the (field, kind, value) tests of the rule's own exclusions
+    (alone or in combination), and its legacy aggregations (`| count() by x > 5`: other logic)."""
+    analysis = entry.analysis
+    excluded = {
+        (EXCLUDED + item.field_label, item.kind, value.lower())
+        for exclusion in analysis.exclusions for search in exclusion.searches
+        for alternative in search.alternatives for item in alternative for value in item.values
+    }
+    return frozenset(excluded | {(AGGREGATION, "aggregation", " ".join(text.split())) for text in analysis.aggregations})
+
+
+def _cluster(pairs: Iterable[tuple[str, str, float]]) -> Cluster:
+    ordered = tuple(sorted(pairs, key=lambda pair: (-pair[2], pair[0], pair[1])))
+    slugs = tuple(sorted({slug for pair in ordered for slug in pair[:2]}))
+    return Cluster(slugs, ordered)
+
+
+def most_similar(similarity: Similarity, entry: Entry) -> Similar | None:
+    """The rule most like `entry`'s when the pair is a likely duplicate, else None."""
+    found = similarity.of(entry.slug)
+    return found[0] if found and found[0].likely_duplicate else None
+
+
+def duplicate_findings(catalog: Catalog, similarity: Similarity) -> list[Problem]:
+    """A warning on each rule that is a likely duplicate of another."""
+    by_slug = catalog.by_slug()
+    found = []
+    for entry in catalog.rules:
+        similar = most_similar(similarity, entry)
+        if similar is None:
+            continue
+        other = by_slug[similar.slug].document
+        source = entry.document.source
+        found.append(Problem(source.file_display, source.line, 1, Severity.WARNING, Code.LIKELY_DUPLICATE,
+                             f"likely a duplicate of '{other.title}' ({other.source.display_path}): similarity {similar.score:.2f}, "
+                             f"{len(similar.shared)} indicators and exclusions shared"))
+    return found

@@ -1,0 +1,62 @@
+"""Rule pages' queries for real SIEM backends (catalog.conversions) in the build: which targets
+run, the findings of rules that do not convert, each page's tabs, the per-target counts.
+
+The plugin option `conversions:` names the targets. Without pySigma or a backend, the build logs one
+notice and goes on without queries.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+from catalog import conversions
+from catalog.pipeline import Catalog, Entry
+from catalog.site.model import Site, SiteData
+
+log = logging.getLogger("mkdocs.plugins.sigma_catalog")
+
+
+def convert_catalog(catalog: Catalog, names: Sequence[str], cache: Path) -> dict[str, list[conversions.Conversion]]:
+    """slug -> its conversions; adds an info finding per rule and target without a query."""
+    if not names:
+        return {}
+    try:
+        targets = conversions.resolve_targets(names)
+    except conversions.ConversionSetupError as error:
+        # a notice, not a warning: `mkdocs build --strict` must still build a site without the extra
+        log.info("sigma-catalog: conversions (%s) left out: %s", ", ".join(names), error)
+        return {}
+    try:
+        found = conversions.convert(conversions.jobs_of(catalog.entries), targets, cache)
+    except Exception as error:  # noqa: BLE001 - a worker lost (memory, a backend's crash): no queries, the site still builds
+        log.error("sigma-catalog: conversions left out: %s: %s", type(error).__name__, error)
+        return {}
+    catalog.problems.extend(conversions.findings(catalog.entries, found))
+    return found
+
+
+def queries_context(data: SiteData, entry: Entry) -> list[dict]:
+    """The tabs of a rule page: one per target, its query texts or the backend's message."""
+    return [
+        {"target": c.target, "label": c.label, "backend": c.backend, "pipeline": c.pipeline,
+         "queries": list(c.queries), "error": c.error}
+        for c in data.conversions.get(entry.slug, ())
+    ]
+
+
+def add_conversion_counts(data: SiteData, site: Site) -> None:
+    """Per target, how many rules convert: on the coverage page and the home figures."""
+    counts: dict[str, dict] = {}
+    for converted in data.conversions.values():
+        for conversion in converted:
+            row = counts.setdefault(conversion.target, {"label": conversion.label, "converted": 0, "failed": 0, "code": f"no-query-{conversion.target}"})
+            row["converted" if conversion.error is None else "failed"] += 1
+    if not counts:
+        return
+    rows = list(counts.values())
+    site.home["conversions"] = rows
+    for page in site.browse:
+        if page.path == "coverage/":
+            page.context["conversions"] = rows

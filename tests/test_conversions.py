@@ -1,0 +1,197 @@
+"""Queries for real SIEM backends (catalog.conversions): expected query text per target, a rule that
+does not convert, the cache, offline conversion, a missing backend, and the rule page's tabs.
+
+Needs the `conversions` extra (pySigma 1.x and the backends); skipped without it."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sigma.backends.splunk")
+pytest.importorskip("sigma.backends.elasticsearch")
+pytest.importorskip("sigma.backends.kusto")
+
+from catalog import conversions  # noqa: E402
+from catalog.pipeline import build_catalog  # noqa: E402
+from catalog.problems import Code, Severity  # noqa: E402
+
+from conftest import PROJECT  # noqa: E402
+
+REFERENCE = PROJECT / "rules/windows/image_load/wmi-module-loaded-by-suspicious-process.yml"
+NINE = ["wmiclnt.dll", "WmiApRpl.dll", "wmiprov.dll", "wmiutils.dll", "wbemcomn.dll", "WMINet_Utils.dll", "wbemsvc.dll", "fastprox.dll", "wmi*"]
+
+NETCAT = """\
+title: Netcat with an execute flag
+id: 6f0e2b1a-3c4d-4e5f-8a9b-0c1d2e3f4a5b
+status: test
+logsource:
+  product: linux
+  category: process_creation
+detection:
+  selection:
+    Image|endswith: '/nc'
+    CommandLine|contains: ' -e '
+  condition: selection
+level: high
+"""
+#: `expand` leaves a placeholder to the deployment: no backend converts it without a pipeline for it.
+PLACEHOLDER = """\
+title: Logon of a placeholder group
+id: 7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d
+status: test
+logsource:
+  product: linux
+  category: process_creation
+detection:
+  selection:
+    User|expand: '%admin_users%'
+  condition: selection
+level: low
+"""
+
+
+def by_target(found: list[conversions.Conversion]) -> dict[str, conversions.Conversion]:
+    return {conversion.target: conversion for conversion in found}
+
+
+@pytest.fixture(scope="module")
+def targets():
+    return conversions.resolve_targets(["splunk", "lucene", "esql", "kusto"])
+
+
+def convert_texts(texts: dict[str, str], targets, cache: Path | None = None, workers: int = 1):
+    jobs = [conversions.Job(slug, text) for slug, text in texts.items()]
+    return conversions.convert(jobs, targets, cache, workers=workers)
+
+
+def test_the_reference_rule_per_target(targets):
+    found = by_target(convert_texts({"ref": REFERENCE.read_text(encoding="utf-8")}, targets)["ref"])
+    assert list(found) == ["splunk", "lucene", "esql", "kusto"]
+    splunk = found["splunk"]
+    # the backend's documented form: field=value terms, IN lists with wildcards, NOT (...) for the filter
+    assert splunk.queries == (
+        'EventID=7 ImageLoaded IN ("*\\\\wmiclnt.dll", "*\\\\WmiApRpl.dll", "*\\\\wmiprov.dll", "*\\\\wmiutils.dll", '
+        '"*\\\\wbemcomn.dll", "*\\\\WMINet_Utils.dll", "*\\\\wbemsvc.dll", "*\\\\fastprox.dll", "*\\\\wmi*") '
+        'NOT (Image IN ("*\\\\wmiprvse.exe", "*\\\\wmiapsrv.exe", "*\\\\svchost.exe"))',
+    )
+    assert splunk.pipeline == "windows-logsources" and splunk.backend.startswith("pysigma-backend-splunk ")
+    assert "(pySigma 1." in splunk.backend
+    esql = found["esql"].queries[0]
+    assert esql.startswith("from * metadata _id, _index, _version | where ") and 'event.code=="7"' in esql
+    assert found["esql"].pipeline == "ecs_windows"
+    kql = found["kusto"].queries[0]
+    assert kql.startswith("(EventID == 7 and (") and all(f'"\\\\{name.rstrip("*")}"' in kql for name in NINE)
+    assert found["lucene"].queries[0].startswith("(event.code:7 AND (file.path:(")
+
+
+def test_a_linux_rule_without_a_pipeline(targets):
+    found = by_target(convert_texts({"nc": NETCAT}, targets)["nc"])
+    assert found["splunk"].queries == ('Image="*/nc" CommandLine="* -e *"',)
+    assert found["esql"].queries == ('from * metadata _id, _index, _version | where ends_with(Image, "/nc") and CommandLine like "* -e *"',)
+    assert found["lucene"].queries == ("Image:*\\/nc AND CommandLine:*\\ \\-e\\ *",)
+    assert found["kusto"].queries == ('Image endswith "/nc" and CommandLine contains " -e "',)
+    assert {conversion.pipeline for conversion in found.values()} == {"none"}
+
+
+def test_a_rule_that_does_not_convert_is_an_info_finding(tmp_path, targets):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules/placeholder.yml").write_text(PLACEHOLDER, encoding="utf-8")
+    catalog = build_catalog([tmp_path / "rules"])
+    found = conversions.convert(conversions.jobs_of(catalog.entries), targets, None, workers=1)
+    (converted,) = found.values()
+    assert all(conversion.queries == () and "placeholder" in conversion.error for conversion in converted)
+    problems = conversions.findings(catalog.entries, found)
+    assert [p.code for p in problems] == [Code.CONVERSION_PREFIX + name for name in ("splunk", "lucene", "esql", "kusto")]
+    assert all(p.severity is Severity.INFO and p.path.endswith("placeholder.yml") and p.line == 1 for p in problems)
+    assert "no Splunk SPL query: " in problems[0].message
+
+
+def test_a_correlation_converts_where_the_backend_supports_correlations(targets):
+    catalog = build_catalog([PROJECT / "rules/correlations", PROJECT / "rules/windows"])
+    correlation = next(e for e in catalog.entries if e.document.source.path.endswith("corr_win_network_logon_spray.yml"))
+    found = by_target(conversions.convert(conversions.jobs_of([correlation]), targets, None, workers=1)[correlation.slug])
+    assert "| stats dc(TargetUserName) as value_count by _time IpAddress" in found["splunk"].queries[0]
+    assert found["kusto"].error == "Backend does not support correlation rules."
+
+
+def test_a_second_run_converts_nothing(tmp_path, targets, monkeypatch):
+    texts = {"ref": REFERENCE.read_text(encoding="utf-8"), "nc": NETCAT}
+    first = convert_texts(texts, targets, tmp_path / "cache")
+    assert len(list((tmp_path / "cache/conversions").glob("*.json"))) == 4
+    ran = []
+    monkeypatch.setattr(conversions, "_convert_one", lambda *args: ran.append(args))
+    assert convert_texts(texts, targets, tmp_path / "cache") == first
+    assert ran == []
+    # a changed rule is converted again, the other comes from the cache
+    monkeypatch.undo()
+    changed = convert_texts({**texts, "nc": NETCAT.replace("' -e '", "' -c '")}, targets, tmp_path / "cache")
+    assert changed["nc"][0].queries == ('Image="*/nc" CommandLine="* -c *"',) and changed["ref"] == first["ref"]
+
+
+def test_worker_processes_give_the_same_queries(tmp_path, targets):
+    texts = {f"r{n}": NETCAT.replace("/nc", f"/nc{n}") for n in range(conversions.IN_PROCESS + 1)}
+    found = convert_texts(texts, targets, None, workers=2)
+    assert found["r7"][0].queries == ('Image="*/nc7" CommandLine="* -e *"',)
+    assert len(found) == len(texts)
+
+
+def test_no_socket_opens(monkeypatch, targets):
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network disabled by the test")
+
+    for name in ("connect", "connect_ex"):
+        monkeypatch.setattr(socket.socket, name, refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    fresh = conversions.resolve_targets(["splunk", "lucene", "esql", "kusto"])  # plugin discovery too
+    found = convert_texts({"ref": REFERENCE.read_text(encoding="utf-8"), "nc": NETCAT}, fresh)
+    assert attempts == []
+    assert all(conversion.error is None for converted in found.values() for conversion in converted)
+
+
+def test_an_absent_backend_is_a_clear_setup_error():
+    with pytest.raises(conversions.ConversionSetupError, match="'no-such-backend' is not installed"):
+        conversions.resolve_targets(["no-such-backend"])
+    (eql,) = conversions.resolve_targets(["eql:ecs_windows"])  # another installed backend, by name
+    assert (eql.backend, eql.windows_pipelines) == ("eql", ("ecs_windows",))
+
+
+def test_the_site_build_logs_one_notice_without_the_backend(tmp_path, caplog):
+    from catalog.site.queries import convert_catalog
+
+    caplog.set_level(logging.INFO)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules/nc.yml").write_text(NETCAT, encoding="utf-8")
+    catalog = build_catalog([tmp_path / "rules"])
+    assert convert_catalog(catalog, ["splunk", "no-such-backend"], tmp_path / "cache") == {}
+    notices = [r for r in caplog.records if "conversions" in r.getMessage()]
+    assert len(notices) == 1 and "no-such-backend" in notices[0].getMessage()
+    assert not any(p.code.startswith(Code.CONVERSION_PREFIX) for p in catalog.problems)
+
+
+def test_a_second_site_build_converts_nothing(tmp_path, monkeypatch):
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "rules/nc.yml").write_text(NETCAT, encoding="utf-8")
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: t\ntheme:\n  name: material\nplugins:\n  - sigma-catalog:\n      rules: [rules]\n"
+        "      conversions: [splunk, kusto]\n", encoding="utf-8")
+    ran = []
+    real = conversions._convert_one
+    monkeypatch.setattr(conversions, "_convert_one", lambda text, target: ran.append(target.name) or real(text, target))
+    for number in (1, 2):
+        build(load_config(str(tmp_path / "mkdocs.yml"), site_dir=str(tmp_path / f"site{number}")))
+    assert ran == ["splunk", "kusto"]  # the first build only
+    for number in (1, 2):
+        page = next((tmp_path / f"site{number}/rules").glob("*/index.html")).read_text(encoding="utf-8")
+        assert "Image=&#34;*/nc&#34; CommandLine=&#34;* -e *&#34;" in page

@@ -1,0 +1,136 @@
+"""Similar rules (catalog.similarity) on small crafted rule sets with known answers; the check warning."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from catalog.check import run_check
+from catalog.pipeline import build_catalog
+from catalog.problems import Code
+from catalog.similarity import LIKELY_DUPLICATE, Similarity
+
+
+def rule(title: str, number: int, selection: dict[str, list[str]], *, category: str = "process_creation",
+         product: str = "windows", filters: list[str] = ()) -> str:
+    lines = [f"title: {title}", f"id: 0000{number:04d}-1111-4222-8333-444455556666", "status: test",
+             "logsource:", f"  product: {product}", f"  category: {category}", "detection:", "  selection:"]
+    for field, values in selection.items():
+        lines.append(f"    {field}:")
+        lines.extend(f"      - '{value}'" for value in values)
+    condition = "selection"
+    if filters:
+        lines += ["  filter:", "    ParentImage|endswith:"] + [f"      - '{value}'" for value in filters]
+        condition = "selection and not filter"
+    lines += [f"  condition: {condition}", "level: medium", ""]
+    return "\n".join(lines)
+
+
+def catalog_of(tmp_path: Path, rules: dict[str, str]):
+    for name, text in rules.items():
+        path = tmp_path / "rules" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    catalog = build_catalog([tmp_path / "rules"])
+    slugs = {entry.document.title: entry.slug for entry in catalog.entries}
+    return catalog, slugs
+
+
+#: Many rules look for EventID 1: it must count for little.
+COMMON = {f"common{n}.yml": rule(f"Common {n}", 100 + n, {"EventID": ["1"], "CommandLine|contains": [f"noise{n}"]}) for n in range(12)}
+
+
+def test_a_copy_with_a_new_id_on_another_log_source_is_a_likely_duplicate(tmp_path):
+    selection = {"Image|endswith": ["\\tool.exe"], "CommandLine|contains": ["--steal", "--dump"]}
+    catalog, slugs = catalog_of(tmp_path, {
+        "original.yml": rule("Original", 1, selection),
+        "copy.yml": rule("Copy", 2, selection, category="image_load"),
+        **COMMON,
+    })
+    (similar,) = [s for s in Similarity(catalog).of(slugs["Original"]) if s.slug == slugs["Copy"]]
+    assert similar.score == 1.0 and similar.likely_duplicate
+    assert similar.same_logsource is False
+    assert len(similar.shared) == 3
+
+
+def test_rare_shared_indicators_outweigh_common_ones(tmp_path):
+    catalog, slugs = catalog_of(tmp_path, {
+        "subject.yml": rule("Subject", 1, {"EventID": ["1"], "CommandLine|contains": ["rare-value", "other"]}),
+        "rare.yml": rule("Shares the rare value", 2, {"CommandLine|contains": ["rare-value", "else"]}),
+        "common.yml": rule("Shares EventID 1", 3, {"EventID": ["1"], "CommandLine|contains": ["other-thing"]}),
+        **COMMON,
+    })
+    similarity = Similarity(catalog)
+    ranked = [s.slug for s in similarity.of(slugs["Subject"])]
+    assert ranked and ranked[0] == slugs["Shares the rare value"]
+    rare = similarity.compare(slugs["Subject"], slugs["Shares the rare value"])
+    common = similarity.compare(slugs["Subject"], slugs["Shares EventID 1"])
+    assert rare.score > common.score
+    assert not rare.likely_duplicate
+
+
+def test_different_exclusions_are_different_logic(tmp_path):
+    selection = {"Image|endswith": ["\\tool.exe"], "CommandLine|contains": ["--steal"]}
+    catalog, slugs = catalog_of(tmp_path, {
+        "a.yml": rule("Filters explorer", 1, selection, filters=["\\explorer.exe"]),
+        "b.yml": rule("Filters services", 2, selection, filters=["\\services.exe"]),
+        **COMMON,
+    })
+    similar = Similarity(catalog).compare(slugs["Filters explorer"], slugs["Filters services"])
+    assert 0 < similar.score < LIKELY_DUPLICATE and not similar.likely_duplicate
+
+
+def test_at_most_five_similar_rules_best_first_and_clusters(tmp_path):
+    shared = {"CommandLine|contains": ["alpha-x", "beta-x", "gamma-x"]}
+    rules = {f"r{n}.yml": rule(f"Rule {n}", n, {**shared, "Image|endswith": [f"\\p{n}.exe"] * (n > 2)}) for n in range(1, 9)}
+    catalog, slugs = catalog_of(tmp_path, {**rules, **COMMON})
+    similarity = Similarity(catalog)
+    found = similarity.of(slugs["Rule 1"])
+    assert len(found) == 5
+    assert found[0].slug == slugs["Rule 2"] and found[0].score == 1.0  # rules 1 and 2: the same three values
+    assert [s.score for s in found] == sorted((s.score for s in found), reverse=True)
+    (cluster,) = similarity.clusters()
+    assert set(cluster.slugs) == {slugs["Rule 1"], slugs["Rule 2"]} and cluster.pairs[0][2] == 1.0
+    assert similarity.top_pairs(1)[0][2] == 1.0
+
+
+def test_unrelated_rules_have_no_similar_rules(tmp_path):
+    catalog, slugs = catalog_of(tmp_path, {
+        "a.yml": rule("A", 1, {"CommandLine|contains": ["one-thing"]}),
+        "b.yml": rule("B", 2, {"CommandLine|contains": ["another-thing"]}),
+    })
+    assert Similarity(catalog).of(slugs["A"]) == []
+
+
+def test_check_warns_of_a_likely_duplicate_naming_the_other_file(tmp_path):
+    selection = {"Image|endswith": ["\\tool.exe"], "CommandLine|contains": ["--steal", "--dump"]}
+    catalog_of(tmp_path, {"first.yml": rule("First", 1, selection), "sub/second.yml": rule("Second", 2, selection),
+                          "other.yml": rule("Other", 3, {"CommandLine|contains": ["unrelated"]})})
+    result = run_check([tmp_path / "rules"])
+    warnings = [p for p in result.problems if p.code == Code.LIKELY_DUPLICATE]
+    assert len(warnings) == 2
+    by_file = {Path(p.path).name: p for p in warnings}
+    assert "sub/second.yml" in by_file["first.yml"].message and "'Second'" in by_file["first.yml"].message
+    assert "first.yml" in by_file["second.yml"].message
+    assert by_file["first.yml"].line == 1 and not result.failed()
+
+
+def test_another_legacy_aggregation_is_other_logic(tmp_path):
+    def counted(title: str, number: int, aggregation: str) -> str:
+        return rule(title, number, {"QueryName|contains": ["tunnel.example", "relay.example"]}).replace(
+            "  condition: selection", f"  timeframe: 1m\n  condition: selection | {aggregation}")
+
+    catalog, slugs = catalog_of(tmp_path, {"a.yml": counted("Counts", 1, "count() by SourceIp > 100"),
+                                           "b.yml": counted("Sums", 2, "sum(Bytes) by SourceIp > 5000"), **COMMON})
+    similar = Similarity(catalog).compare(slugs["Counts"], slugs["Sums"])
+    assert similar.score < LIKELY_DUPLICATE and len(similar.shared_indicators) == 2
+
+
+def test_an_exclusion_of_combined_tests_counts_too(tmp_path):
+    selection = {"Image|endswith": ["/who", "/lsof"]}
+    combined = rule("Filtered", 1, selection).replace("  condition: selection", (
+        "  filter_sysinfo:\n    ParentCommandLine|contains: '/usr/bin/sysinfo'\n    Image|endswith: '/who'\n"
+        "  condition: selection and not 1 of filter_*"))
+    catalog, slugs = catalog_of(tmp_path, {"a.yml": combined, "b.yml": rule("Plain", 2, selection), **COMMON})
+    similar = Similarity(catalog).compare(slugs["Filtered"], slugs["Plain"])
+    assert similar.score < 1.0 and len(similar.shared_indicators) == 2
