@@ -49,7 +49,7 @@ from catalog.site.live import BrowseFrame, BrowseState, ForkedExports, RuleWatch
     restore_sitemap, write_browse_pages
 from catalog.site.config import CatalogConfig
 from catalog.site.model import Folder, Site
-from catalog.site.output import DeferredExports, LoadCache, PageWriter, finish_sitemap, write_files
+from catalog.site.output import LoadCache, PageWriter, finish_sitemap, write_files
 from catalog.site.render import CONTENT_MARKER, Frame, Renderer, fallback_frame
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
