@@ -6,7 +6,7 @@ import gc
 import os
 import re
 import weakref
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Collection, Iterator, Sequence
 
@@ -89,6 +89,35 @@ def _analysis(detection: Detection) -> RuleAnalysis:
     return analysis
 
 
+def _limit(document: SigmaDocument):
+    """The time limit of analysing `document`; none when its analysis is remembered (the limit's
+    two system calls per document were a third of a serve update's catalog time)."""
+    detection = getattr(document, "detection", None)
+    return nullcontext() if detection is not None and detection in _analyses else time_limit()
+
+
+#: The ATT&CK mappings of the last knowledge base, by tags: rules share tag lists, and under
+#: mkdocs serve the unchanged rules map the same tags again on every update.
+_mappings: tuple[object, dict[tuple, "AttackMapping"]] = (None, {})
+
+
+def _mapping(tags: Sequence[str], attack: "AttackKnowledge") -> "AttackMapping":
+    from catalog.attack import map_tags
+
+    global _mappings
+    if _mappings[0] is not attack:
+        _mappings = (attack, {})
+    try:
+        key = tuple(tags)
+        hash(key)
+    except TypeError:  # a tag that is not a string (malformed YAML): no memo
+        return map_tags(tags, attack)
+    mapping = _mappings[1].get(key)
+    if mapping is None:
+        mapping = _mappings[1][key] = map_tags(tags, attack)
+    return mapping
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a catalog is built or rendered.
@@ -131,7 +160,7 @@ def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None",
     for entry in _entries(documents, problems, labels or {}):
         # one document can only cost its own page: a failure analysing it becomes its problem
         try:
-            with time_limit():
+            with _limit(entry.document):
                 findings = _analyse(entry, attack)
         except Exception as error:  # noqa: BLE001 - a bug or a limit must not take the catalog down
             source = entry.document.source
@@ -289,9 +318,7 @@ def _references(entries: list[Entry], problems: list[Problem]) -> dict[str, Entr
 
 
 def _map_attack(entry: Entry, attack: "AttackKnowledge", problems: list[Problem]) -> None:
-    from catalog.attack import map_tags
-
-    entry.attack = map_tags(entry.document.tags, attack)
+    entry.attack = _mapping(entry.document.tags, attack)
     for finding in entry.attack.findings:  # every one is a problem: analyze, check and the site agree
         line, column = entry.document.tag_position(finding.tag) or (entry.document.source.line, 1)
         problems.append(Problem(entry.document.source.file_display, line, column, finding.severity, Code.ATTACK_PREFIX + finding.code, finding.message))

@@ -10,10 +10,14 @@ In one run, each in a fresh `mkdocs build` subprocess:
    kept out of the navigation like our rule pages;
 3. the catalog at 4x the corpus (every rule copied three more times with new ids and titles), to see
    that time, memory and output grow linearly;
-4. `mkdocs serve` (with and without --dirty): edit one rule, time until the served page shows it.
+4. `mkdocs serve --dirty`: edit one rule five times each way (its title; its technique tag, so it
+   moves between technique pages; an indicator value, so counts on other rules' pages change), time
+   from the write until the served page shows the edit; then compare the served site with a clean
+   build of the edited corpus, byte for byte.
 
 Printed: wall time, peak memory (RUSAGE_CHILDREN of each build), output size and file count, their
-ratios, the average rule page, the search index (raw and gzipped) and the serve edit times.
+ratios, the average rule page, the search index (raw and gzipped), the serve edit times (median
+of each kind) and the comparison, and the load average of the machine.
 
     python scripts/bench_site.py [--corpus ../shared/corpora/sigmahq] [--work DIR] [--skip-4x] [--skip-serve]
 """
@@ -36,6 +40,7 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,9 +195,53 @@ def _get(url: str) -> str | None:
         return None
 
 
-def serve_edit_times(config: Path, rule: Path, slug: str, dirty: bool, edits: int = 3) -> tuple[list[float], float]:
-    """Start `mkdocs serve`, edit `rule`'s title `edits` times: seconds from each edit until the
-    server tells browsers to reload (its "Reloading browsers" line) with the page showing the edit.
+@dataclass
+class Edit:
+    """One kind of edit of a rule: `make(original, number)` gives the new text and what its page then shows."""
+
+    kind: str
+    make: Callable[[str, int], tuple[str, str]]
+
+
+_TECHNIQUE_TAG = re.compile(r"^(\s*-\s*attack\.)(t\d{4}(?:\.\d{3})?)\s*$", re.M | re.I)
+_ENDS_WITH = re.compile(r"^(\s*-?\s*\w+\|endswith:\s*')([^'\n]+)(')", re.M)
+#: Techniques the edited rule moves to (one per edit; none of them on a whoami-like rule).
+_NEW_TECHNIQUES = ["T1003.001", "T1005", "T1012", "T1018", "T1049", "T1057", "T1082", "T1083"]
+
+
+def _edit_title(text: str, number: int) -> tuple[str, str]:
+    marker = f"EDITED{number}x{os.getpid()}"
+    return _TITLE.sub(lambda m: f"{m.group(1)}{marker} {m.group(2)}", text, count=1), marker
+
+
+def _edit_tags(text: str, number: int) -> tuple[str, str]:
+    technique = _NEW_TECHNIQUES[number % len(_NEW_TECHNIQUES)]
+    return _TECHNIQUE_TAG.sub(lambda m: m.group(1) + technique.lower(), text, count=1), technique
+
+
+def _edit_indicators(text: str, number: int) -> tuple[str, str]:
+    marker = f"ind{number}x{os.getpid()}"
+    return _ENDS_WITH.sub(lambda m: m.group(1) + marker + m.group(2) + m.group(3), text, count=1), marker
+
+
+EDITS = [Edit("title", _edit_title), Edit("tags", _edit_tags), Edit("indicators", _edit_indicators)]
+
+
+def edited_rule(root: Path) -> Path:
+    """A rule with an id, an ATT&CK technique tag and an `|endswith:` value that other rules share."""
+    for path in sorted(root.rglob("*.yml")):
+        text = path.read_text(encoding="utf-8")
+        if _ID.search(text) and _TECHNIQUE_TAG.search(text) and _ENDS_WITH.search(text):
+            return path
+    sys.exit("no rule to edit (with an id, a technique tag and an |endswith: value)")
+
+
+def serve_edit_times(config: Path, rule: Path, slug: str, dirty: bool, edits: int = 5,
+                     compare_with: Callable[[str, Path], list[str]] | None = None) -> tuple[dict[str, list[float]], float, list[str] | None]:
+    """Start `mkdocs serve`, edit `rule` `edits` times for each kind of edit: seconds from each
+    write until the server tells browsers to reload (its "Reloading browsers" line) with the
+    page showing the edit. With `compare_with`, the served site after the last edit is compared
+    with a clean build of the edited corpus (the differences found are returned).
 
     The page is fetched once per reload, not polled: a browser waits on live reload the same way,
     and polling the server while it rebuilds would slow the rebuild down."""
@@ -201,8 +250,13 @@ def serve_edit_times(config: Path, rule: Path, slug: str, dirty: bool, edits: in
     if dirty:
         command.append("--dirty")
     log_path = config.parent / f"serve-{'dirty' if dirty else 'clean'}.log"
+    # mkdocs serve builds into a new temporary folder: in one of ours, to compare it afterwards
+    temporary = config.parent / "tmp"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(ENV, TMPDIR=str(temporary)),
+                                   start_new_session=True)
     url = f"http://127.0.0.1:{port}/rules/{slug}/"
     original = rule.read_text(encoding="utf-8")
 
@@ -217,23 +271,36 @@ def serve_edit_times(config: Path, rule: Path, slug: str, dirty: bool, edits: in
             time.sleep(0.2)
         first = time.perf_counter() - started
         time.sleep(3)  # let the first build's background exports finish
-        times = []
-        for number in range(edits):
-            seen = reloads()
-            marker = f"EDITED{number}x{os.getpid()}"
-            rule.write_text(_TITLE.sub(lambda m: f"{m.group(1)}{marker} {m.group(2)}", original, count=1), encoding="utf-8")
-            edited = time.perf_counter()
-            while True:
-                if reloads() > seen:
-                    body = _get(url)
-                    if body is not None and marker in body:
-                        times.append(time.perf_counter() - edited)
-                        break
-                if time.perf_counter() - edited > 300:
-                    sys.exit(f"the edit never showed:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.05)
-            time.sleep(3)  # as a person would: read the page, then edit again
-        return times, first
+        times: dict[str, list[float]] = {}
+        for edit in EDITS:
+            for number in range(edits):
+                seen = reloads()
+                text, shown = edit.make(original, number)
+                rule.write_text(text, encoding="utf-8")
+                edited = time.perf_counter()
+                while True:
+                    if reloads() > seen:
+                        body = _get(url)
+                        if body is not None and shown in body:
+                            times.setdefault(edit.kind, []).append(time.perf_counter() - edited)
+                            break
+                        seen = reloads()
+                    if time.perf_counter() - edited > 300:
+                        sys.exit(f"the edit never showed:\n{log_path.read_text()[-3000:]}")
+                    time.sleep(0.02)
+                time.sleep(3)  # as a person would: read the page, then edit again
+        differences = None
+        served = next(temporary.glob("mkdocs_*"), None)
+        if compare_with is not None and served is not None:
+            # catalog.json, the CSV and the search index are written after the update, in the background
+            waited = time.perf_counter()
+            while shown not in (served / "exports/catalog.json").read_text(encoding="utf-8", errors="replace"):
+                if time.perf_counter() - waited > 300:
+                    sys.exit("catalog.json never showed the last edit")
+                time.sleep(0.5)
+            time.sleep(2)
+            differences = compare_with(f"http://127.0.0.1:{port}/", served)
+        return times, first, differences
     finally:
         rule.write_text(original, encoding="utf-8")
         os.killpg(process.pid, signal.SIGINT)
@@ -242,6 +309,17 @@ def serve_edit_times(config: Path, rule: Path, slug: str, dirty: bool, edits: in
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def site_differences(reference: Path, served: Path) -> list[str]:
+    """Files that are not byte for byte the same in both sites (the build cache aside)."""
+    def listing(root: Path) -> set[str]:
+        return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+    ours, theirs = listing(served), listing(reference)
+    found = [f"only served: {name}" for name in sorted(ours - theirs)] + [f"only built: {name}" for name in sorted(theirs - ours)]
+    found += [f"differs: {name}" for name in sorted(ours & theirs) if (served / name).read_bytes() != (reference / name).read_bytes()]
+    return found
 
 
 # --- report -----------------------------------------------------------------------------------------
@@ -312,6 +390,7 @@ def main() -> int:
     try:
         folders = [arguments.corpus / name for name in FOLDERS if (arguments.corpus / name).is_dir()]
         print(f"corpus: {arguments.corpus} ({', '.join(f.name for f in folders)}); work: {work}")
+        print(f"load average (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
         catalog_config = catalog_project(work / "catalog", folders)
         catalog = build("catalog", catalog_config, work / "catalog/site")
         print(f"catalog:  {catalog.wall:.2f} s, {catalog.rss_mb:.0f} MB, {catalog.mb:.1f} MB in {catalog.files} files")
@@ -333,14 +412,29 @@ def main() -> int:
             copy = work / "serve/corpus"
             for folder in folders:
                 shutil.copytree(folder, copy / folder.name)
-            config = catalog_project(work / "serve", [copy / folder.name for folder in folders])
-            rule = next(p for p in sorted((copy / "rules").rglob("*.yml")) if _ID.search(p.read_text(encoding="utf-8")))
+            roots = [copy / folder.name for folder in folders]
+            config = catalog_project(work / "serve", roots)
+            rule = edited_rule(copy / "rules")
             slug = _ID.search(rule.read_text(encoding="utf-8")).group(2).lower()
-            print(f"\nmkdocs serve: editing {rule.relative_to(copy)}")
-            for dirty in (True, False):
-                times, first = serve_edit_times(config, rule, slug, dirty)
-                print(f"  serve{' --dirty' if dirty else ''}: first build served after {first:.1f} s; edit shown after "
-                      + ", ".join(f"{t:.2f}" for t in times) + f" s (median {statistics.median(times):.2f} s)")
+            print(f"\nmkdocs serve --dirty (./dev serve): editing {rule.relative_to(copy)}; load {os.getloadavg()[0]:.1f}")
+
+            def compare(site_url: str, served: Path) -> list[str]:
+                clean = catalog_project(work / "clean", roots)
+                clean.write_text(clean.read_text(encoding="utf-8").replace("site_name:", f"site_url: {site_url}\nsite_name:", 1), encoding="utf-8")
+                reference = build("clean build", clean, work / "clean/site")
+                return site_differences(reference.site, served)
+
+            times, first, differences = serve_edit_times(config, rule, slug, True, compare_with=compare)
+            print(f"  first build served after {first:.1f} s")
+            for kind, seconds in times.items():
+                print(f"  edit {kind:<10} shown after " + ", ".join(f"{t:.2f}" for t in seconds)
+                      + f" s (median {statistics.median(seconds):.2f} s)")
+            if differences is not None:
+                print(f"  served site after the edits against a clean build of the edited corpus: "
+                      f"{'byte for byte the same' if not differences else str(len(differences)) + ' files differ'}")
+                for line in differences[:20]:
+                    print(f"    {line}")
+            print(f"  load after: {os.getloadavg()[0]:.1f}")
     finally:
         if arguments.work is None:
             shutil.rmtree(work, ignore_errors=True)

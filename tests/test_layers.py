@@ -35,6 +35,7 @@ STEPS: list[tuple[str, set[str]]] = [
     ("site: whole site, exports", {"catalog.site.pages", "catalog.site.exports"}),
     ("site: output", {"catalog.site.output"}),
     ("site: MkDocs files", {"catalog.site.files"}),
+    ("site: serving", {"catalog.site.live"}),
     ("site: MkDocs plugin", {"catalog.site.plugin"}),
     ("commands", {"catalog.check", "catalog.check_reports", "catalog.change_summary", "catalog.changelog"}),
     ("command line", {"catalog.cli", "catalog.__main__"}),

@@ -47,6 +47,7 @@ class BuildFiles:
         self._memo_signature: tuple | None = None
         self._page_memo: dict = {}  # mkdocs serve: rule pages of the last build (rule_page.RulePages)
         self._json_memo: dict = {}  # mkdocs serve: catalog.json records of the last build
+        self._browse_memo: dict[str, tuple[bytes, str]] = {}  # src_uri -> (fingerprint, HTML) of the last build
         self.browse_html: dict[str, str] = {}  # src_uri -> the HTML of a browse page
         self.titles: dict[str, str] = {}  # src_uri -> navigation title of the browse pages (not the home page)
         self.home_html: str | None = None  # the figures for the user's own home page
@@ -67,7 +68,7 @@ class BuildFiles:
         loaded = time.perf_counter()
         signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url)
         if signature != self._memo_signature:  # another configuration: nothing of the last build holds
-            self._memo_signature, self._page_memo, self._json_memo = signature, {}, {}
+            self._memo_signature, self._page_memo, self._json_memo, self._browse_memo = signature, {}, {}, {}
         # (the change preview adds banners to rule pages: no page may be shared between its builds)
         builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None,
                               preview=bool(options.base), records=records, conversions=converted, similarity=similarity)
@@ -142,9 +143,15 @@ class BuildFiles:
             self.home_html = None
         else:
             self.home_html = renderer.render("home.html", "", site.home)
+        memo, self._browse_memo = self._browse_memo, {}
         for page in browse:
             assert page.src_uri is not None
-            html = renderer.render(page.template, page.path, page.context)
+            remembered = memo.get(page.src_uri)
+            if remembered is not None and remembered[0] == page.fingerprint():
+                html = remembered[1]
+            else:
+                html = renderer.render(page.template, page.path, page.context)
+            self._browse_memo[page.src_uri] = (page.fingerprint(), html)
             meta = {"title": page.nav_title or page.title, "search": {"exclude": True}}
             if page.src_uri != "index.md":
                 meta["hide"] = ["navigation", "toc"] if page.wide else ["toc"]

@@ -147,6 +147,8 @@ class PageWriter:
             relative = page.path + "index.html"
             current.add(relative)
             fingerprint = hashlib.blake2b(salt + page.fingerprint(), digest_size=16).hexdigest()
+            if self.in_site.get(relative) == fingerprint == manifest.get(page.path) and relative in self._cache_ok:
+                continue  # in the site and in the cache already (most pages of a serve update)
             cached = cache_root / relative
             if manifest.get(page.path) != fingerprint or (relative not in self._cache_ok and not cached.exists()):
                 _ensure_dir(cached.parent, made)
@@ -163,10 +165,13 @@ class PageWriter:
             shutil.copyfile(cached, target)
             self.in_site[relative] = fingerprint
             copied += 1
-        for path in [p for p in manifest if p + "index.html" not in current]:
+        gone = [p for p in manifest if p + "index.html" not in current]
+        for path in gone:
             (cache_root / path / "index.html").unlink(missing_ok=True)
             del manifest[path]
-        write_if_changed(cache_root / "manifest.json", json.dumps({"version": CACHE_VERSION, "pages": manifest}, sort_keys=True).encode())
+        if rendered or gone:
+            write_if_changed(cache_root / "manifest.json",
+                             json.dumps({"version": CACHE_VERSION, "pages": manifest}, sort_keys=True).encode())
         report_failures(failures)
         return rendered, copied
 

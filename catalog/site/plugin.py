@@ -16,7 +16,9 @@ How a build goes (public plugin API of MkDocs 1.6 only; ProperDocs runs it uncha
   footer (stylesheets, palette, scripts) that every page we write ourselves shares.
 - `on_post_build`: write the thousands of rule, technique, indicator... pages (`output`): our
   template renders the content, the captured frame wraps it.
-- `on_serve`: watch the rule folders.
+- `on_serve`: watch the rule folders. A rule edit goes through `live.RuleWatcher` to
+  `update_rules`, which redoes the plugin's part of the build on the last full build's snapshot
+  (`live.Snapshot`) and no MkDocs rebuild; edits to docs/ or mkdocs.yml rebuild as MkDocs does.
 
 Under `mkdocs serve` the plugin object lives across rebuilds (it defines `on_startup`), and so do
 its caches: rule files that did not change are not parsed again (the pipeline takes our loader,
@@ -43,9 +45,11 @@ from mkdocs.structure.pages import Page as MkDocsPage
 from catalog import pipeline
 from catalog.site.addresses import FRAME_PATH, FRAME_SRC_URI, SCRIPT, STYLESHEET, is_safe_page_path
 from catalog.site.files import BuildFiles
+from catalog.site.live import BrowseFrame, BrowseState, ForkedExports, RuleWatcher, Snapshot, copy_generated_files, read_sitemap, \
+    restore_sitemap, write_browse_pages
 from catalog.site.config import CatalogConfig
 from catalog.site.model import Folder, Site
-from catalog.site.output import DeferredExports, LoadCache, PageWriter, finish_sitemap, write_files
+from catalog.site.output import LoadCache, PageWriter, finish_sitemap, write_files
 from catalog.site.render import CONTENT_MARKER, Frame, Renderer, fallback_frame
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
@@ -62,7 +66,7 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         self._dirty = False
         self._loads = LoadCache()
         self._writer = PageWriter()
-        self._deferred = DeferredExports()
+        self._deferred = ForkedExports()
         self._collector = contextlib.ExitStack()  # the garbage collector's pause during a build
         self._renderer: Renderer | None = None  # kept across serve rebuilds: templates compile once
         self._folders: list[Folder] = []
@@ -72,6 +76,9 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         self._site = Site()
         self._frame: Frame | None = None
         self._frame_url: str | None = None
+        self._snapshot: Snapshot | None = None  # what the last full build leaves for rule edits
+        self._config: MkDocsConfig | None = None  # the last full build's configuration
+        self._watcher: RuleWatcher | None = None
 
     def on_startup(self, *, command: Literal["build", "gh-deploy", "serve"], dirty: bool) -> None:
         # Defining on_startup keeps this object across the rebuilds of `mkdocs serve`: the caches stay.
@@ -126,8 +133,12 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         if not self.config.enabled:
             return files
         assert self._renderer is not None
+        # frames of browse pages that this build does not render (--dirty) stay those on disk
+        self._snapshot = Snapshot(given=list(files), frames=self._snapshot.frames if self._snapshot else {})
         self._site = self._files.add(files, config, self.config, self._folders, self._attack_data, self._cache,
                                      self._renderer, serving=self._command == "serve")
+        given = {id(file) for file in self._snapshot.given}
+        self._snapshot.ours = [file for file in files if id(file) not in given]
         return files
 
     def on_nav(self, nav: Navigation, *, config: MkDocsConfig, files: Files) -> Navigation:
@@ -180,7 +191,13 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
             return html + self._files.home_html
         return html
 
+    @event_priority(-100)  # after other plugins: the frames are of what MkDocs writes
     def on_post_page(self, output: str, *, page: MkDocsPage, config: MkDocsConfig) -> str:
+        content = self._files.browse_html.get(page.file.src_uri)
+        if self.config.enabled and content is not None and self._snapshot is not None:
+            frame = BrowseFrame.capture(page.file.dest_uri, output, content)
+            if frame is not None:
+                self._snapshot.frames[page.file.src_uri] = frame
         if self.config.enabled and page.file.src_uri == FRAME_SRC_URI:
             try:
                 self._frame = Frame.capture(output, FRAME_PATH)
@@ -193,9 +210,14 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         if not self.config.enabled:
             return
         try:
+            self._config = config
             self._write_pages(config)
         finally:
             self._collector.close()
+        if self._command == "serve" and self._snapshot is not None and gc.get_freeze_count() == 0:
+            # the first build's catalog (rule files, analyses, pages) lives as long as the server: kept
+            # out of the collector's reach, a rule edit's update is not followed by a scan of all of it
+            gc.freeze()
 
     def on_build_error(self, *, error: Exception) -> None:
         self._collector.close()
@@ -216,6 +238,8 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         rendered, written = self._writer.write(pages, self._site.redirects, self._files.taken, self._renderer, frame, site_dir,
                                                self._cache if self._command == "serve" else None)
         write_files(site_dir, self._site.files, self._files.taken)
+        if self._snapshot is not None:
+            self._snapshot.sitemap = read_sitemap(site_dir)
         finish_sitemap(site_dir, self._frame_url, self._site.pages, config.use_directory_urls)
         self._deferred.start(site_dir)
         log.info(
@@ -228,6 +252,8 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         self._deferred.wait()
 
     def on_shutdown(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
         self._deferred.wait()
         # The mkdocs command is ending. A final collection over the catalog's millions of objects
         # would only delay the exit (seconds for SigmaHQ): keep the collector off them.
@@ -236,8 +262,44 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
     def on_serve(self, server, *, config: MkDocsConfig, builder):
         if not self.config.enabled:
             return server
-        for folder in self._folders:
-            server.watch(folder.root)
+        if RuleWatcher.possible(server):
+            self._watcher = RuleWatcher(server, [folder.root for folder in self._folders], self.update_rules)
+            self._watcher.start()
+        else:
+            for folder in self._folders:
+                server.watch(folder.root)
         if self._attack_data is not None:
             server.watch(str(self._attack_data))
         return server
+
+    def update_rules(self) -> bool:
+        """After rule edits, under `mkdocs serve`: bring the site up to date without MkDocs' rebuild
+        (the same steps as a build, on the last build's snapshot). False when MkDocs must rebuild."""
+        snapshot, config = self._snapshot, self._config
+        if not self.config.enabled or snapshot is None or config is None or self.config.base or self._renderer is None:
+            return False
+        started = time.perf_counter()
+        before = BrowseState(dict(self._files.titles), dict(self._files.browse_html), self._files.home_html)
+        taken = self._files.taken
+        files = Files(list(snapshot.given))
+        with pipeline.collector_paused():
+            self._deferred.wait_for_thread()
+            try:
+                site = self._files.add(files, config, self.config, self._folders, self._attack_data, self._cache,
+                                       self._renderer, serving=True)
+            except PluginError as error:  # strict mode and an error: the rebuild reports it
+                log.info("sigma-catalog: %s", error)
+                return False
+            given = {id(file) for file in snapshot.given}
+            ours = [file for file in files if id(file) not in given]
+            after = BrowseState(self._files.titles, self._files.browse_html, self._files.home_html)
+            self._files.taken = taken  # the same files as before (checked below): MkDocs wrote the same
+            site_dir = Path(config.site_dir)
+            if [file.src_uri for file in ours] != snapshot.shape() or not write_browse_pages(before, after, snapshot, site_dir):
+                return False
+            copy_generated_files(ours, site_dir)
+            self._site = site
+            restore_sitemap(snapshot, site_dir)
+            self._write_pages(config)
+        log.info("sigma-catalog: rule edits applied in %.2f s", time.perf_counter() - started)
+        return True
