@@ -116,10 +116,10 @@ def test_markdown_of_a_small_change(small):
 def test_likely_duplicates_and_new_findings_are_listed(tmp_path, kb, monkeypatch):
     values = ["alpha-one", "alpha-two", "alpha-three", "alpha-four"]
     repo = make_repo(tmp_path, {"kept.yml": rule("Kept rule", ID_EDIT, values)},
-                     {"copy.yml": rule("Copied rule", ID_NEW, values[:3] + ["other"]).replace("  condition:", "  unused_search:\n    Image: x\n  condition:"),
+                     {"copy.yml": rule("Copied rule", ID_NEW, values).replace("  condition:", "  unused_search:\n    Image: x\n  condition:"),
                       "broken.yml": "title: [\n"})
     text = summary_markdown(changes_in(repo, kb, monkeypatch))
-    assert ("⚠️ **likely duplicate**: shares 3 of its 4 indicators (75%) with Kept rule `rules/kept.yml`") in text
+    assert ("⚠️ **likely duplicate**: shares 4 of its 4 indicators (100%) with Kept rule `rules/kept.yml`") in text
     assert "**2** new findings (1 error, 1 warning)" in text
     assert "#### New errors and warnings in files without a changed rule (1)\n\n- **error** `rules/broken.yml:2:1`" in text
     copied = text[text.index("Copied rule"):]

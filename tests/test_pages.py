@@ -23,4 +23,4 @@ def test_commands_read_the_config_without_site_url(monkeypatch):
     monkeypatch.chdir(PROJECT)
     assert default_paths("mkdocs.yml") == ["rules"]  # `catalog check`'s rule folders
     plugins = with_plugin_options("mkdocs.yml", base="main")  # `catalog build --base`'s override
-    assert {"sigma-catalog": {"rules": [{"path": "rules", "name": "This repository's rules"}], "base": "main"}} in plugins
+    assert {"sigma-catalog": {"rules": [{"path": "rules", "name": "This repository's rules"}], "conversions": ["splunk", "lucene", "esql", "kusto"], "base": "main"}} in plugins
