@@ -37,6 +37,10 @@ FRAME_SRC_URI = FRAME_PATH + "index.md"
 ASSETS = "assets/sigma-catalog/"
 STYLESHEET = ASSETS + "sigma-catalog.css"
 SCRIPT = ASSETS + "sigma-catalog.js"
+#: The script's way back to the site's root (it finds every page from there); written into the
+#: script in place of SCRIPT_ROOT_MARKER when the site is built.
+SCRIPT_TO_ROOT = "../" * ASSETS.count("/")
+SCRIPT_ROOT_MARKER = "__SIGMA_CATALOG_SCRIPT_TO_ROOT__"
 SEARCH_INDEX = ASSETS + "search-index.json"
 #: The rows of every rule list (catalog/site/lists.py).
 LIST_ROWS = ASSETS + "rules.json"

@@ -22,7 +22,8 @@ from catalog import pipeline
 from catalog.problems import printable, severity_counts
 from catalog.history import HistoryUnavailable, load_history
 from catalog.findings import add_catalog_findings
-from catalog.site.addresses import ASSETS, CATALOG_JSON, FRAME_SRC_URI, LIST_ROWS, SEARCH_INDEX, TECHNIQUES_CSV
+from catalog.site.addresses import ASSETS, CATALOG_JSON, FRAME_SRC_URI, LIST_ROWS, SCRIPT, SCRIPT_ROOT_MARKER, SCRIPT_TO_ROOT, SEARCH_INDEX, \
+    TECHNIQUES_CSV
 from catalog.site.config import CatalogConfig
 from catalog.site.exports import ExportFile, data_files, navigator_layers
 from catalog.site.model import Folder, Page, Site
@@ -89,7 +90,10 @@ class BuildFiles:
         for export in exports:
             _add_file(files, config, export.path, cache / "files", export.data, export.source)
         for asset in sorted(ASSET_DIR.iterdir()):
-            if asset.is_file():
+            if asset.is_file() and ASSETS + asset.name == SCRIPT:
+                script = asset.read_bytes().replace(SCRIPT_ROOT_MARKER.encode(), SCRIPT_TO_ROOT.encode())
+                _add_file(files, config, SCRIPT, cache / "files", script)
+            elif asset.is_file():
                 _add_file(files, config, ASSETS + asset.name, None, source=asset)
         timings["writing exports"] = time.perf_counter() - mark
         mark = time.perf_counter()

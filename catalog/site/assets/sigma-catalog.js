@@ -5,7 +5,7 @@
   var script = document.currentScript;
   var scriptUrl = script && script.src ? script.src : location.href;
   var indexUrl = new URL("search-index.json", scriptUrl);
-  var siteRoot = new URL("../../", scriptUrl);
+  var siteRoot = new URL("__SIGMA_CATALOG_SCRIPT_TO_ROOT__", scriptUrl)  /* written by the build: catalog/site/addresses.py */;
   var indexPromise = null;
 
   function el(tag, className, text) {
