@@ -64,6 +64,11 @@ class Catalog:
     corpus: CorpusIndex
     attack_release: str | None = None
     page_caps: PageCaps = field(default_factory=PageCaps)  # what gets no page of its own (catalog.bounds)
+    labels: dict[str, str] = field(default_factory=dict)  # root -> its name in messages (build_catalog's `labels`)
+
+    def shown_path(self, document: SigmaDocument) -> str:
+        """How a message names another document's file: never by the build machine's path."""
+        return _shown_path(document, self.labels)
 
     def by_slug(self) -> dict[str, Entry]:
         return {entry.slug: entry for entry in self.entries}
@@ -176,7 +181,7 @@ def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None",
     problems.extend(evidence_findings([entry.document for entry in entries if isinstance(entry.document, Rule)]))
     caps = page_caps([entry.document for entry in entries])
     problems.extend(caps.problems)
-    return Catalog(entries, problems, loaded.files, corpus, attack.release if attack is not None else None, caps)
+    return Catalog(entries, problems, loaded.files, corpus, attack.release if attack is not None else None, caps, labels or {})
 
 
 def _of_dialects(documents: list[SigmaDocument], dialects: Collection[str], problems: list[Problem]) -> list[SigmaDocument]:

@@ -203,6 +203,6 @@ def duplicate_findings(catalog: Catalog, similarity: Similarity) -> list[Problem
         other = by_slug[similar.slug].document
         source = entry.document.source
         found.append(Problem(source.file_display, source.line, 1, Severity.WARNING, Code.LIKELY_DUPLICATE,
-                             f"likely a duplicate of '{other.title}' ({other.source.display_path}): similarity {similar.score:.2f}, "
+                             f"likely a duplicate of '{other.title}' ({catalog.shown_path(other)}): similarity {similar.score:.2f}, "
                              f"{len(similar.shared)} indicators and exclusions shared"))
     return found

@@ -134,3 +134,18 @@ def test_an_exclusion_of_combined_tests_counts_too(tmp_path):
     catalog, slugs = catalog_of(tmp_path, {"a.yml": combined, "b.yml": rule("Plain", 2, selection), **COMMON})
     similar = Similarity(catalog).compare(slugs["Filtered"], slugs["Plain"])
     assert similar.score < 1.0 and len(similar.shared_indicators) == 2
+
+
+def test_the_duplicate_finding_names_the_other_file_by_its_label_never_the_machine_path(tmp_path):
+    from catalog.findings import add_catalog_findings
+
+    selection = {"Image|endswith": ["\\tool.exe"], "CommandLine|contains": ["--steal", "--dump"]}
+    for name, text in {"original.yml": rule("Original", 1, selection), "copy.yml": rule("Copy", 2, selection), **COMMON}.items():
+        (tmp_path / "rules").mkdir(exist_ok=True)
+        (tmp_path / "rules" / name).write_text(text, encoding="utf-8")
+    root = str(tmp_path / "rules")
+    catalog = build_catalog([root], labels={root: "Our rules"})
+    add_catalog_findings(catalog, None)
+    messages = [p.message for p in catalog.problems if p.code == Code.LIKELY_DUPLICATE]
+    assert len(messages) == 2 and all(str(tmp_path) not in message for message in messages)
+    assert any("(Our rules/copy.yml)" in message for message in messages)
