@@ -32,6 +32,9 @@ STAGE_BODY = 8_000
 #: Characters of the rule body shown on its page; a longer body is cut at a line end (the whole
 #: file is served next to every rule page: `rule.yml`).
 RULE_BODY = 50_000
+#: Characters of one query on the rule page (a rule of 50,000 values converts to megabytes); a
+#: longer query is served whole next to the page and linked instead of copied.
+QUERY_TEXT = 8_000
 
 
 def normal(value: str) -> str:

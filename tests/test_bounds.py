@@ -190,3 +190,26 @@ def test_problems_page_lists_a_bounded_number_of_findings(tmp_path, monkeypatch)
     html = Renderer().render(page.template, page.path, page.context)
     assert len(page.context["problems"]) == 1
     assert f"… and {len(catalog.problems) - 1} more: every finding is in <a href=\"../exports/catalog.json\">catalog.json</a>" in html
+
+
+def test_a_long_query_is_cut_on_the_page_and_served_whole(tmp_path):
+    """A rule of thousands of values converts to a query of megabytes: the page shows its start."""
+    from catalog.bounds import QUERY_TEXT
+    from catalog.conversions import Conversion
+    from catalog.pipeline import build_catalog
+    from catalog.site.pages import SiteBuilder
+    from catalog.site.render import Renderer
+
+    (tmp_path / "long.yml").write_text(LONG, encoding="utf-8")
+    catalog = build_catalog([str(tmp_path)])
+    (entry,) = catalog.entries
+    whole = "Hashes=" + " OR Hashes=".join(f"<{n:06d}>" for n in range(5_000))
+    conversions = {entry.slug: [Conversion("splunk", "Splunk SPL", "splunk 2.1.0", "none", (whole, "short"))]}
+    site = SiteBuilder(catalog, conversions=conversions).build({})
+    files = {path: text for path, text in site.files.items() if "/query-" in path}
+    assert files == {f"rules/{entry.slug}/query-splunk-1.txt": whole}  # the short one stays on the page only
+    (page,) = [page for page in site.pages if page.path == f"rules/{entry.slug}/"]
+    html = Renderer().render(page.template, page.path, page.data())
+    assert "&lt;000000&gt;" in html and "&lt;004999&gt;" not in html  # escaped, and cut
+    assert f"… and {len(whole) - QUERY_TEXT:,} more characters: <a href=\"../../rules/{entry.slug}/query-splunk-1.txt\" type=\"text/plain\">the whole query</a>" in html
+    assert "<code>short</code>" in html

@@ -103,6 +103,11 @@ def rule_file_path(slug: str) -> str:
     return rule_path(slug) + "rule.yml"
 
 
+def query_file_path(slug: str, target: str, number: int) -> str:
+    """A rule's whole query for one target, served next to its page when the page shows it cut."""
+    return rule_path(slug) + f"query-{slugify(target)}-{number + 1}.txt"
+
+
 def is_rule_path(path: str) -> bool:
     return path.startswith(RULES)
 

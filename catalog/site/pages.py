@@ -17,7 +17,7 @@ from catalog.similarity import Similarity
 from catalog.site.history_pages import RuleRecords, add_recent_page
 from catalog.site.model import Folder, Page, Site, SiteData, error_page, list_page
 from catalog.site.overlap import add_overlap_page
-from catalog.site.queries import add_conversion_counts
+from catalog.site.queries import add_conversion_counts, query_files
 from catalog.site.rule_page import RulePages, served_file
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ class SiteBuilder:
             site.pages.append(self._rule_page(entry))
             path, text = served_file(entry)  # the rule file next to its page (Raw, Download, Copy)
             site.files[path] = text
+            site.files.update(query_files(data, entry))  # queries too long for the page, whole
             redirect = rule_redirect_path(entry.document.id)
             if redirect is not None:
                 by_id.setdefault(redirect, []).append(entry.slug)

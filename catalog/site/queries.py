@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Sequence
 
 from catalog import conversions
+from catalog.bounds import QUERY_TEXT
 from catalog.pipeline import Catalog, Entry
+from catalog.site.addresses import query_file_path
 from catalog.site.model import Site, SiteData
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
@@ -38,12 +40,25 @@ def convert_catalog(catalog: Catalog, names: Sequence[str], cache: Path) -> dict
 
 
 def queries_context(data: SiteData, entry: Entry) -> list[dict]:
-    """The tabs of a rule page: one per target, its query texts or the backend's message."""
+    """The tabs of a rule page: one per target, its query texts (cut past QUERY_TEXT, with the
+    whole query's file) or the backend's message."""
     return [
-        {"target": c.target, "label": c.label, "backend": c.backend, "pipeline": c.pipeline,
-         "queries": list(c.queries), "error": c.error}
+        {"target": c.target, "label": c.label, "backend": c.backend, "pipeline": c.pipeline, "error": c.error,
+         "queries": [{"text": text[:QUERY_TEXT], "more": max(0, len(text) - QUERY_TEXT),
+                      "file": query_file_path(entry.slug, c.target, number) if len(text) > QUERY_TEXT else None}
+                     for number, text in enumerate(c.queries)]}
         for c in data.conversions.get(entry.slug, ())
     ]
+
+
+def query_files(data: SiteData, entry: Entry) -> dict[str, str]:
+    """The whole text of the rule's queries that its page shows cut: path -> text."""
+    return {
+        query_file_path(entry.slug, c.target, number): text
+        for c in data.conversions.get(entry.slug, ())
+        for number, text in enumerate(c.queries)
+        if len(text) > QUERY_TEXT
+    }
 
 
 def add_conversion_counts(data: SiteData, site: Site) -> None:
