@@ -88,3 +88,9 @@ def test_source_date_epoch_wins(project, tmp_path):
     result = build(project, tmp_path / "d", "4", {"SOURCE_DATE_EPOCH": "0"})
     assert result.returncode == 0, result.stderr
     assert "<lastmod>1970-01-01</lastmod>" in (tmp_path / "d" / "sitemap.xml").read_text(encoding="utf-8")
+
+    # every file is readable by others (a web server running as another user): none is private,
+    # as the temporary files they were written through are
+    private = [path.relative_to(tmp_path / "a").as_posix() for path in (tmp_path / "a").rglob("*")
+               if path.is_file() and not path.stat().st_mode & 0o044]
+    assert private == []

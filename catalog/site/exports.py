@@ -97,6 +97,17 @@ def _record(entry: Entry, catalog: Catalog, display_file: Callable[[str, str], s
     return cached[1]
 
 
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+#: What a file written here is made with: as `open()` would (temporary files are private, 0600,
+#: and a web server running as another user could not read a published page).
+FILE_MODE = _file_mode()
+
+
 def write_if_different(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Stream a file through `write`; an unchanged file is left as it was (its mtime too)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,6 +116,7 @@ def write_if_different(path: Path, write: Callable[[BinaryIO], None]) -> None:
     if path.is_file() and filecmp.cmp(out.name, path, shallow=False):
         os.unlink(out.name)
     else:
+        os.chmod(out.name, FILE_MODE)
         os.replace(out.name, path)
 
 

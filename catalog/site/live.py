@@ -29,7 +29,7 @@ from typing import Callable
 from mkdocs.structure.files import File
 
 from catalog import pipeline
-from catalog.site.output import DeferredExports, write_if_changed
+from catalog.site.output import DeferredExports, write_export, write_if_changed
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
 
@@ -147,7 +147,7 @@ class ForkedExports(DeferredExports):
                     pass
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
                 for export in exports:
-                    write_if_changed(site_dir / export.path, export.data)
+                    write_export(site_dir, export)
                 code = 0
             except BaseException as error:  # noqa: BLE001 - a child process: report, then exit
                 log.error("sigma-catalog: writing catalog.json, the CSV and the search index failed: %s", error)

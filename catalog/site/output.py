@@ -23,7 +23,7 @@ from catalog import pipeline
 from catalog.loader import LoadResult, discover, load_file
 from catalog.problems import Code, internal_error, printable
 from catalog.site.addresses import FRAME_PATH, is_rule_path, is_safe_page_path, page_href
-from catalog.site.exports import ExportFile, write_if_different
+from catalog.site.exports import FILE_MODE, ExportFile, write_if_different
 from catalog.site.model import Page
 from catalog.site.render import TEMPLATES, Frame, Renderer, toc_html
 
@@ -76,6 +76,7 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=".tmp-", delete=False) as out:
         out.write(data)
+    os.chmod(out.name, FILE_MODE)
     os.replace(out.name, path)
     return True
 
@@ -98,21 +99,36 @@ class PageWriter:
         self._manifest: dict[str, str] | None = None  # page cache: path -> fingerprint (hex)
         self._code = _code_digest()
 
-    def write(self, pages: list[Page], redirects: dict[str, str], taken: set[str], renderer: Renderer, frame: Frame,
-              site_dir: Path, cache: Path | None) -> tuple[int, int]:
-        """Every page and redirect not in the way of a docs page; with `cache` (mkdocs serve), through
-        the page cache. Returns (pages rendered, pages written)."""
+    def write(self, pages: list[Page], redirects: dict[str, str], files: dict[str, str], taken: set[str], renderer: Renderer,
+              frame: Frame, site_dir: Path, cache: Path | None) -> tuple[int, int]:
+        """Every page, redirect and text file (the rule files served with their pages) not in the way
+        of a docs page; with `cache` (mkdocs serve), through the page cache. Returns (pages
+        rendered, pages written)."""
         if cache is not None:
             rendered, written = self._write_cached(pages, renderer, frame, site_dir, cache)
         else:
             rendered = written = render_all(pages, renderer, frame, site_dir)
         current = {page.path + "index.html" for page in pages}
         self._write_redirects(redirects, taken, current, renderer, site_dir, remember=cache is not None)
+        self._write_files(files, taken, current, site_dir, remember=cache is not None)
         # what earlier builds of this `mkdocs serve` wrote that is gone now (a rule was deleted)
         for relative in [r for r in self.in_site if r not in current]:
             (site_dir / relative).unlink(missing_ok=True)
             del self.in_site[relative]
         return rendered, written
+
+    def _write_files(self, files: dict[str, str], taken: set[str], current: set[str], site_dir: Path, remember: bool) -> None:
+        for relative, text in files.items():
+            if relative in taken:
+                continue
+            current.add(relative)
+            data = text.encode("utf-8")
+            if remember:  # mkdocs serve: only what changed, and known for when its rule goes
+                digest = hashlib.sha256(data).hexdigest()
+                if self.in_site.get(relative) == digest:
+                    continue
+                self.in_site[relative] = digest
+            write_if_changed(site_dir / relative, data)
 
     def _write_redirects(self, redirects: dict[str, str], taken: set[str], current: set[str], renderer: Renderer,
                          site_dir: Path, remember: bool) -> None:
@@ -248,15 +264,6 @@ def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Pa
         _JOB = None
 
 
-def write_files(site_dir: Path, files: dict[str, str], taken: set[str]) -> None:
-    """Text files served with the pages (whole rule files of pages that show them cut)."""
-    for relative, text in files.items():
-        if relative not in taken:
-            target = site_dir / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(text.encode("utf-8"))
-
-
 def _ensure_dir(path: Path, made: set[Path]) -> None:
     if path not in made:
         path.mkdir(parents=True, exist_ok=True)
@@ -303,6 +310,14 @@ def _copy_from(source: Path, out) -> None:
         shutil.copyfileobj(data, out)
 
 
+def write_export(site_dir: Path, export: ExportFile) -> None:
+    """One export into the site: copied from the file it was streamed to, or written from its bytes."""
+    if export.source is not None:
+        write_if_different(site_dir / export.path, functools.partial(_copy_from, export.source))
+    else:
+        write_if_changed(site_dir / export.path, export.data)
+
+
 class DeferredExports:
     """`mkdocs serve`: catalog.json, the CSV and the search index written after the build, in the
     background, so that an edited rule shows sooner."""
@@ -320,10 +335,7 @@ class DeferredExports:
             try:
                 with pipeline.collector_paused():
                     for export in make():
-                        if export.source is not None:
-                            write_if_different(site_dir / export.path, functools.partial(_copy_from, export.source))
-                        else:
-                            write_if_changed(site_dir / export.path, export.data)
+                        write_export(site_dir, export)
             except Exception as error:  # a thread: report, do not lose it
                 log.error("sigma-catalog: writing catalog.json, the CSV and the search index failed: %s", error)
 

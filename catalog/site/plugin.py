@@ -49,7 +49,7 @@ from catalog.site.live import BrowseFrame, BrowseState, ForkedExports, RuleWatch
     restore_sitemap, write_browse_pages
 from catalog.site.config import CatalogConfig
 from catalog.site.model import Folder, Site
-from catalog.site.output import LoadCache, PageWriter, finish_sitemap, write_files
+from catalog.site.output import LoadCache, PageWriter, finish_sitemap
 from catalog.site.render import CONTENT_MARKER, Frame, Renderer, fallback_frame
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
@@ -235,9 +235,8 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
             else:
                 pages.append(page)
         assert self._renderer is not None
-        rendered, written = self._writer.write(pages, self._site.redirects, self._files.taken, self._renderer, frame, site_dir,
+        rendered, written = self._writer.write(pages, self._site.redirects, self._site.files, self._files.taken, self._renderer, frame, site_dir,
                                                self._cache if self._command == "serve" else None)
-        write_files(site_dir, self._site.files, self._files.taken)
         if self._snapshot is not None:
             self._snapshot.sitemap = read_sitemap(site_dir)
         finish_sitemap(site_dir, self._frame_url, self._site.pages, config.use_directory_urls)
