@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from catalog.change_summary import md_code, md_text
 from catalog.changes import ChangeError, RuleChange
 from catalog.diff import catalog_at, diff_catalogs, inside_repository
 from catalog.git import GitError, repository_root, resolve_revision
@@ -78,14 +79,8 @@ def to_markdown(revision_range: str, old: str, new: str, changes: list[RuleChang
         yield ""
         for change in listed:
             where = change.new_path or change.old_path or ""
-            detail = "" if section in ("added", "removed") else f": {_md(change.summary())}"
-            yield f"- **{_md(change.title)}** (`{where.replace('`', '')}`){detail}"
-
-
-def _md(text: str) -> str:
-    """Text safe inside Markdown: no markup, no HTML, one line."""
-    text = " ".join(str(text).split())
-    return "".join("\\" + char if char in "\\`*_[]<>|" else char for char in text)
+            detail = "" if section in ("added", "removed") else f": {md_text(change.summary())}"
+            yield f"- **{md_text(change.title)}** ({md_code(where)}){detail}"
 
 
 def _knowledge():
