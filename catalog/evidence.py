@@ -19,6 +19,7 @@ database, and counts the matching events: "matches N of expected M".
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -119,6 +120,8 @@ def _inside(base: str, relative: str) -> Path | None:
     if not parts or relative.startswith(("/", "\\")) or ".." in parts or "\\" in relative or ":" in parts[0]:
         return None
     candidate = Path(base, *parts)
+    if not candidate.is_file():  # one stat; most paths asked for are missing, and realpath costs a stat per part
+        return None
     try:
         real = Path(os.path.realpath(candidate))
     except OSError:
@@ -126,9 +129,15 @@ def _inside(base: str, relative: str) -> Path | None:
     return candidate if real.is_file() and real.is_relative_to(os.path.realpath(base)) else None
 
 
+@functools.lru_cache(maxsize=256)
+def _real_folder(root: str) -> str:
+    """A rule folder's real path: asked for each rule with a regression_tests_path, of a few folders."""
+    return os.path.realpath(root)
+
+
 def _base_of(root: str, relative: str) -> str | None:
     """The nearest folder at or above the rule folder in which `relative` names a file."""
-    folder = Path(os.path.realpath(root))
+    folder = Path(_real_folder(root))
     for _ in range(_PARENT_LEVELS):
         if _inside(str(folder), relative) is not None:
             return str(folder)

@@ -4,10 +4,12 @@ server's build loop. Through MkDocs' Python API in this process (no server, no b
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -207,8 +209,15 @@ def test_the_rule_watcher_hands_edits_to_the_build_loop(tmp_path, quick):
         with server._rebuild_cond:
             assert server._rebuild_cond.wait_for(lambda: server._want_rebuild, timeout=60), "no event reached the server"
         server.builder()  # what the server's build loop runs
+        if quick:  # the collector stays paused until the watcher finds nothing more to do
+            assert not gc.isenabled()
+            deadline = time.monotonic() + 30
+            while not gc.isenabled() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert gc.isenabled()
     finally:
         watcher.stop()
+        gc.enable()
     assert updates == [1]
     assert server.full_builds == (0 if quick else 1)
     server.builder()  # a rebuild that no rule edit asked for (docs/, mkdocs.yml): MkDocs' own
@@ -218,7 +227,6 @@ def test_the_rule_watcher_hands_edits_to_the_build_loop(tmp_path, quick):
 def test_the_last_updates_exports_are_the_ones_left(tmp_path):
     """Each update's catalog.json, CSV and search index come from a forked process; the older ones
     are stopped or finish first, whatever their speed."""
-    import time
 
     from catalog.site.exports import ExportFile
     from catalog.site.live import ForkedExports

@@ -275,7 +275,7 @@ def navigator_layers(catalog: Catalog, kb: "AttackKnowledge | None", site_name: 
 
 
 def _json(data: object) -> bytes:
-    return html_safe_json(data, indent=1)
+    return html_safe_json(data)  # compact: json.dumps uses its C encoder only without indent
 
 
 def data_files(catalog: Catalog, folder: Path, *, directory_urls: bool, display_file: Callable[[str, str], str],

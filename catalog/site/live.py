@@ -17,6 +17,7 @@ browsers to reload when the update is done.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -184,6 +185,8 @@ class RuleWatcher:
     #: milliseconds without a new event before a batch of changes is handed on (an editor's save
     #: is a few events in a row)
     STEP_MS = 20
+    #: milliseconds the watcher waits for events before it looks whether there is garbage to collect
+    IDLE_MS = 300
 
     def __init__(self, server, paths: list[str], update: Callable[[], bool]) -> None:
         self._server = server
@@ -193,6 +196,8 @@ class RuleWatcher:
         self._pending = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._building = threading.Lock()  # held while a build or an update runs
+        self._collect = False  # an update left the garbage collector paused
 
     @staticmethod
     def possible(server) -> bool:
@@ -205,6 +210,8 @@ class RuleWatcher:
 
     def start(self) -> None:
         self._server.builder = self._build
+        # MkDocs waits this long after the last change before it builds; our events come grouped already
+        self._server.build_delay = self.STEP_MS / 1000
         self._thread = threading.Thread(target=self._watch, name="sigma-catalog rule watcher", daemon=True)
         self._thread.start()
         log.info("sigma-catalog: watching the rule folders for edits: %s", ", ".join(self._paths))
@@ -217,21 +224,38 @@ class RuleWatcher:
     def _watch(self) -> None:
         import watchfiles
 
-        for changes in watchfiles.watch(*self._paths, stop_event=self._stop, step=self.STEP_MS, rust_timeout=500,
-                                        yield_on_timeout=False, raise_interrupt=False):
+        for changes in watchfiles.watch(*self._paths, stop_event=self._stop, step=self.STEP_MS, rust_timeout=self.IDLE_MS,
+                                        yield_on_timeout=True, raise_interrupt=False):
+            if not changes:
+                self._collect_garbage()
+                continue
             log.debug("sigma-catalog: changed: %s", sorted(path for _, path in changes))
             with self._server._rebuild_cond:
                 self._pending = True
                 self._server._want_rebuild = True
                 self._server._rebuild_cond.notify_all()
 
+    def _collect_garbage(self) -> None:
+        """The collector back on once no update runs: its first collection (a tenth of a second
+        after an update on SigmaHQ) runs while the author reads the page, not before it shows."""
+        with self._building:
+            if self._collect and not self._pending:
+                self._collect = False
+                gc.enable()
+
     def _build(self, *args, **kwargs) -> None:
         with self._server._rebuild_cond:
             pending, self._pending = self._pending, False
-        if pending and not args and not kwargs:
-            try:
-                if self._update():
-                    return
-            except Exception:  # the full rebuild below reports what is wrong in the rules
-                log.exception("sigma-catalog: the quick update failed; MkDocs rebuilds the site")
-        self._full_build(*args, **kwargs)
+        with self._building:
+            if pending and not args and not kwargs:
+                gc.disable()  # update_rules leaves it so: _collect_garbage turns it on
+                self._collect = True
+                try:
+                    if self._update():
+                        return
+                except Exception:  # the full rebuild below reports what is wrong in the rules
+                    log.exception("sigma-catalog: the quick update failed; MkDocs rebuilds the site")
+            if self._collect:
+                self._collect = False
+                gc.enable()  # a full build pauses the collector itself
+            self._full_build(*args, **kwargs)
