@@ -9,11 +9,12 @@ too, named, so that every page cuts at the same points.
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Sequence
 
-from catalog.model import FilterRule, Rule, SigmaDocument
+from catalog.model import Detection, FilterRule, Rule, SigmaDocument
 from catalog.problems import Code, Problem, Severity
 
 #: Tags and detection fields that only one rule has and that get a page: at most these per rule.
@@ -42,16 +43,24 @@ def normal(value: str) -> str:
     return value.strip().lower()
 
 
-def _tags(document: SigmaDocument) -> Iterable[str]:
-    return document.tags
+#: Each detection's normalised fields, while the detection lives: a loader that hands back the
+#: same objects for unchanged files (mkdocs serve) does not walk them again on every rule edit.
+_detection_fields: "weakref.WeakKeyDictionary[Detection, dict[str, None]]" = weakref.WeakKeyDictionary()
 
 
-def _fields(document: SigmaDocument) -> Iterable[str]:
-    if isinstance(document, (Rule, FilterRule)):
-        for identifier in document.detection.identifiers.values():
-            for item in identifier.items:
-                if item.field is not None:
-                    yield item.field
+def _tags(document: SigmaDocument) -> dict[str, None]:
+    return dict.fromkeys(normal(tag) for tag in document.tags)
+
+
+def _fields(document: SigmaDocument) -> dict[str, None]:
+    if not isinstance(document, (Rule, FilterRule)):
+        return {}
+    found = _detection_fields.get(document.detection)
+    if found is None:
+        found = _detection_fields[document.detection] = dict.fromkeys(
+            normal(item.field) for identifier in document.detection.identifiers.values() for item in identifier.items
+            if item.field is not None)
+    return found
 
 
 @dataclass(slots=True)
@@ -66,7 +75,7 @@ class PageCaps:
 def page_caps(documents: Sequence[SigmaDocument]) -> PageCaps:
     caps = PageCaps()
     for what, cap, values_of, unpaged in (("tags", OWN_TAG_PAGES, _tags, caps.tags), ("detection fields", OWN_FIELD_PAGES, _fields, caps.fields)):
-        per_document = [dict.fromkeys(normal(value) for value in values_of(document)) for document in documents]
+        per_document = [values_of(document) for document in documents]  # each document's keys, once, in order
         users = Counter(key for keys in per_document for key in keys)
         for document, keys in zip(documents, per_document):
             own = [key for key in keys if users[key] == 1]

@@ -119,14 +119,14 @@ def _inside(base: str, relative: str) -> Path | None:
     parts = PurePosixPath(relative).parts
     if not parts or relative.startswith(("/", "\\")) or ".." in parts or "\\" in relative or ":" in parts[0]:
         return None
-    candidate = Path(base, *parts)
-    if not candidate.is_file():  # one stat; most paths asked for are missing, and realpath costs a stat per part
+    candidate = os.path.join(base, *parts)
+    if not os.path.isfile(candidate):  # one stat: most paths asked for are missing, and realpath costs a stat per part
         return None
     try:
         real = Path(os.path.realpath(candidate))
     except OSError:
         return None
-    return candidate if real.is_file() and real.is_relative_to(os.path.realpath(base)) else None
+    return Path(candidate) if real.is_file() and real.is_relative_to(os.path.realpath(base)) else None
 
 
 @functools.lru_cache(maxsize=256)
@@ -137,13 +137,14 @@ def _real_folder(root: str) -> str:
 
 def _base_of(root: str, relative: str) -> str | None:
     """The nearest folder at or above the rule folder in which `relative` names a file."""
-    folder = Path(_real_folder(root))
+    folder = _real_folder(root)
     for _ in range(_PARENT_LEVELS):
-        if _inside(str(folder), relative) is not None:
-            return str(folder)
-        if folder.parent == folder:
+        if _inside(folder, relative) is not None:
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
             break
-        folder = folder.parent
+        folder = parent
     return None
 
 

@@ -43,34 +43,48 @@ def discover(roots: Sequence[str | os.PathLike]) -> tuple[list[RuleFile], list[P
             problems.append(Problem(root_text, 0, 0, Severity.ERROR, Code.MISSING_FOLDER, "the rule folder does not exist"))
             continue
         real_base = base.resolve()
-        found: list[RuleFile] = []
-        # Plain strings, not Path objects, while walking: this runs on every rebuild of mkdocs serve.
-        for directory, subdirectories, names in os.walk(root_text):
-            subdirectories.sort()
-            inside = os.path.relpath(directory, root_text).replace(os.sep, "/")
-            prefix = "" if inside == "." else inside + "/"
-            for name in subdirectories:  # os.walk does not enter linked folders: say so for outside ones
-                problem = _link_problem(os.path.join(directory, name), real_base, display_path(root_text, prefix + name), "folder")
-                if problem is not None:
-                    problems.append(problem)
-            for name in names:
-                full = os.path.join(directory, name)
-                problem = _link_problem(full, real_base, display_path(root_text, prefix + name), "file")
-                if problem is not None and (name.endswith(RULE_SUFFIXES) or problem.code == Code.SYMLINK_LOOP):
-                    problems.append(problem)
-                elif name.endswith(RULE_SUFFIXES) and problem is None:
-                    found.append(RuleFile(root_text, prefix + name, Path(full)))
+        found = _walk(root_text, real_base, problems)
         files.extend(sorted(found, key=lambda rule_file: rule_file.relative))
     return files, problems
 
 
-def _link_problem(path: str, real_base: Path, display: str, kind: str) -> Problem | None:
-    """Why a symbolic link is not followed: it loops, or leads out of the rule folder (None: not a link, or inside).
+def _walk(root_text: str, real_base: Path, problems: list[Problem]) -> list[RuleFile]:
+    """The rule files under one folder. Plain strings and the directory entries' own file types
+    while walking (no stat per file): this runs on every rebuild of mkdocs serve. Linked folders
+    are never entered (their files are read where they really are); links out are refused."""
+    found: list[RuleFile] = []
+    folders = [("", root_text)]
+    while folders:
+        prefix, directory = folders.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError:
+            continue  # a folder that cannot be listed is skipped, as os.walk does
+        for entry in entries:
+            link = entry.is_symlink()
+            try:
+                is_folder = entry.is_dir()
+            except OSError:
+                is_folder = False
+            display = display_path(root_text, prefix + entry.name)
+            problem = _link_problem(entry.path, real_base, display, "folder" if is_folder else "file") if link else None
+            if is_folder:
+                if problem is not None:
+                    problems.append(problem)
+                elif not link:
+                    folders.append((prefix + entry.name + "/", entry.path))
+            elif problem is not None and (entry.name.endswith(RULE_SUFFIXES) or problem.code == Code.SYMLINK_LOOP):
+                problems.append(problem)
+            elif entry.name.endswith(RULE_SUFFIXES) and problem is None:
+                found.append(RuleFile(root_text, prefix + entry.name, Path(entry.path)))
+    return found
 
-    Links out are refused so a rule folder cannot make the build read (and publish) other files of
-    the machine; os.walk never enters linked folders, so only links to files inside are read."""
-    if not os.path.islink(path):
-        return None
+
+def _link_problem(path: str, real_base: Path, display: str, kind: str) -> Problem | None:
+    """Why a symbolic link is not followed: it loops, or leads out of the rule folder (None: it
+    stays inside). Links out are refused so a rule folder cannot make the build read (and
+    publish) other files of the machine."""
     try:
         target = Path(os.path.realpath(path, strict=True))
     except FileNotFoundError:

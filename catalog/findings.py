@@ -15,9 +15,11 @@ from catalog.revisions import add_history_findings
 from catalog.similarity import Similarity, duplicate_findings
 
 
-def add_catalog_findings(catalog: Catalog, history: RepositoryHistory | None, cache_dir: str | os.PathLike | None = None) -> Similarity:
-    """Adds the catalog-wide findings to `catalog.problems`; returns the similarity index it made."""
+def add_catalog_findings(catalog: Catalog, history: RepositoryHistory | None, cache_dir: str | os.PathLike | None = None,
+                         previous: Similarity | None = None) -> Similarity:
+    """Adds the catalog-wide findings to `catalog.problems`; returns the similarity index it made
+    (with `previous`, the last build's under mkdocs serve, reusing what an edit left as it was)."""
     add_history_findings(catalog, history, cache_dir)
-    similarity = Similarity(catalog)
+    similarity = Similarity(catalog, previous)
     catalog.problems.extend(duplicate_findings(catalog, similarity))
     return similarity

@@ -73,23 +73,50 @@ class Cluster:
 class Similarity:
     """The similar rules of every detection rule of one catalog."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, previous: "Similarity | None" = None) -> None:
+        """`previous`: the similarity of the catalog before an edit (mkdocs serve); the rankings
+        the edit cannot have changed are taken from it instead of computed again."""
         self._corpus = catalog.corpus
         self._keys: dict[str, frozenset[IndicatorKey]] = {}
         self._logsource: dict[str, tuple] = {}
         self._extra: dict[IndicatorKey, int] = {}  # how many rules have each key the corpus index has not
+        self._made_of: dict[str, tuple] = {}  # slug -> (its analysis, its extra keys)
         for entry in catalog.entries:
             if isinstance(entry.document, Rule) and entry.analysis is not None and entry.analysis.indicators:
-                extra = _extra_keys(entry)
+                made_of = previous._made_of.get(entry.slug) if previous is not None else None
+                if made_of is not None and made_of[0] is entry.analysis:  # an unchanged rule (the load cache's object)
+                    keys, extra = previous._keys[entry.slug], made_of[1]
+                else:
+                    extra = _extra_keys(entry)
+                    keys = frozenset(indicator.key for indicator in entry.analysis.indicators) | extra
                 for key in extra:
                     self._extra[key] = self._extra.get(key, 0) + 1
-                self._keys[entry.slug] = frozenset(indicator.key for indicator in entry.analysis.indicators) | extra
+                self._keys[entry.slug] = keys
+                self._made_of[entry.slug] = (entry.analysis, extra)
                 source = entry.document.logsource
                 self._logsource[entry.slug] = (source.product, source.category, source.service)
         self._total = max(len(self._keys), 1)
         self._weights: dict[IndicatorKey, float] = {}
         self._totals: dict[str, float] = {}
         self._by_rule: dict[str, list[Similar]] = {}
+        if previous is not None and previous._total == self._total:
+            self._reuse(previous)
+
+    def _reuse(self, previous: "Similarity") -> None:
+        """Keep the rankings, totals and weights of `previous` that no changed rule can reach: a rule
+        whose keys or log source changed (or that came or went) changes the weights of its old and
+        new keys and its own scores against every rule sharing one of them; the others keep theirs."""
+        changed = [slug for slug in self._keys.keys() | previous._keys.keys()
+                   if self._keys.get(slug) != previous._keys.get(slug) or self._logsource.get(slug) != previous._logsource.get(slug)]
+        touched: set[IndicatorKey] = set()
+        for slug in changed:
+            touched.update(previous._keys.get(slug, ()), self._keys.get(slug, ()))
+        for slug, keys in self._keys.items():
+            if slug in previous._by_rule and keys.isdisjoint(touched):
+                self._by_rule[slug] = previous._by_rule[slug]
+                if slug in previous._totals:
+                    self._totals[slug] = previous._totals[slug]
+        self._weights = {key: weight for key, weight in previous._weights.items() if key not in touched}
 
     def weight(self, key: IndicatorKey) -> float:
         weight = self._weights.get(key)

@@ -149,3 +149,40 @@ def test_the_duplicate_finding_names_the_other_file_by_its_label_never_the_machi
     messages = [p.message for p in catalog.problems if p.code == Code.LIKELY_DUPLICATE]
     assert len(messages) == 2 and all(str(tmp_path) not in message for message in messages)
     assert any("(Our rules/copy.yml)" in message for message in messages)
+
+
+def test_after_an_edit_the_reused_rankings_are_those_computed_afresh(tmp_path):
+    """mkdocs serve: Similarity(catalog, previous=...) takes over only what the edit cannot change."""
+    from catalog.site.output import LoadCache
+
+    selection = {"Image|endswith": ["\\tool.exe"], "CommandLine|contains": ["--steal", "--dump"]}
+    rules = {"original.yml": rule("Original", 1, selection), "copy.yml": rule("Copy", 2, selection, category="image_load"),
+             "near.yml": rule("Near", 3, {"Image|endswith": ["\\tool.exe"], "CommandLine|contains": ["--steal"]}),
+             "apart.yml": rule("Apart", 4, {"Image|endswith": ["\\other.exe"], "CommandLine|contains": ["--quiet", "--fast"]}),
+             "apart2.yml": rule("Apart too", 5, {"Image|endswith": ["\\other.exe"], "CommandLine|contains": ["--quiet"]}),
+             **COMMON}
+    catalog, slugs = catalog_of(tmp_path, rules)
+    loads = LoadCache()
+    folder = tmp_path / "rules"
+    previous = Similarity(build_catalog([folder], load=loads.load))
+    previous.all()
+    edits = [
+        lambda: (folder / "near.yml").write_text(rules["near.yml"].replace("--steal", "--dump"), encoding="utf-8"),
+        lambda: (folder / "copy.yml").write_text(rules["copy.yml"].replace("image_load", "process_creation"), encoding="utf-8"),
+        lambda: (folder / "original.yml").unlink(),
+        lambda: (folder / "again.yml").write_text(rule("Again", 6, selection), encoding="utf-8"),
+        lambda: (folder / "common3.yml").write_text(rule("Common 3", 103, {"EventID": ["1"], "Image|endswith": ["\\other.exe"]}),
+                                                    encoding="utf-8"),
+    ]
+    reused_any = False
+    for number, edit in enumerate(edits):
+        edit()
+        catalog = build_catalog([folder], load=loads.load)
+        current = Similarity(catalog, previous=previous)
+        fresh = Similarity(catalog)
+        assert current.all() == fresh.all(), f"after edit {number}"
+        assert current.clusters() == fresh.clusters()
+        reused_any |= any(current.of(slug) is previous._by_rule.get(slug) for slug in current._keys)
+        previous = current
+    assert reused_any, "nothing was reused: every ranking was computed again"
+    assert previous.of(slugs["Apart"]) and previous.of(slugs["Apart"])[0].slug == slugs["Apart too"]

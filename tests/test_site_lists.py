@@ -92,8 +92,8 @@ def test_authors_are_grouped_by_normalised_name_and_their_spellings_shown(tmp_pa
 
 
 def test_author_names_split_and_normalise():
-    assert split_authors("A (Org, Team), B; C & D and E") == ["A (Org, Team)", "B", "C", "D", "E"]
-    assert split_authors("  Jane   Doe ") == ["Jane Doe"]
+    assert split_authors("A (Org, Team), B; C & D and E") == ("A (Org, Team)", "B", "C", "D", "E")
+    assert split_authors("  Jane   Doe ") == ("Jane Doe",)
     assert author_key("Jane Doe (Org)") == author_key("jane doe") == "jane doe"
     assert author_key("(only an org)") == "(only an org)"
 

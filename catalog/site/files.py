@@ -22,6 +22,7 @@ from catalog import pipeline
 from catalog.problems import printable, severity_counts
 from catalog.history import HistoryUnavailable, load_history
 from catalog.findings import add_catalog_findings
+from catalog.similarity import Similarity
 from catalog.site.addresses import ASSETS, CATALOG_JSON, FRAME_SRC_URI, LIST_ROWS, SCRIPT, SCRIPT_ROOT_MARKER, SCRIPT_TO_ROOT, SEARCH_INDEX, \
     TECHNIQUES_CSV
 from catalog.site.config import CatalogConfig
@@ -49,6 +50,7 @@ class BuildFiles:
         self._page_memo: dict = {}  # mkdocs serve: rule pages of the last build (rule_page.RulePages)
         self._json_memo: dict = {}  # mkdocs serve: catalog.json records of the last build
         self._browse_memo: dict[str, tuple[bytes, str]] = {}  # src_uri -> (fingerprint, HTML) of the last build
+        self._similarity: Similarity | None = None  # mkdocs serve: the last build's, for the next one to reuse
         self.browse_html: dict[str, str] = {}  # src_uri -> the HTML of a browse page
         self.titles: dict[str, str] = {}  # src_uri -> navigation title of the browse pages (not the home page)
         self.home_html: str | None = None  # the figures for the user's own home page
@@ -64,7 +66,8 @@ class BuildFiles:
         catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load,
                                          dialects=options.dialects,
                                          labels={folder.root: folder.display for folder in folders})
-        similarity = add_catalog_findings(catalog, records.history, cache)
+        similarity = add_catalog_findings(catalog, records.history, cache, previous=self._similarity if serving else None)
+        self._similarity = similarity if serving else None
         converted = convert_catalog(catalog, options.conversions, cache)  # adds its findings to the catalog's
         loaded = time.perf_counter()
         signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url)

@@ -6,6 +6,7 @@ fingerprint is a hash of it and unchanged pages are not rendered again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import marshal
 import re
@@ -61,6 +62,14 @@ class Page:
         if self.make is not None:
             self.context, self.make = self.make(), None
         return self.context
+
+    def take_fingerprint(self, earlier: "Page") -> None:
+        """`earlier`'s fingerprint, when it is the same page (a serve update: the last build's page
+        at this path); comparing the data costs less than hashing it again."""
+        if (self._fingerprint is None and earlier._fingerprint is not None and self.make is None and earlier.make is None
+                and self.template == earlier.template and self.title == earlier.title
+                and self.description == earlier.description and self.context == earlier.context):
+            self._fingerprint = earlier._fingerprint
 
     def fingerprint(self) -> bytes:
         """A hash of everything the page is made of, computed once (pages are not changed after
@@ -205,11 +214,12 @@ def list_page(data: SiteData, path: str, section: tuple[str, str], heading: str,
     }, description)
 
 
-def split_authors(author: str | None) -> list[str]:
-    """`A (Org), B and C` -> [`A (Org)`, `B`, `C`]: commas, semicolons, `&` and the word `and`
+@functools.lru_cache(maxsize=4096)  # a catalog has few authors' lines, each split on every build
+def split_authors(author: str | None) -> tuple[str, ...]:
+    """`A (Org), B and C` -> (`A (Org)`, `B`, `C`): commas, semicolons, `&` and the word `and`
     outside parentheses separate authors; runs of whitespace become one space."""
     if not author:
-        return []
+        return ()
     names, depth, current = [], 0, []
     for char in author:
         if char in "([":
@@ -225,7 +235,7 @@ def split_authors(author: str | None) -> list[str]:
     found = []
     for name in names:
         found.extend(_AND.split(" ".join(name.split())) if "(" not in name else [" ".join(name.split())])
-    return [name for name in found if name]
+    return tuple(name for name in found if name)
 
 
 _AND = re.compile(r"\s+and\s+", re.I)

@@ -97,6 +97,7 @@ class PageWriter:
         self.in_site: dict[str, str] = {}  # mkdocs serve: file in the site dir -> fingerprint (or target) written
         self._cache_ok: set[str] = set()  # page files known to be in cache_dir/html
         self._manifest: dict[str, str] | None = None  # page cache: path -> fingerprint (hex)
+        self._written: dict[str, Page] = {}  # mkdocs serve: the pages of the last build, by path
         self._code = _code_digest()
 
     def write(self, pages: list[Page], redirects: dict[str, str], files: dict[str, str], taken: set[str], renderer: Renderer,
@@ -159,9 +160,13 @@ class PageWriter:
         current: set[str] = set()
         made: set[Path] = set()
         failures: list[str] = []
+        earlier, self._written = self._written, {}
         for page in pages:
             relative = page.path + "index.html"
             current.add(relative)
+            if page.path in earlier:
+                page.take_fingerprint(earlier[page.path])
+            self._written[page.path] = page
             fingerprint = hashlib.blake2b(salt + page.fingerprint(), digest_size=16).hexdigest()
             if self.in_site.get(relative) == fingerprint == manifest.get(page.path) and relative in self._cache_ok:
                 continue  # in the site and in the cache already (most pages of a serve update)
