@@ -16,11 +16,13 @@ grows linearly with the catalog.
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 from typing import Iterable
 
 from catalog.analysis import IndicatorKey
+from catalog.corpus import CorpusIndex
 from catalog.model import Rule
 from catalog.pipeline import Catalog, Entry
 from catalog.problems import Code, Problem, Severity
@@ -77,9 +79,14 @@ class Similarity:
         """`previous`: the similarity of the catalog before an edit (mkdocs serve); the rankings
         the edit cannot have changed are taken from it instead of computed again."""
         self._corpus = catalog.corpus
-        self._keys: dict[str, frozenset[IndicatorKey]] = {}
+        # Keys are numbered: a rule's keys are a set of small ints, so that intersections and weight
+        # look-ups neither hash tuples nor touch their strings (most of the time on a large corpus).
+        # The numbering only grows, so it is shared with `previous`: the same key, the same number.
+        self._ids: dict[IndicatorKey, int] = previous._ids if previous is not None else {}
+        self._key_of: list[IndicatorKey] = previous._key_of if previous is not None else []
+        self._keys: dict[str, frozenset[int]] = {}
         self._logsource: dict[str, tuple] = {}
-        self._extra: dict[IndicatorKey, int] = {}  # how many rules have each key the corpus index has not
+        self._extra: dict[int, int] = {}  # how many rules have each key the corpus index has not
         self._made_of: dict[str, tuple] = {}  # slug -> (its analysis, its extra keys)
         for entry in catalog.entries:
             if isinstance(entry.document, Rule) and entry.analysis is not None and entry.analysis.indicators:
@@ -87,8 +94,8 @@ class Similarity:
                 if made_of is not None and made_of[0] is entry.analysis:  # an unchanged rule (the load cache's object)
                     keys, extra = previous._keys[entry.slug], made_of[1]
                 else:
-                    extra = _extra_keys(entry)
-                    keys = frozenset(indicator.key for indicator in entry.analysis.indicators) | extra
+                    extra = frozenset(map(self._id, _extra_keys(entry)))
+                    keys = frozenset(self._id(indicator.key) for indicator in entry.analysis.indicators) | extra
                 for key in extra:
                     self._extra[key] = self._extra.get(key, 0) + 1
                 self._keys[entry.slug] = keys
@@ -96,11 +103,20 @@ class Similarity:
                 source = entry.document.logsource
                 self._logsource[entry.slug] = (source.product, source.category, source.service)
         self._total = max(len(self._keys), 1)
-        self._weights: dict[IndicatorKey, float] = {}
+        self._weights = _Weights(self._corpus, self._key_of, self._extra, self._total)
         self._totals: dict[str, float] = {}
+        self._scores: dict[tuple[str, str], float] = {}  # a pair's score, computed once for both rules
         self._by_rule: dict[str, list[Similar]] = {}
+        self._proposers = _Proposers(self._corpus, self._key_of)
         if previous is not None and previous._total == self._total:
             self._reuse(previous)
+
+    def _id(self, key: IndicatorKey) -> int:
+        number = self._ids.get(key)
+        if number is None:
+            number = self._ids[key] = len(self._key_of)
+            self._key_of.append(key)
+        return number
 
     def _reuse(self, previous: "Similarity") -> None:
         """Keep the rankings, totals and weights of `previous` that no changed rule can reach: a rule
@@ -108,7 +124,7 @@ class Similarity:
         new keys and its own scores against every rule sharing one of them; the others keep theirs."""
         changed = [slug for slug in self._keys.keys() | previous._keys.keys()
                    if self._keys.get(slug) != previous._keys.get(slug) or self._logsource.get(slug) != previous._logsource.get(slug)]
-        touched: set[IndicatorKey] = set()
+        touched: set[int] = set()
         for slug in changed:
             touched.update(previous._keys.get(slug, ()), self._keys.get(slug, ()))
         for slug, keys in self._keys.items():
@@ -116,14 +132,11 @@ class Similarity:
                 self._by_rule[slug] = previous._by_rule[slug]
                 if slug in previous._totals:
                     self._totals[slug] = previous._totals[slug]
-        self._weights = {key: weight for key, weight in previous._weights.items() if key not in touched}
+        self._weights.update((key, weight) for key, weight in previous._weights.items() if key not in touched)
 
     def weight(self, key: IndicatorKey) -> float:
-        weight = self._weights.get(key)
-        if weight is None:
-            users = self._extra[key] if key in self._extra else self._corpus.count(key)
-            weight = self._weights[key] = math.log(1 + self._total / max(users, 1))
-        return weight
+        number = self._ids.get(key)
+        return self._weights[number] if number is not None else math.log(1 + self._total)
 
     def of(self, slug: str) -> list[Similar]:
         """Up to SIMILAR_LIMIT rules most like `slug`'s, best first (ties by slug)."""
@@ -136,33 +149,39 @@ class Similarity:
         return {slug: self.of(slug) for slug in self._keys}
 
     def _rank(self, slug: str) -> list[Similar]:
+        key_of, proposers = self._key_of, self._proposers
         rare_shared: dict[str, float] = {}
-        proposing = [(len(sharing), key, sharing) for key in self._keys[slug]
-                     if 1 < len(sharing := self._corpus.sharing(key)) <= CANDIDATE_LIMIT]
-        for _, key, sharing in sorted(proposing)[:PROPOSING_KEYS]:
-            weight = self.weight(key)
+        proposing = [(len(sharing), key_of[key], key, sharing) for key in self._keys[slug]
+                     if (sharing := proposers[key]) is not None]
+        for _, _, key, sharing in heapq.nsmallest(PROPOSING_KEYS, proposing):
+            weight = self._weights[key]
             for other in sharing:
                 if other != slug and other in self._keys:
                     rare_shared[other] = rare_shared.get(other, 0.0) + weight
-        best = sorted(rare_shared, key=lambda other: (-rare_shared[other], other))[:SCORED_CANDIDATES]
+        best = heapq.nsmallest(SCORED_CANDIDATES, rare_shared, key=lambda other: (-rare_shared[other], other))
         scored = sorted(((self._score(slug, other), other) for other in best), key=lambda pair: (-pair[0], pair[1]))
         return [self.compare(slug, other) for score, other in scored[:SIMILAR_LIMIT] if score >= MIN_SCORE]
 
     def _score(self, slug: str, other: str) -> float:
         """The weighted Jaccard index of two rules' key sets."""
-        common = sum(self.weight(key) for key in self._keys[slug] & self._keys[other])
-        union = self._total_weight(slug) + self._total_weight(other) - common
-        return round(common / union, 3) if union > 0 else 0.0
+        pair = (slug, other) if slug < other else (other, slug)
+        score = self._scores.get(pair)
+        if score is None:
+            common = sum(map(self._weights.__getitem__, self._keys[slug] & self._keys[other]))
+            union = self._total_weight(slug) + self._total_weight(other) - common
+            score = self._scores[pair] = round(common / union, 3) if union > 0 else 0.0
+        return score
 
     def _total_weight(self, slug: str) -> float:
         total = self._totals.get(slug)
         if total is None:
-            total = self._totals[slug] = sum(self.weight(key) for key in self._keys[slug])
+            total = self._totals[slug] = sum(map(self._weights.__getitem__, self._keys[slug]))
         return total
 
     def compare(self, slug: str, other: str) -> Similar:
         """The pair's score and what the rules share (most specific first)."""
-        shared = sorted(self._keys[slug] & self._keys[other], key=lambda key: (-self.weight(key), key))
+        weights, key_of = self._weights, self._key_of
+        shared = sorted((key_of[key] for key in self._keys[slug] & self._keys[other]), key=lambda key: (-weights[self._ids[key]], key))
         return Similar(other, self._score(slug, other), tuple(shared), self._logsource[slug] == self._logsource[other])
 
     def clusters(self) -> list[Cluster]:
@@ -193,6 +212,34 @@ class Similarity:
         pairs = {tuple(sorted((slug, similar.slug))): similar for slug in self._keys for similar in self.of(slug)}
         ranked = sorted(pairs.items(), key=lambda item: (-item[1].score, -len(item[1].shared), item[0]))  # more shared: surer
         return [(first, second, similar.score) for (first, second), similar in ranked[:count]]
+
+
+class _Weights(dict):
+    """key number -> its weight, `log(1 + rules / rules using it)`, computed on first use (a dict,
+    so that sums over key sets look weights up in C)."""
+
+    def __init__(self, corpus: CorpusIndex, key_of: list[IndicatorKey], extra: dict[int, int], rules: int) -> None:
+        super().__init__()
+        self._corpus, self._key_of, self._extra, self._rules = corpus, key_of, extra, rules
+
+    def __missing__(self, key: int) -> float:
+        users = self._extra[key] if key in self._extra else self._corpus.count(self._key_of[key])
+        weight = self[key] = math.log(1 + self._rules / max(users, 1))
+        return weight
+
+
+class _Proposers(dict):
+    """key number -> the rules using it when it proposes candidates (more than one and at most
+    CANDIDATE_LIMIT rules use it), else None; looked up in the corpus index once per key."""
+
+    def __init__(self, corpus: CorpusIndex, key_of: list[IndicatorKey]) -> None:
+        super().__init__()
+        self._corpus, self._key_of = corpus, key_of
+
+    def __missing__(self, key: int) -> list[str] | None:
+        sharing = self._corpus.sharing(self._key_of[key])
+        found = self[key] = sharing if 1 < len(sharing) <= CANDIDATE_LIMIT else None
+        return found
 
 
 def _extra_keys(entry: Entry) -> frozenset[IndicatorKey]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from catalog.check import run_check
 from catalog.pipeline import build_catalog
 from catalog.problems import Code
-from catalog.similarity import LIKELY_DUPLICATE, Similarity
+from catalog.similarity import CANDIDATE_LIMIT, LIKELY_DUPLICATE, SCORED_CANDIDATES, SIMILAR_LIMIT, Similarity
 
 
 def rule(title: str, number: int, selection: dict[str, list[str]], *, category: str = "process_creation",
@@ -186,3 +186,38 @@ def test_after_an_edit_the_reused_rankings_are_those_computed_afresh(tmp_path):
         previous = current
     assert reused_any, "nothing was reused: every ranking was computed again"
     assert previous.of(slugs["Apart"]) and previous.of(slugs["Apart"])[0].slug == slugs["Apart too"]
+
+
+def scored_pairs(monkeypatch) -> list[tuple[str, str]]:
+    """Records every pair Similarity scores exactly."""
+    scored: list[tuple[str, str]] = []
+    exact = Similarity._score
+
+    def counting(self, slug: str, other: str) -> float:
+        scored.append((slug, other))
+        return exact(self, slug, other)
+
+    monkeypatch.setattr(Similarity, "_score", counting)
+    return scored
+
+
+def test_the_work_per_rule_is_bounded(tmp_path, monkeypatch):
+    """Twenty rules share the subject's two rare values: only SCORED_CANDIDATES of them get the exact score."""
+    rules = {f"near{n}.yml": rule(f"Near {n}", 10 + n, {"CommandLine|contains": ["--shared-a", "--shared-b", f"--own{n}"]})
+             for n in range(20)}
+    catalog, slugs = catalog_of(tmp_path, {"subject.yml": rule("Subject", 1, {"CommandLine|contains": ["--shared-a", "--shared-b"]}),
+                                           **rules})
+    scored = scored_pairs(monkeypatch)
+    found = Similarity(catalog).of(slugs["Subject"])
+    assert len({other for _, other in scored}) == SCORED_CANDIDATES < len(rules)
+    assert len(found) == SIMILAR_LIMIT
+
+
+def test_an_indicator_of_too_many_rules_proposes_no_candidates(tmp_path, monkeypatch):
+    """Rules sharing only a value more than CANDIDATE_LIMIT rules use are never compared (it still
+    counts in the scores of rules that share rarer values too)."""
+    rules = {f"many{n}.yml": rule(f"Many {n}", 10 + n, {"CommandLine|contains": ["--everywhere", f"--own{n}"]})
+             for n in range(CANDIDATE_LIMIT + 1)}
+    catalog, slugs = catalog_of(tmp_path, rules)
+    scored = scored_pairs(monkeypatch)
+    assert Similarity(catalog).of(slugs["Many 0"]) == [] and scored == []
