@@ -83,7 +83,7 @@ class Similarity:
         # look-ups neither hash tuples nor touch their strings (most of the time on a large corpus).
         # The numbering only grows, so it is shared with `previous`: the same key, the same number.
         self._ids: dict[IndicatorKey, int] = previous._ids if previous is not None else {}
-        self._key_of: list[IndicatorKey] = previous._key_of if previous is not None else []
+        ids = self._ids
         self._keys: dict[str, frozenset[int]] = {}
         self._logsource: dict[str, tuple] = {}
         self._extra: dict[int, int] = {}  # how many rules have each key the corpus index has not
@@ -94,8 +94,8 @@ class Similarity:
                 if made_of is not None and made_of[0] is entry.analysis:  # an unchanged rule (the load cache's object)
                     keys, extra = previous._keys[entry.slug], made_of[1]
                 else:
-                    extra = frozenset(map(self._id, _extra_keys(entry)))
-                    keys = frozenset(self._id(indicator.key) for indicator in entry.analysis.indicators) | extra
+                    extra = frozenset([ids.setdefault(key, len(ids)) for key in _extra_keys(entry)])
+                    keys = frozenset([ids.setdefault(indicator.key, len(ids)) for indicator in entry.analysis.indicators]) | extra
                 for key in extra:
                     self._extra[key] = self._extra.get(key, 0) + 1
                 self._keys[entry.slug] = keys
@@ -103,6 +103,7 @@ class Similarity:
                 source = entry.document.logsource
                 self._logsource[entry.slug] = (source.product, source.category, source.service)
         self._total = max(len(self._keys), 1)
+        self._key_of: list[IndicatorKey] = list(ids)  # a key's number is its place in `ids`
         self._weights = _Weights(self._corpus, self._key_of, self._extra, self._total)
         self._totals: dict[str, float] = {}
         self._scores: dict[tuple[str, str], float] = {}  # a pair's score, computed once for both rules
@@ -110,13 +111,6 @@ class Similarity:
         self._proposers = _Proposers(self._corpus, self._key_of)
         if previous is not None and previous._total == self._total:
             self._reuse(previous)
-
-    def _id(self, key: IndicatorKey) -> int:
-        number = self._ids.get(key)
-        if number is None:
-            number = self._ids[key] = len(self._key_of)
-            self._key_of.append(key)
-        return number
 
     def _reuse(self, previous: "Similarity") -> None:
         """Keep the rankings, totals and weights of `previous` that no changed rule can reach: a rule
@@ -180,9 +174,11 @@ class Similarity:
 
     def compare(self, slug: str, other: str) -> Similar:
         """The pair's score and what the rules share (most specific first)."""
-        weights, key_of = self._weights, self._key_of
-        shared = sorted((key_of[key] for key in self._keys[slug] & self._keys[other]), key=lambda key: (-weights[self._ids[key]], key))
-        return Similar(other, self._score(slug, other), tuple(shared), self._logsource[slug] == self._logsource[other])
+        key_of = self._key_of
+        # by key, then (a stable sort) by weight, the heaviest first: the most specific first, ties by key
+        shared = sorted(sorted(self._keys[slug] & self._keys[other], key=key_of.__getitem__), key=self._weights.__getitem__, reverse=True)
+        return Similar(other, self._score(slug, other), tuple(map(key_of.__getitem__, shared)),
+                       self._logsource[slug] == self._logsource[other])
 
     def clusters(self) -> list[Cluster]:
         """Groups of rules joined by likely-duplicate pairs, largest and best first."""

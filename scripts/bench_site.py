@@ -19,7 +19,11 @@ Printed: wall time, peak memory (RUSAGE_CHILDREN of each build), output size and
 ratios, the average rule page, the search index (raw and gzipped), the serve edit times (median
 of each kind) and the comparison, and the load average of the machine.
 
+With --conversions, also the catalog without and with queries for four targets (splunk, lucene,
+esql, kusto), each cold and warm, --repeat times in turn, with the medians of the ratios.
+
     python scripts/bench_site.py [--corpus ../shared/corpora/sigmahq] [--work DIR] [--skip-4x] [--skip-serve]
+                                 [--conversions [--repeat N]]
 """
 
 from __future__ import annotations
@@ -360,17 +364,29 @@ def report(catalog: Build, baseline: Build | None, big: Build | None) -> None:
         print(f"4x rule pages: {count4} ({count4 / count:.2f}x), average {average4:.1f} KB")
 
 
-def compare_conversions(work: Path, folders: list[Path], catalog: Build) -> None:
-    """The catalog with queries for the four targets (needs the `conversions` extra): a cold build
-    (empty cache: every rule converted) and a warm one (cache filled), against the catalog without."""
-    again = build("catalog (warm)", work / "catalog/mkdocs.yml", work / "catalog/site")
-    config = catalog_project(work / "queries", folders, conversions=True)
-    cold = build("queries cold", config, work / "queries/site")
-    warm = build("queries warm", config, work / "queries/site")
-    print(f"\nwithout queries: {catalog.wall:.2f} s cold, {again.wall:.2f} s warm (CPU {catalog.cpu:.2f} s, {again.cpu:.2f} s)")
-    print(f"with the four query targets: cold {cold.wall:.2f} s ({cold.wall / catalog.wall:.2f}x, target at most 2x), "
-          f"warm {warm.wall:.2f} s ({warm.wall / again.wall:.2f}x of the warm build without, target at most 1.10x); "
-          f"CPU cold {cold.cpu:.2f} s, warm {warm.cpu:.2f} s (workers included); peak memory {cold.rss_mb:.0f} MB cold")
+def compare_conversions(work: Path, folders: list[Path], repeat: int) -> None:
+    """The catalog without and with queries for the four targets (needs the `conversions` extra),
+    each cold (empty build cache: every rule converted) then warm (cache filled), `repeat` times in
+    turn; the medians of the ratios. Each build starts after the last one's writes reached the disk
+    (os.sync), so that one build's writing does not slow the next."""
+    configs = {"without": catalog_project(work / "plain", folders), "with": catalog_project(work / "queries", folders, conversions=True)}
+    walls: dict[str, list[float]] = {}
+    for number in range(repeat):
+        for name, config in configs.items():
+            shutil.rmtree(config.parent / ".cache", ignore_errors=True)
+            for state in ("cold", "warm"):
+                os.sync()
+                load = os.getloadavg()[0]
+                done = build(f"{name} {state}", config, config.parent / "site")
+                walls.setdefault(f"{name} {state}", []).append(done.wall)
+                print(f"  run {number + 1}: {name + ' queries, ' + state:24} {done.wall:6.2f} s wall, CPU {done.cpu:6.2f} s "
+                      f"(workers included), {done.rss_mb:.0f} MB; load before {load:.1f}", flush=True)
+    cold = [q / c for q, c in zip(walls["with cold"], walls["without cold"])]
+    warm = [q / c for q, c in zip(walls["with warm"], walls["without warm"])]
+    print(f"with the four query targets: cold {statistics.median(walls['with cold']):.2f} s against {statistics.median(walls['without cold']):.2f} s "
+          f"(ratio median {statistics.median(cold):.2f}: {', '.join(f'{r:.2f}' for r in cold)}; target at most 2), "
+          f"warm {statistics.median(walls['with warm']):.2f} s against {statistics.median(walls['without warm']):.2f} s "
+          f"(ratio median {statistics.median(warm):.2f}: {', '.join(f'{r:.2f}' for r in warm)}; target at most 1.10)")
 
 
 def main() -> int:
@@ -381,6 +397,7 @@ def main() -> int:
     parser.add_argument("--skip-4x", action="store_true")
     parser.add_argument("--skip-serve", action="store_true")
     parser.add_argument("--conversions", action="store_true", help="also the catalog with the four query targets, cold and warm")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the --conversions comparison (default 3; medians printed)")
     arguments = parser.parse_args()
     if not arguments.corpus.is_dir():
         print(f"no corpus at {arguments.corpus}: nothing to measure", file=sys.stderr)
@@ -407,7 +424,7 @@ def main() -> int:
             print(f"4x:       {big.wall:.2f} s, {big.rss_mb:.0f} MB, {big.mb:.1f} MB in {big.files} files")
         report(catalog, baseline, big)
         if arguments.conversions:
-            compare_conversions(work, folders, catalog)
+            compare_conversions(work, folders, arguments.repeat)
         if not arguments.skip_serve:
             copy = work / "serve/corpus"
             for folder in folders:
