@@ -368,7 +368,9 @@ def compare_conversions(work: Path, folders: list[Path], repeat: int) -> None:
     """The catalog without and with queries for the four targets (needs the `conversions` extra),
     each cold (empty build cache: every rule converted) then warm (cache filled), `repeat` times in
     turn; the medians of the ratios. Each build starts after the last one's writes reached the disk
-    (os.sync), so that one build's writing does not slow the next."""
+    (os.sync), so that one build's writing does not slow the next, and every build writes into the
+    same site folder: where a folder's files land on the disk made writing one site 2-4 times slower
+    than writing another on this machine's ext4 (the same build, measured in both folders)."""
     configs = {"without": catalog_project(work / "plain", folders), "with": catalog_project(work / "queries", folders, conversions=True)}
     walls: dict[str, list[float]] = {}
     for number in range(repeat):
@@ -377,7 +379,7 @@ def compare_conversions(work: Path, folders: list[Path], repeat: int) -> None:
             for state in ("cold", "warm"):
                 os.sync()
                 load = os.getloadavg()[0]
-                done = build(f"{name} {state}", config, config.parent / "site")
+                done = build(f"{name} {state}", config, work / "site")
                 walls.setdefault(f"{name} {state}", []).append(done.wall)
                 print(f"  run {number + 1}: {name + ' queries, ' + state:24} {done.wall:6.2f} s wall, CPU {done.cpu:6.2f} s "
                       f"(workers included), {done.rss_mb:.0f} MB; load before {load:.1f}", flush=True)
