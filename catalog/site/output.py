@@ -22,10 +22,11 @@ from typing import Callable, Iterable
 from catalog import pipeline
 from catalog.loader import LoadResult, discover, load_file
 from catalog.problems import Code, internal_error, printable
-from catalog.site.addresses import FRAME_PATH, is_rule_path, is_safe_page_path, page_href
+from catalog.site.addresses import FRAME_PATH, SEARCH_INDEX, is_rule_path, is_safe_page_path, page_href
 from catalog.site.exports import FILE_MODE, ExportFile, write_if_different
 from catalog.site.model import Page
 from catalog.site.render import TEMPLATES, Frame, Renderer, toc_html
+from catalog.site.search import gzipped_size
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
 
@@ -66,14 +67,30 @@ class LoadCache:
         return result
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Write `data` unless the file already holds exactly it (keeps its mtime for --dirty builds)."""
+def write_if_changed(path: Path, data: bytes, made: set[Path] | None = None) -> bool:
+    """Write `data` unless the file already holds exactly it (keeps its mtime for --dirty builds).
+    A file that is there is replaced whole (a served site never shows half of it); a new one is
+    written in place (most files of a build: a temporary file each cost a third of the writing).
+    `made`: folders known to exist (see _ensure_dir)."""
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
+        exists = True
     except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+        exists = False
+    if made is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        _ensure_dir(path.parent, made)
+    if not exists:
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except FileExistsError:  # made meanwhile: replace it as below
+            pass
+        else:
+            with open(descriptor, "wb") as out:
+                out.write(data)
+            return True
     with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=".tmp-", delete=False) as out:
         out.write(data)
     os.chmod(out.name, FILE_MODE)
@@ -101,17 +118,22 @@ class PageWriter:
         self._code = _code_digest()
 
     def write(self, pages: list[Page], redirects: dict[str, str], files: dict[str, str], taken: set[str], renderer: Renderer,
-              frame: Frame, site_dir: Path, cache: Path | None) -> tuple[int, int]:
+              frame: Frame, site_dir: Path, cache: Path | None, meanwhile: Callable[[], None] = lambda: None) -> tuple[int, int]:
         """Every page, redirect and text file (the rule files served with their pages) not in the way
-        of a docs page; with `cache` (mkdocs serve), through the page cache. Returns (pages
-        rendered, pages written)."""
+        of a docs page; with `cache` (mkdocs serve), through the page cache. `meanwhile` runs while
+        the pages are rendered. Returns (pages rendered, pages written)."""
+        current = {page.path + "index.html" for page in pages}
+
+        def write_the_rest() -> None:
+            self._write_redirects(redirects, taken, current, renderer, site_dir, remember=cache is not None)
+            self._write_files(files, taken, current, site_dir, remember=cache is not None)
+            meanwhile()
+
         if cache is not None:
             rendered, written = self._write_cached(pages, renderer, frame, site_dir, cache)
-        else:
-            rendered = written = render_all(pages, renderer, frame, site_dir)
-        current = {page.path + "index.html" for page in pages}
-        self._write_redirects(redirects, taken, current, renderer, site_dir, remember=cache is not None)
-        self._write_files(files, taken, current, site_dir, remember=cache is not None)
+            write_the_rest()
+        else:  # the rest is written while the rendering processes work (this one would only wait)
+            rendered = written = render_all(pages, renderer, frame, site_dir, meanwhile=write_the_rest)
         # what earlier builds of this `mkdocs serve` wrote that is gone now (a rule was deleted)
         for relative in [r for r in self.in_site if r not in current]:
             (site_dir / relative).unlink(missing_ok=True)
@@ -119,6 +141,7 @@ class PageWriter:
         return rendered, written
 
     def _write_files(self, files: dict[str, str], taken: set[str], current: set[str], site_dir: Path, remember: bool) -> None:
+        made: set[Path] = set()
         for relative, text in files.items():
             if relative in taken:
                 continue
@@ -129,7 +152,7 @@ class PageWriter:
                 if self.in_site.get(relative) == digest:
                     continue
                 self.in_site[relative] = digest
-            write_if_changed(site_dir / relative, data)
+            write_if_changed(site_dir / relative, data, made)
 
     def _write_redirects(self, redirects: dict[str, str], taken: set[str], current: set[str], renderer: Renderer,
                          site_dir: Path, remember: bool) -> None:
@@ -240,10 +263,10 @@ def _render_range(bounds: tuple[int, int]) -> tuple[int, list[str]]:
     return bounds[1] - bounds[0], failures
 
 
-def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Path) -> int:
+def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Path, meanwhile: Callable[[], None] = lambda: None) -> int:
     """`mkdocs build`: render every page into the site; on Linux with several CPUs, in forked
-    worker processes (rendering is pure Python, one process uses one CPU). The workers inherit
-    the paused garbage collector of the build."""
+    worker processes (rendering is pure Python, one process uses one CPU), while this process
+    runs `meanwhile`. The workers inherit the paused garbage collector of the build."""
     global _JOB
     workers = min(os.cpu_count() or 1, 8)
     for template in {page.template for page in pages}:
@@ -256,12 +279,17 @@ def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Pa
             size = max(50, len(pages) // (workers * 8))
             ranges = [(start, min(start + size, len(pages))) for start in range(0, len(pages), size)]
             try:
-                with multiprocessing.get_context("fork").Pool(workers) as pool:
-                    results = list(pool.imap_unordered(_render_range, ranges))
-                report_failures(sorted(failure for _, failures in results for failure in failures))
-                return sum(count for count, _ in results)
+                pool = multiprocessing.get_context("fork").Pool(workers)
             except OSError as error:  # no fork here: render in this process
                 log.debug("sigma-catalog: rendering in one process (%s)", error)
+            else:
+                with pool:
+                    running = pool.imap_unordered(_render_range, ranges)
+                    meanwhile()
+                    results = list(running)
+                report_failures(sorted(failure for _, failures in results for failure in failures))
+                return sum(count for count, _ in results)
+        meanwhile()
         count, failures = _render_range((0, len(pages)))
         report_failures(failures)
         return count
@@ -346,6 +374,16 @@ class DeferredExports:
 
         self._thread = threading.Thread(target=write, name="sigma-catalog exports", daemon=True)
         self._thread.start()
+
+    def write_now(self, site_dir: Path) -> None:
+        """`mkdocs build`: write them here and now (while the pages are rendered by other processes)."""
+        make, self.pending = self.pending, None
+        if make is None:
+            return
+        for export in make():
+            write_export(site_dir, export)
+            if export.path == SEARCH_INDEX and export.data is not None:
+                log.info("sigma-catalog: search index %.1f KB (%.1f KB gzipped)", len(export.data) / 1024, gzipped_size(export.data) / 1024)
 
     def wait(self) -> None:
         thread, self._thread = self._thread, None

@@ -235,12 +235,14 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
             else:
                 pages.append(page)
         assert self._renderer is not None
+        serving = self._command == "serve"
         rendered, written = self._writer.write(pages, self._site.redirects, self._site.files, self._files.taken, self._renderer, frame, site_dir,
-                                               self._cache if self._command == "serve" else None)
+                                               self._cache if serving else None,
+                                               meanwhile=(lambda: None) if serving else lambda: self._deferred.write_now(site_dir))
         if self._snapshot is not None:
             self._snapshot.sitemap = read_sitemap(site_dir)
         finish_sitemap(site_dir, self._frame_url, self._site.pages, config.use_directory_urls)
-        self._deferred.start(site_dir)
+        self._deferred.start(site_dir)  # mkdocs serve: catalog.json, the CSV and the search index in the background
         log.info(
             "sigma-catalog: %d pages (%d rendered, %d written), %d redirects in %.2f s",
             len(pages), rendered, written, len(self._site.redirects), time.perf_counter() - started,
