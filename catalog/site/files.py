@@ -50,6 +50,7 @@ class BuildFiles:
         self._json_memo: dict = {}  # mkdocs serve: catalog.json records of the last build
         self._browse_memo: dict[str, tuple[bytes, str]] = {}  # src_uri -> (fingerprint, HTML) of the last build
         self._similarity: Similarity | None = None  # mkdocs serve: the last build's, for the next one to reuse
+        self._told: set[str] = set()  # the history notices given in this process
         self.browse_html: dict[str, str] = {}  # src_uri -> the HTML of a browse page
         self.titles: dict[str, str] = {}  # src_uri -> navigation title of the browse pages (not the home page)
         self.home_html: str | None = None  # the figures for the user's own home page
@@ -61,7 +62,7 @@ class BuildFiles:
         written in on_post_build."""
         started = time.perf_counter()
         kb = _knowledge(attack_data)
-        records = _records(options, folders, cache)
+        records = _records(options, folders, cache, self._told)
         catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load,
                                          dialects=options.dialects,
                                          labels={folder.root: folder.display for folder in folders})
@@ -173,19 +174,24 @@ class BuildFiles:
             log.debug("%s: %s: %s [%s]", printable(builder.data.location(problem)), problem.severity.value, printable(problem.message), problem.code)
 
 
-def _records(options: CatalogConfig, folders: list[Folder], cache: Path) -> RuleRecords:
-    """The rule folders' git history (cached by HEAD); without one, a single notice and no History sections."""
+def _records(options: CatalogConfig, folders: list[Folder], cache: Path, told: set[str]) -> RuleRecords:
+    """The rule folders' git history (cached by HEAD); without one, a single notice and no History
+    sections. `told`: the notices given already (mkdocs serve gives each once, not on every rebuild)."""
     records = RuleRecords(recent_commits=options.recent_commits, recent_days=options.recent_days)
+    notice = None
     if options.history and folders:
         started = time.perf_counter()
         found = load_history([folder.root for folder in folders], cache)
         records.seconds = time.perf_counter() - started
         if isinstance(found, HistoryUnavailable):
-            log.info("sigma-catalog: no rule history: %s", found.reason)
+            notice = f"sigma-catalog: no rule history: {found.reason}"
         else:
             records.history, records.truncated = found, found.shallow
             if found.shallow:
-                log.info("sigma-catalog: the repository is a shallow clone: rule history truncated")
+                notice = "sigma-catalog: the repository is a shallow clone: rule history truncated"
+    if notice is not None:
+        log.log(logging.DEBUG if notice in told else logging.INFO, "%s", notice)
+        told.add(notice)
     return records
 
 

@@ -111,7 +111,7 @@ class PageWriter:
     """Writes the pages the plugin makes itself (rule, technique, indicator... pages) and redirects."""
 
     def __init__(self) -> None:
-        self.in_site: dict[str, str] = {}  # mkdocs serve: file in the site dir -> fingerprint (or target) written
+        self.in_site: dict[str, str] = {}  # mkdocs serve: file in the site dir -> fingerprint, target or text written
         self._cache_ok: set[str] = set()  # page files known to be in cache_dir/html
         self._manifest: dict[str, str] | None = None  # page cache: path -> fingerprint (hex)
         self._written: dict[str, Page] = {}  # mkdocs serve: the pages of the last build, by path
@@ -146,13 +146,11 @@ class PageWriter:
             if relative in taken:
                 continue
             current.add(relative)
-            data = text.encode("utf-8")
-            if remember:  # mkdocs serve: only what changed, and known for when its rule goes
-                digest = hashlib.sha256(data).hexdigest()
-                if self.in_site.get(relative) == digest:
+            if remember:  # mkdocs serve: only what changed (an unchanged rule's text is the very same object)
+                if self.in_site.get(relative) == text:
                     continue
-                self.in_site[relative] = digest
-            write_if_changed(site_dir / relative, data, made)
+                self.in_site[relative] = text
+            write_if_changed(site_dir / relative, text.encode("utf-8"), made)
 
     def _write_redirects(self, redirects: dict[str, str], taken: set[str], current: set[str], renderer: Renderer,
                          site_dir: Path, remember: bool) -> None:
