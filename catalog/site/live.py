@@ -141,6 +141,7 @@ class ForkedExports(DeferredExports):
             code = 1
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.nice(10)  # background work: the next rule edit's update goes first
                 os.close(reader)
                 with pipeline.collector_paused():
                     exports = make()

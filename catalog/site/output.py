@@ -50,7 +50,7 @@ class LoadCache:
         for rule_file in result.files:
             key = (rule_file.root, rule_file.relative)
             try:
-                stat = rule_file.path.stat()
+                stat = os.stat(rule_file.location)
                 stamp: tuple[int, int, int] | None = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
             except OSError:
                 stamp = None
