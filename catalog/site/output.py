@@ -301,8 +301,10 @@ def _ensure_dir(path: Path, made: set[Path]) -> None:
         made.add(path)
 
 
-def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page], directory_urls: bool) -> None:
-    """Remove the frame page from the site and the sitemap; list our rule pages in the sitemap."""
+def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page], directory_urls: bool, theirs: str | None) -> None:
+    """Remove the frame page from the site and the sitemap; list our rule pages in the sitemap.
+    `theirs`: MkDocs' sitemap of the build (a serve update starts again from the last build's);
+    the files are written only when the result differs from what the site has."""
     frame_file = site_dir / FRAME_PATH / "index.html"
     if frame_file.is_file():
         frame_file.unlink()
@@ -312,11 +314,10 @@ def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page],
             except OSError:
                 break
     sitemap = site_dir / "sitemap.xml"
-    if not sitemap.is_file() or not frame_url:
+    if theirs is None or not frame_url:
         return
-    text = sitemap.read_text(encoding="utf-8")
     # the frame's own <url> element goes (only it: it may be the last one, right before </urlset>)
-    new = re.sub(r"<url>\s*<loc>" + re.escape(frame_url) + r"</loc>.*?</url>\s*", "", text, flags=re.S)
+    new = re.sub(r"<url>\s*<loc>" + re.escape(frame_url) + r"</loc>.*?</url>\s*", "", theirs, flags=re.S)
     frame_href = page_href(FRAME_PATH, directory_urls)
     if frame_url.endswith(frame_href) and "</urlset>" in new:
         base = frame_url[: -len(frame_href)]
@@ -326,7 +327,7 @@ def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page],
             if is_rule_path(page.path)
         )
         new = new.replace("</urlset>", extra + "</urlset>")
-    if new != text:
+    if new != read_sitemap(site_dir):
         sitemap.write_text(new, encoding="utf-8")
         gz = site_dir / "sitemap.xml.gz"
         if gz.is_file():
@@ -334,6 +335,13 @@ def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page],
 
             with gzip.GzipFile(str(gz), "wb", mtime=0) as stream:
                 stream.write(new.encode("utf-8"))
+
+
+def read_sitemap(site_dir: Path) -> str | None:
+    try:
+        return (site_dir / "sitemap.xml").read_text(encoding="utf-8")
+    except OSError:
+        return None
 
 
 def _copy_from(source: Path, out) -> None:
