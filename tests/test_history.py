@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from catalog.changelog import compute_changelog, to_json, to_markdown
-from catalog.history import FileHistory, HistoryUnavailable, RepositoryHistory, commit_url, load_history
+from catalog.git import COMMIT_MARK, log_with_blobs
+from catalog.history import FileHistory, HistoryUnavailable, RepositoryHistory, commit_url, load_history, parse_log
 from catalog.pipeline import build_catalog
 from catalog.problems import Code
 from catalog.revisions import add_history_findings, compare_texts, describe_revisions
@@ -96,6 +97,43 @@ def test_history_is_cached_by_head_and_extended_with_new_commits(repo):
     assert moved.created.path == "rules/old.yml"
     cold = load_history([repo / "rules"])  # no cache: the whole log
     assert cold.files == extended.files and cold.commits == extended.commits
+
+
+def branch_and_merge(repo: Path, merge_args: tuple[str, ...] = ()) -> None:
+    """A side branch that changes other.yml, a commit on main outside the rule folder, then the merge."""
+    git(repo, "checkout", "-q", "-b", "side")
+    (repo / "rules" / "other.yml").write_text(rule(level="low").replace("6f1d2c3b", "7f1d2c3b").replace("Beacon", "Other"), encoding="utf-8")
+    commit(repo, "lower the other rule", "2026-03-02T10:00:00Z")
+    git(repo, "checkout", "-q", "main")
+    (repo / "README.md").write_text("not a rule\n", encoding="utf-8")
+    commit(repo, "readme", "2026-03-03T10:00:00Z")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge side", *merge_args, "side", date="2026-03-04T10:00:00Z")
+
+
+def test_parallel_slices_read_what_git_log_reads(repo):
+    branch_and_merge(repo)
+    git(repo, "mv", "rules/beacon.yml", "rules/bé acon.yml")  # core.quotePath=false: the name as it is
+    commit(repo, "rename with an accent", "2026-03-05T10:00:00Z")
+    one = log_with_blobs(repo, ["rules"], slices=1)
+    assert all(log_with_blobs(repo, ["rules"], slices=count) == one for count in (2, 3, 7))
+    # byte for byte what `git log -- rules` gives on a history whose merges kept every change
+    logged = git(repo, "-c", "core.quotePath=false", "log", "-M", "--raw", "--no-abbrev", "-z",
+                 f"--format={COMMIT_MARK}%H%x1f%at%x1f%s", "HEAD", "--", "rules")
+    assert one.decode("utf-8") == logged
+    files, commits, _ = parse_log(one)
+    assert [c.subject for c in commits] == ["rename with an accent", "lower the other rule", "catch the 64-bit beacon",
+                                            "rename the beacon rule", "add the beacon rule"]  # no readme, no merge
+    assert [c.status for c in files["rules/bé acon.yml"].changes] == ["R", "M", "R", "A"]
+    since = git(repo, "rev-parse", "HEAD~1").strip()
+    assert parse_log(log_with_blobs(repo, ["rules"], since, slices=2))[1] == commits[:1]
+
+
+def test_a_merged_branch_whose_change_the_merge_dropped_is_still_listed(repo):
+    """The commits of every rule change reachable from HEAD (`git log --full-history`), also one a merge discarded."""
+    branch_and_merge(repo, ("-s", "ours"))
+    history, other = history_of(repo, "other.yml")
+    assert [c.commit.subject for c in other.changes] == ["lower the other rule", "add the beacon rule"]
+    assert "lower the other rule" not in git(repo, "log", "--format=%s", "HEAD", "--", "rules")  # git log's simplification drops it
 
 
 def test_a_modification_without_a_modified_bump_is_a_warning(repo):
