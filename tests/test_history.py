@@ -84,7 +84,7 @@ def test_creation_is_followed_through_a_rename(repo):
 
 def test_history_is_cached_by_head_and_extended_with_new_commits(repo):
     first, _ = history_of(repo)
-    assert (repo / ".cache" / "history" / "log.json").is_file()
+    assert (repo / ".cache" / "history" / "log.bin").is_file()
     again, beacon = history_of(repo)
     assert again.files == first.files and beacon.created.status == "A"
     # new commits (a rename among them) are read alone and put before the cached history
@@ -97,6 +97,9 @@ def test_history_is_cached_by_head_and_extended_with_new_commits(repo):
     assert moved.created.path == "rules/old.yml"
     cold = load_history([repo / "rules"])  # no cache: the whole log
     assert cold.files == extended.files and cold.commits == extended.commits
+    cache = repo / ".cache" / "history" / "log.bin"
+    cache.write_bytes(cache.read_bytes()[:-10])  # a cut cache is read from git again
+    assert history_of(repo, "beacon_tool.yml")[0].files == cold.files
 
 
 def branch_and_merge(repo: Path, merge_args: tuple[str, ...] = ()) -> None:
@@ -120,7 +123,7 @@ def test_parallel_slices_read_what_git_log_reads(repo):
     logged = git(repo, "-c", "core.quotePath=false", "log", "-M", "--raw", "--no-abbrev", "-z",
                  f"--format={COMMIT_MARK}%H%x1f%at%x1f%s", "HEAD", "--", "rules")
     assert one.decode("utf-8") == logged
-    files, commits, _ = parse_log(one)
+    files, commits = parse_log(one)
     assert [c.subject for c in commits] == ["rename with an accent", "lower the other rule", "catch the 64-bit beacon",
                                             "rename the beacon rule", "add the beacon rule"]  # no readme, no merge
     assert [c.status for c in files["rules/bé acon.yml"].changes] == ["R", "M", "R", "A"]
@@ -177,6 +180,14 @@ def test_a_detection_change_is_flagged_as_such(repo):
     assert compare_texts(rule(), rule(modified="2026-02-02")).modified_bumped
 
 
+def test_history_diffs_compute_no_text_diff(monkeypatch):
+    """A rule's history shows the summary alone: the Changes page's text diff is not worked out."""
+    import catalog.diff
+
+    monkeypatch.setattr(catalog.diff, "_text_diff", lambda *args: pytest.fail("text diff computed"))
+    assert compare_texts(rule(), rule(level="critical")).summary == "level high → critical"
+
+
 def test_a_shallow_clone_says_history_truncated(repo, tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)], check=True, capture_output=True)
@@ -185,6 +196,10 @@ def test_a_shallow_clone_says_history_truncated(repo, tmp_path):
     beacon = history.files["rules/beacon.yml"]
     assert beacon.created is None  # the creating commit is not in the clone
     assert len(beacon.changes) == 1
+    # the cache is kept for this depth: a deeper fetch reads the longer history
+    assert len(history_of(clone)[1].changes) == 1
+    subprocess.run(["git", "fetch", "-q", "--deepen=1"], cwd=clone, check=True, capture_output=True)
+    assert [change.status for change in history_of(clone)[1].changes] == ["M", "S"]
 
 
 def test_no_git_or_a_folder_outside_a_repository_is_no_history(tmp_path, monkeypatch):
