@@ -2,7 +2,8 @@
 
 Everything reads git's object store through the `git` command (`rev-parse`, `ls-tree`,
 `cat-file --batch`): no checkout, no worktree. `catalog.changes` uses it to read the base side of a
-change; `catalog build` uses `source_date_epoch` for reproducible dates.
+change; `catalog build` uses `source_date_epoch` for reproducible dates; `catalog.history` reads
+every rule file's history in one pass (`log_with_blobs`: `rev-list` and `diff-tree --stdin`).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def log_with_blobs(repo: str | os.PathLike, paths: Sequence[str], since: str | N
 
     Each commit starts with COMMIT_MARK, then `hash 0x1f author-time 0x1f subject`, then the raw
     records `:mode mode old new STATUS\\0path\\0[new path\\0]`: the layout of
-    `git log -M --raw -z --format=...`, byte for byte. It is read as `git rev-list` (the commits,
+    `git log -M --raw -z --format=...`. It is read as `git rev-list` (the commits,
     in `git log`'s order) and `git diff-tree --stdin` over them, which compares each commit with
     its parent only under `paths`: cheaper than `git log -- paths`, whose history simplification
     compares trees once more per commit. The commit list is cut into contiguous `slices` (by

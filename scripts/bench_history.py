@@ -4,11 +4,13 @@ The repository is synthesised with one `git fast-import` stream (seconds, not 30
 calls): the first 4,000 commits add one rule each, the others change one to three rules (a value,
 the level, or a move to another folder). Then it times what a build adds:
 
-- the history: one `git log` pass parsed into every file's changes (cold), then read from the
-  cache (HEAD unchanged, the usual rebuild), then after one new commit (only it is read);
+- the history: one pass over git (`git rev-list` + `git diff-tree --stdin`, in parallel slices)
+  parsed into every file's changes (cold), then the cached log parsed again (HEAD unchanged, the
+  usual rebuild), then after one new commit (only it is read);
 - the analysis diff of the commits a rule page shows (bounded per build, cached by blob pair);
 
-Target: under 3 s added to a build, cached by HEAD.  Usage: python scripts/bench_history.py [files] [commits]
+Target: the history step (history + analysis diff) adds under 3 s to a cold build, and is cached
+by HEAD.  Usage: python scripts/bench_history.py [files] [commits]
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def main() -> None:
         print(f"synthetic repository: {files} files, {commits} commits in {time.perf_counter() - started:.1f} s")
 
         timings = {}
-        for label in ("history, cold (one git log pass)", "history, cached by HEAD"):
+        for label in ("history, cold (one pass over git)", "history, cached by HEAD"):
             mark = time.perf_counter()
             history = load_history([repo / "rules"], cache)
             timings[label] = time.perf_counter() - mark
@@ -95,7 +97,8 @@ def main() -> None:
         shown = [change for found in history.files.values() for change in found.changes[:PER_FILE]]
         mark = time.perf_counter()
         revisions = describe_revisions(history, shown, cache)
-        timings[f"analysis diff of shown commits, first build ({len(revisions)} at most {BUDGET})"] = time.perf_counter() - mark
+        first_diff = f"analysis diff of shown commits, first build ({len(revisions)} at most {BUDGET})"
+        timings[first_diff] = time.perf_counter() - mark
         while len(revisions) < len({(c.old_blob, c.new_blob) for c in shown if c.old_blob and c.new_blob and c.content_changed}):
             revisions = describe_revisions(history, shown, cache)  # the later builds fill the cache
         mark = time.perf_counter()
@@ -113,8 +116,10 @@ def main() -> None:
               f"{len(revisions)} revisions analysed (the newest {PER_FILE} changes of each file)")
         for label, seconds in timings.items():
             print(f"  {label}: {seconds:.2f} s")
+        print(f"history step added to a cold build: {timings['history, cold (one pass over git)'] + timings[first_diff]:.2f} s (target < 3 s)")
         print(f"history step added to a rebuild, HEAD unchanged: "
-              f"{timings['history, cached by HEAD'] + timings['analysis diff of shown commits, all cached']:.2f} s (target < 3 s)")
+              f"{timings['history, cached by HEAD'] + timings['analysis diff of shown commits, all cached']:.2f} s")
+
 
 if __name__ == "__main__":
     main()
