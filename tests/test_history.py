@@ -37,6 +37,10 @@ def rule(image="\\beacon.exe", level="high", status="test", modified="", descrip
     return text + (f"description: {description}\n" if description else "")
 
 
+def other_rule(**fields) -> str:
+    return rule(**fields).replace("6f1d2c3b", "7f1d2c3b").replace("Beacon", "Other")
+
+
 def commit(repo: Path, message: str, date: str) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", message, date=date)
@@ -49,7 +53,7 @@ def repo(tmp_path) -> Path:
     (repo / "rules").mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
     (repo / "rules" / "old.yml").write_text(rule(), encoding="utf-8")
-    (repo / "rules" / "other.yml").write_text(rule().replace("6f1d2c3b", "7f1d2c3b").replace("Beacon", "Other"), encoding="utf-8")
+    (repo / "rules" / "other.yml").write_text(other_rule(), encoding="utf-8")
     commit(repo, "add the beacon rule", "2026-01-05T10:00:00Z")
     git(repo, "tag", "v1")
     git(repo, "mv", "rules/old.yml", "rules/beacon.yml")
@@ -105,7 +109,7 @@ def test_history_is_cached_by_head_and_extended_with_new_commits(repo):
 def branch_and_merge(repo: Path, merge_args: tuple[str, ...] = ()) -> None:
     """A side branch that changes other.yml, a commit on main outside the rule folder, then the merge."""
     git(repo, "checkout", "-q", "-b", "side")
-    (repo / "rules" / "other.yml").write_text(rule(level="low").replace("6f1d2c3b", "7f1d2c3b").replace("Beacon", "Other"), encoding="utf-8")
+    (repo / "rules" / "other.yml").write_text(other_rule(level="low"), encoding="utf-8")
     commit(repo, "lower the other rule", "2026-03-02T10:00:00Z")
     git(repo, "checkout", "-q", "main")
     (repo / "README.md").write_text("not a rule\n", encoding="utf-8")
@@ -223,7 +227,7 @@ def test_commit_urls_of_code_hosts():
 
 
 def test_changelog_of_a_known_range(repo):
-    (repo / "rules" / "other.yml").write_text(rule(status="deprecated").replace("6f1d2c3b", "7f1d2c3b").replace("Beacon", "Other"), encoding="utf-8")
+    (repo / "rules" / "other.yml").write_text(other_rule(status="deprecated"), encoding="utf-8")
     (repo / "rules" / "new.yml").write_text(rule().replace("6f1d2c3b", "8f1d2c3b").replace("Beacon Tool", "New Tool"), encoding="utf-8")
     commit(repo, "deprecate other, add new", "2026-03-05T10:00:00Z")
     old, new, changes = compute_changelog([str(repo / "rules")], "v1..HEAD")
