@@ -121,6 +121,8 @@ def test_parallel_slices_read_what_git_log_reads(repo):
     branch_and_merge(repo)
     git(repo, "mv", "rules/beacon.yml", "rules/bé acon.yml")  # core.quotePath=false: the name as it is
     commit(repo, "rename with an accent", "2026-03-05T10:00:00Z")
+    (repo / "rules" / f"odd{COMMIT_MARK}name.yml").write_text(other_rule().replace("7f1d", "9f1d"), encoding="utf-8")
+    commit(repo, "a name holding the commit mark", "2026-03-06T10:00:00Z")
     one = log_with_blobs(repo, ["rules"], slices=1)
     assert all(log_with_blobs(repo, ["rules"], slices=count) == one for count in (2, 3, 7))
     # byte for byte what `git log -- rules` gives on a history whose merges kept every change
@@ -128,11 +130,12 @@ def test_parallel_slices_read_what_git_log_reads(repo):
                  f"--format={COMMIT_MARK}%H%x1f%at%x1f%s", "HEAD", "--", "rules")
     assert one.decode("utf-8") == logged
     files, commits = parse_log(one)
-    assert [c.subject for c in commits] == ["rename with an accent", "lower the other rule", "catch the 64-bit beacon",
-                                            "rename the beacon rule", "add the beacon rule"]  # no readme, no merge
+    assert [c.subject for c in commits] == ["a name holding the commit mark", "rename with an accent", "lower the other rule",
+                                            "catch the 64-bit beacon", "rename the beacon rule", "add the beacon rule"]  # no readme, no merge
     assert [c.status for c in files["rules/bé acon.yml"].changes] == ["R", "M", "R", "A"]
-    since = git(repo, "rev-parse", "HEAD~1").strip()
-    assert parse_log(log_with_blobs(repo, ["rules"], since, slices=2))[1] == commits[:1]
+    assert [c.status for c in files[f"rules/odd{COMMIT_MARK}name.yml"].changes] == ["A"]
+    since = git(repo, "rev-parse", "HEAD~2").strip()
+    assert parse_log(log_with_blobs(repo, ["rules"], since, slices=2))[1] == commits[:2]
 
 
 def test_a_merged_branch_whose_change_the_merge_dropped_is_still_listed(repo):
