@@ -19,9 +19,9 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
-from catalog.git import COMMIT_MARK, GitError, head_commit, is_ancestor, log_with_blobs, repository_root, shallow_edge
+from catalog.git import GitError, head_commit, is_ancestor, join_log, log_commits, log_with_blobs, repository_root, shallow_edge
 
 #: Bump when the cached form changes.
 _CACHE_VERSION = 2
@@ -113,10 +113,10 @@ def load_history(roots: Sequence[str | os.PathLike], cache_dir: str | os.PathLik
         edge = shallow_edge(repo)
         scope = hashlib.sha256(json.dumps([_CACHE_VERSION, sorted(edge), inside]).encode()).hexdigest()[:24]
         cache_file = Path(cache_dir) / "history" / "log.bin" if cache_dir is not None else None
-        cached_head, log = _read_cache(cache_file, scope) or (None, b"")
+        cached_head, log = _read_cache(cache_file, scope) or (None, [])
         if cached_head != head:
             since = cached_head if cached_head is not None and not edge and is_ancestor(repo, cached_head, head) else None
-            log = log_with_blobs(repo, [p for p in inside if p is not None], since) + (log if since else b"")
+            log = log_with_blobs(repo, [p for p in inside if p is not None], since) + (log if since else [])
             _write_cache(cache_file, scope, head, log)
     except GitError as error:
         return HistoryUnavailable(str(error))
@@ -136,8 +136,8 @@ def _inside(repo: Path, root: str | os.PathLike) -> str | None:
     return real.relative_to(real_repo).as_posix() if real.is_relative_to(real_repo) else None
 
 
-def parse_log(output: bytes, edge: set[str] = frozenset()) -> tuple[dict[str, FileHistory], list[Commit]]:
-    """Each file's changes from `git.log_with_blobs`'s output, following renames. A shallow
+def parse_log(log: Sequence[bytes], edge: set[str] = frozenset()) -> tuple[dict[str, FileHistory], list[Commit]]:
+    """Each file's changes from `git.log_with_blobs`'s commits, following renames. A shallow
     clone's `edge` commits show every file as added: there the status is "S" (not a creation).
 
     The log runs newest first; `alias` maps a path name, as it was in the commits still to read,
@@ -146,7 +146,14 @@ def parse_log(output: bytes, edge: set[str] = frozenset()) -> tuple[dict[str, Fi
     files: dict[str, FileHistory] = {}
     commits: list[Commit] = []
     alias: dict[str, str | None] = {}
-    for commit, records in _commits(output):
+    for item in log:
+        header, _, raw = item.decode("utf-8", "surrogateescape").partition("\0")
+        commit_id, _, rest = header.partition("\x1f")
+        time_text, _, subject = rest.partition("\x1f")
+        records = _records(raw.lstrip("\n"))
+        if not records:
+            continue
+        commit = Commit(commit_id, int(time_text) if time_text.isdigit() else 0, subject)
         commits.append(commit)
         # look every record up before applying any (renames may swap names within one commit)
         targets = [alias.get(new_path, None if new_path in alias else new_path) for _, _, _, _, new_path in records]
@@ -156,7 +163,7 @@ def parse_log(output: bytes, edge: set[str] = frozenset()) -> tuple[dict[str, Fi
                 continue
             if target is not None:
                 kind = status[0] if status[0] in "AMR" else "A" if status[0] == "C" else "M"
-                kind = "S" if kind == "A" and commit.id in edge else kind
+                kind = "S" if kind == "A" and commit_id in edge else kind
                 files.setdefault(target, FileHistory(target)).changes.append(FileChange(
                     commit, kind, new_path, old_path if kind == "R" else None,
                     None if kind == "A" else old_blob, new_blob))
@@ -170,41 +177,32 @@ def parse_log(output: bytes, edge: set[str] = frozenset()) -> tuple[dict[str, Fi
     return files, commits
 
 
-def _commits(output: bytes) -> Iterator[tuple[Commit, list[tuple[str, str | None, str | None, str, str]]]]:
-    """Each commit of the log with its (status, old blob, new blob, old path, new path) records; commits
-    without records are left out. The output is read token by token (NUL-separated), so a file name
-    may hold any character, COMMIT_MARK included: a token is a commit's header only where a record may start."""
-    tokens = output.decode("utf-8", "surrogateescape").split("\0")
-    commit, records = None, []
-    index, count = 0, len(tokens)
-    while index < count:
-        token = tokens[index]
-        if token.startswith(COMMIT_MARK):
-            if commit is not None and records:
-                yield commit, records
-            commit_id, _, rest = token[1:].partition("\x1f")
-            time_text, _, subject = rest.partition("\x1f")
-            commit, records = Commit(commit_id, int(time_text) if time_text.isdigit() else 0, subject), []
+def _records(raw: str) -> list[tuple[str, str | None, str | None, str, str]]:
+    """(status, old blob, new blob, old path, new path) of one commit's raw, NUL-separated records."""
+    tokens = raw.split("\0")
+    records = []
+    index = 0
+    while index < len(tokens):
+        meta = tokens[index].lstrip("\n")
+        if not meta.startswith(":"):
             index += 1
             continue
-        meta = token.lstrip("\n")
-        parts = meta[1:].split() if meta[:1] == ":" else []
-        if len(parts) < 5:
-            index += 1
-            continue
-        paths = 2 if parts[4][0] in "RC" else 1  # a rename or copy names both paths
-        if index + paths >= count:
+        parts = meta[1:].split()
+        if len(parts) < 5 or index + 1 >= len(tokens):
             break
-        old_blob, new_blob = parts[2], parts[3]
-        records.append((parts[4], None if old_blob == _NO_BLOB else old_blob, None if new_blob == _NO_BLOB else new_blob,
-                        tokens[index + 1], tokens[index + paths]))
-        index += 1 + paths
-    if commit is not None and records:
-        yield commit, records
+        old_blob, new_blob, status = parts[2], parts[3], parts[4]
+        if status[0] in "RC":
+            old_path, new_path = tokens[index + 1], tokens[index + 2] if index + 2 < len(tokens) else ""
+            index += 3
+        else:
+            old_path = new_path = tokens[index + 1]
+            index += 2
+        records.append((status, None if old_blob == _NO_BLOB else old_blob, None if new_blob == _NO_BLOB else new_blob, old_path, new_path))
+    return records
 
 
-def _read_cache(cache_file: Path | None, scope: str) -> tuple[str, bytes] | None:
-    """(the cached HEAD, git's raw log up to it) when the cache holds the log of the same rule folders."""
+def _read_cache(cache_file: Path | None, scope: str) -> tuple[str, list[bytes]] | None:
+    """(the cached HEAD, the log's commits up to it) when the cache holds the log of the same rule folders."""
     if cache_file is None or not cache_file.is_file():
         return None
     try:
@@ -214,17 +212,18 @@ def _read_cache(cache_file: Path | None, scope: str) -> tuple[str, bytes] | None
             return None
     except (OSError, ValueError, AttributeError):
         return None  # a damaged cache is rebuilt
-    return data["head"], log
+    return data["head"], log_commits(log)
 
 
-def _write_cache(cache_file: Path | None, scope: str, head: str, log: bytes) -> None:
-    """One JSON line (scope, HEAD, the log's size), then the log as git gave it."""
+def _write_cache(cache_file: Path | None, scope: str, head: str, log: list[bytes]) -> None:
+    """One JSON line (scope, HEAD, the log's size), then the log as git writes it."""
     if cache_file is None:
         return
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache_file.with_suffix(".tmp")
-        temporary.write_bytes(json.dumps({"scope": scope, "head": head, "size": len(log)}).encode() + b"\n" + log)
+        text = join_log(log)
+        temporary.write_bytes(json.dumps({"scope": scope, "head": head, "size": len(text)}).encode() + b"\n" + text)
         os.replace(temporary, cache_file)
     except OSError:
         pass  # the cache only saves time

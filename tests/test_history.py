@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from catalog.changelog import compute_changelog, to_json, to_markdown
-from catalog.git import COMMIT_MARK, log_with_blobs
+from catalog.git import log_commits, log_with_blobs
 from catalog.history import FileHistory, HistoryUnavailable, RepositoryHistory, commit_url, load_history, parse_log
 from catalog.pipeline import build_catalog
 from catalog.problems import Code
@@ -117,33 +117,55 @@ def branch_and_merge(repo: Path, merge_args: tuple[str, ...] = ()) -> None:
     git(repo, "merge", "-q", "--no-ff", "-m", "merge side", *merge_args, "side", date="2026-03-04T10:00:00Z")
 
 
+def logged(repo: Path, since: str = "") -> list[bytes]:
+    """What `git log -- rules` shows, in log_with_blobs's form."""
+    return log_commits(subprocess.run(
+        ["git", "-c", "core.quotePath=false", "log", "-M", "--raw", "--no-abbrev", "-z", "--format=%x00%x1e%H%x1f%at%x1f%s",
+         f"{since}..HEAD" if since else "HEAD", "--", "rules"], cwd=repo, check=True, capture_output=True).stdout)
+
+
+def read_in_slices(repo: Path, since: str | None = None) -> list[bytes]:
+    """log_with_blobs in one process; the same commits whatever the number of parallel slices."""
+    one = log_with_blobs(repo, ["rules"], since, slices=1)
+    assert all(log_with_blobs(repo, ["rules"], since, slices=count) == one for count in (2, 3, 7))
+    return one
+
+
 def test_parallel_slices_read_what_git_log_reads(repo):
-    branch_and_merge(repo)
     git(repo, "mv", "rules/beacon.yml", "rules/bé acon.yml")  # core.quotePath=false: the name as it is
     commit(repo, "rename with an accent", "2026-03-05T10:00:00Z")
-    (repo / "rules" / f"odd{COMMIT_MARK}name.yml").write_text(other_rule().replace("7f1d", "9f1d"), encoding="utf-8")
+    (repo / "rules" / "odd\x1ename.yml").write_text(other_rule().replace("7f1d", "9f1d"), encoding="utf-8")
+    (repo / "README.md").write_text("not a rule\n", encoding="utf-8")
     commit(repo, "a name holding the commit mark", "2026-03-06T10:00:00Z")
-    one = log_with_blobs(repo, ["rules"], slices=1)
-    assert all(log_with_blobs(repo, ["rules"], slices=count) == one for count in (2, 3, 7))
-    # byte for byte what `git log -- rules` gives on a history whose merges kept every change
-    logged = git(repo, "-c", "core.quotePath=false", "log", "-M", "--raw", "--no-abbrev", "-z",
-                 f"--format={COMMIT_MARK}%H%x1f%at%x1f%s", "HEAD", "--", "rules")
-    assert one.decode("utf-8") == logged
+    (repo / "README.md").write_text("still not a rule\n", encoding="utf-8")
+    commit(repo, "readme", "2026-03-07T10:00:00Z")
+    one = read_in_slices(repo)
+    assert one == logged(repo)
     files, commits = parse_log(one)
-    assert [c.subject for c in commits] == ["a name holding the commit mark", "rename with an accent", "lower the other rule",
-                                            "catch the 64-bit beacon", "rename the beacon rule", "add the beacon rule"]  # no readme, no merge
+    assert [c.subject for c in commits] == ["a name holding the commit mark", "rename with an accent", "catch the 64-bit beacon",
+                                            "rename the beacon rule", "add the beacon rule"]  # not the readme
     assert [c.status for c in files["rules/bé acon.yml"].changes] == ["R", "M", "R", "A"]
-    assert [c.status for c in files[f"rules/odd{COMMIT_MARK}name.yml"].changes] == ["A"]
-    since = git(repo, "rev-parse", "HEAD~2").strip()
-    assert parse_log(log_with_blobs(repo, ["rules"], since, slices=2))[1] == commits[:2]
+    assert [c.status for c in files["rules/odd\x1ename.yml"].changes] == ["A"]
+    since = git(repo, "rev-parse", "HEAD~3").strip()
+    assert parse_log(read_in_slices(repo, since))[1] == commits[:2]
 
 
-def test_a_merged_branch_whose_change_the_merge_dropped_is_still_listed(repo):
-    """The commits of every rule change reachable from HEAD (`git log --full-history`), also one a merge discarded."""
-    branch_and_merge(repo, ("-s", "ours"))
+def test_merges_are_simplified_as_git_log_does(repo):
+    """A merged branch's rule change is listed; one whose change the merge did not keep is not (as in `git log -- rules`)."""
+    branch_and_merge(repo)
+    git(repo, "checkout", "-q", "-b", "dropped")
+    (repo / "rules" / "beacon.yml").write_text(rule(level="low"), encoding="utf-8")
+    commit(repo, "lower the beacon rule", "2026-03-05T10:00:00Z")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "-s", "ours", "-m", "merge nothing of it", "dropped", date="2026-03-06T10:00:00Z")
+    one = read_in_slices(repo)
+    assert one == logged(repo)
     history, other = history_of(repo, "other.yml")
     assert [c.commit.subject for c in other.changes] == ["lower the other rule", "add the beacon rule"]
-    assert "lower the other rule" not in git(repo, "log", "--format=%s", "HEAD", "--", "rules")  # git log's simplification drops it
+    assert "lower the beacon rule" not in [c.subject for c in history.commits]
+    assert "lower the beacon rule" in git(repo, "log", "--format=%s")  # though the commit is in HEAD's history
+    since = git(repo, "rev-parse", "HEAD~1").strip()
+    assert read_in_slices(repo, since) == logged(repo, since)
 
 
 def test_a_modification_without_a_modified_bump_is_a_warning(repo):
