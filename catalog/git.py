@@ -147,8 +147,8 @@ def shallow_edge(repo: str | os.PathLike) -> set[str]:
 
 #: Each commit of a log starts with NUL (an empty token: no file name or record is empty) and this
 #: mark, so commits split apart safely whatever characters file names hold.
-COMMIT_MARK = b"\x1e"
-_LOG_FORMAT = "--format=%x00%x1e%H%x1f%at%x1f%s"
+_COMMIT_MARK = b"\x1e"
+_LOG_FORMAT = "--format=%x00%x1e%H%x1f%at%x1f%s"  # NUL, the mark, hash 0x1f author time 0x1f subject
 #: `log_with_blobs` reads the history in parallel slices of at least this many commits, at most
 #: `_MAX_SLICES` at once (one `git diff-tree` process per slice; a small history is one process).
 _SLICE_COMMITS = 2000
@@ -204,7 +204,7 @@ def log_with_blobs(repo: str | os.PathLike, paths: Sequence[str], since: str | N
 
 def log_commits(output: bytes) -> list[bytes]:
     """The commits of a log written as `join_log` (or git) writes it."""
-    commits = (b"\0" + output).split(b"\0\0" + COMMIT_MARK)[1:]
+    commits = (b"\0" + output).split(b"\0\0" + _COMMIT_MARK)[1:]
     if commits:
         commits[-1] = commits[-1].removesuffix(b"\0")
     return commits
@@ -212,7 +212,7 @@ def log_commits(output: bytes) -> list[bytes]:
 
 def join_log(commits: Sequence[bytes]) -> bytes:
     """`log_with_blobs`'s commits as git writes them (for the build cache)."""
-    return b"".join(b"\0" + COMMIT_MARK + commit + b"\0" for commit in commits)
+    return b"".join(b"\0" + _COMMIT_MARK + commit + b"\0" for commit in commits)
 
 
 def _cpus() -> int:
