@@ -86,13 +86,17 @@ def main() -> None:
         subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
         subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input=fast_import_stream(files, commits), check=True)
         subprocess.run(["git", "checkout", "-q", "main"], cwd=repo, check=True)
-        print(f"synthetic repository: {files} files, {commits} commits in {time.perf_counter() - started:.1f} s")
+        print(f"synthetic repository: {files} files, {commits} commits in {time.perf_counter() - started:.1f} s; "
+              f"load average {os.getloadavg()[0]:.2f}")
 
         timings = {}
         for label in ("history, cold (one pass over git)", "history, cached by HEAD"):
-            mark = time.perf_counter()
+            mark, before = time.perf_counter(), os.times()
             history = load_history([repo / "rules"], cache)
             timings[label] = time.perf_counter() - mark
+            after = os.times()  # the git processes' CPU time, to read the wall time against the machine's load
+            git_cpu = after.children_user + after.children_system - before.children_user - before.children_system
+            print(f"  ({label}: git processes used {git_cpu:.2f} s of CPU, {os.cpu_count()} CPUs)")
         assert isinstance(history, RepositoryHistory), history
         shown = [change for found in history.files.values() for change in found.changes[:PER_FILE]]
         mark = time.perf_counter()
@@ -116,6 +120,7 @@ def main() -> None:
               f"{len(revisions)} revisions analysed (the newest {PER_FILE} changes of each file)")
         for label, seconds in timings.items():
             print(f"  {label}: {seconds:.2f} s")
+        print(f"load average {os.getloadavg()[0]:.2f}")
         print(f"history step added to a cold build: {timings['history, cold (one pass over git)'] + timings[first_diff]:.2f} s (target < 3 s)")
         print(f"history step added to a rebuild, HEAD unchanged: "
               f"{timings['history, cached by HEAD'] + timings['analysis diff of shown commits, all cached']:.2f} s")
