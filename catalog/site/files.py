@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -62,10 +63,13 @@ class BuildFiles:
         written in on_post_build."""
         started = time.perf_counter()
         kb = _knowledge(attack_data)
-        records = _records(options, folders, cache, self._told)
-        catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load,
-                                         dialects=options.dialects,
-                                         labels={folder.root: folder.display for folder in folders})
+        # git reads the history in processes of its own while this one reads the rules
+        with ThreadPoolExecutor(1, thread_name_prefix="sigma-catalog history") as background:
+            reading = background.submit(_records, options, folders, cache, self._told)
+            catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load,
+                                             dialects=options.dialects,
+                                             labels={folder.root: folder.display for folder in folders})
+            records = reading.result()
         similarity = add_catalog_findings(catalog, records.history, cache, previous=self._similarity if serving else None)
         self._similarity = similarity if serving else None
         converted = convert_catalog(catalog, options.conversions, cache)  # adds its findings to the catalog's
