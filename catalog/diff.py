@@ -348,8 +348,10 @@ def _metadata_changes(old: SigmaDocument, new: SigmaDocument) -> tuple[str, ...]
     return tuple(name for name in _METADATA if getattr(old, name) != getattr(new, name))
 
 
-def compare_entries(old: Entry, new: Entry, old_path: str, new_path: str, corpus: CorpusIndex) -> RuleChange | None:
-    """What differs between two versions of one document (None when a reader would see no difference)."""
+def compare_entries(old: Entry, new: Entry, old_path: str, new_path: str, corpus: CorpusIndex,
+                    with_text_diff: bool = True) -> RuleChange | None:
+    """What differs between two versions of one document (None when a reader would see no difference);
+    `with_text_diff=False` leaves `text_diff` empty (a rule's history shows the summary alone)."""
     text_changed = old.document.source.raw_text != new.document.source.raw_text
     moved = old_path != new_path
     if not text_changed and not moved and _techniques(old).keys() == _techniques(new).keys():
@@ -378,7 +380,7 @@ def compare_entries(old: Entry, new: Entry, old_path: str, new_path: str, corpus
         metadata_changed=_metadata_changes(a, b) + (("kind",) if a.kind != b.kind else ()),
         logic_changed=_logic(old) != _logic(new),
         text_changed=text_changed,
-        text_diff=_text_diff(old.document.source.raw_text, new.document.source.raw_text, old_path, new_path) if text_changed else "",
+        text_diff=_text_diff(old.document.source.raw_text, new.document.source.raw_text, old_path, new_path) if text_changed and with_text_diff else "",
     )
     if not moved and not change.modified:
         return None  # comments, formatting or key order only: nothing a reader of the page would see

@@ -116,7 +116,7 @@ def _sample(base: str, test: dict) -> Sample:
 
 def _inside(base: str, relative: str) -> Path | None:
     """The file at `relative` under `base` when it is a safe relative path to a file that stays inside."""
-    parts = PurePosixPath(relative).parts
+    parts = [part for part in relative.split("/") if part not in ("", ".")]  # as PurePosixPath's parts, cheaper
     if not parts or relative.startswith(("/", "\\")) or ".." in parts or "\\" in relative or ":" in parts[0]:
         return None
     candidate = os.path.join(base, *parts)

@@ -22,7 +22,11 @@ RULE_SUFFIXES = (".yml", ".yaml")
 class RuleFile:
     root: str  # the rule folder as given
     relative: str  # posix path inside the folder
-    path: Path
+    location: str  # where it is read from (a string: a Path each cost mkdocs serve's rescans a tenth of a second)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.location)
 
     @property
     def display(self) -> str:
@@ -37,7 +41,7 @@ def discover(roots: Sequence[str | os.PathLike]) -> tuple[list[RuleFile], list[P
         root_text = os.fspath(root)
         base = Path(root_text)
         if base.is_file():
-            files.append(RuleFile(str(base.parent), base.name, base))
+            files.append(RuleFile(str(base.parent), base.name, root_text))
             continue
         if not base.is_dir():
             problems.append(Problem(root_text, 0, 0, Severity.ERROR, Code.MISSING_FOLDER, "the rule folder does not exist"))
@@ -77,7 +81,7 @@ def _walk(root_text: str, real_base: Path, problems: list[Problem]) -> list[Rule
             elif problem is not None and (entry.name.endswith(RULE_SUFFIXES) or problem.code == Code.SYMLINK_LOOP):
                 problems.append(problem)
             elif entry.name.endswith(RULE_SUFFIXES) and problem is None:
-                found.append(RuleFile(root_text, prefix + entry.name, Path(entry.path)))
+                found.append(RuleFile(root_text, prefix + entry.name, entry.path))
     return found
 
 

@@ -2,13 +2,15 @@
 
 Everything reads git's object store through the `git` command (`rev-parse`, `ls-tree`,
 `cat-file --batch`): no checkout, no worktree. `catalog.changes` uses it to read the base side of a
-change; `catalog build` uses `source_date_epoch` for reproducible dates.
+change; `catalog build` uses `source_date_epoch` for reproducible dates; `catalog.history` reads
+every rule file's history in one pass (`log_with_blobs`: `rev-list`, `diff-tree --stdin`).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -143,8 +145,14 @@ def shallow_edge(repo: str | os.PathLike) -> set[str]:
         return {"?"}
 
 
-#: Separates commits in `log_with_blobs` output (a subject never holds this control character).
-COMMIT_MARK = "\x1e"
+#: Each commit of a log starts with NUL (an empty token: no file name or record is empty) and this
+#: mark, so commits split apart safely whatever characters file names hold.
+_COMMIT_MARK = b"\x1e"
+_LOG_FORMAT = "--format=%x00%x1e%H%x1f%at%x1f%s"  # NUL, the mark, hash 0x1f author time 0x1f subject
+#: `log_with_blobs` reads the history in parallel slices of at least this many commits, at most
+#: `_MAX_SLICES` at once (one `git diff-tree` process per slice; a small history is one process).
+_SLICE_COMMITS = 2000
+_MAX_SLICES = 4
 
 
 def is_ancestor(repo: str | os.PathLike, older: str, newer: str) -> bool:
@@ -155,17 +163,63 @@ def is_ancestor(repo: str | os.PathLike, older: str, newer: str) -> bool:
     return True
 
 
-def log_with_blobs(repo: str | os.PathLike, paths: Sequence[str], since: str | None = None) -> bytes:
-    """One `git log` over the whole history of `paths`: every commit (newest first) with the files it
-    changed, their old and new blob ids and renames (-M), NUL-separated (-z) so any file name reads back.
-    With `since`, only the commits after it (`since..HEAD`).
+def log_with_blobs(repo: str | os.PathLike, paths: Sequence[str], since: str | None = None, slices: int | None = None) -> list[bytes]:
+    """What `git log -M --raw -z -- paths` shows, in one pass over the whole history: each commit
+    (newest first) that changed files under `paths`, with those files, their old and new blob ids
+    and renames (-M), NUL-separated (-z) so any file name reads back. With `since`, only the
+    commits after it (`since..HEAD`).
 
-    Each commit starts with COMMIT_MARK, then `hash 0x1f author-time 0x1f subject`, then the raw
-    records `:mode mode old new STATUS\\0path\\0[new path\\0]`. Merges list no files (their
-    changes are in the commits they merge)."""
+    One item a commit: `hash 0x1f author-time 0x1f subject \\0`, then the raw records
+    `:mode mode old new STATUS\\0path\\0[new path\\0]` (without the last NUL). Merges list no
+    files (their changes are in the commits they merge); a root commit, and a shallow clone's first
+    commit, list every file as added.
+
+    It is read as `git rev-list` and `git diff-tree --stdin` over the commits, which compares each
+    with its parent only under `paths`: cheaper than `git log -- paths`, which compares trees once
+    more per commit. The commit list is cut into contiguous `slices` (by default one per CPU, at
+    most a few, one for a small history) read by parallel processes and joined in order (each
+    commit's output depends on that commit alone). A history with merges also needs `git log`'s
+    simplification (a merged branch whose changes the merge did not keep is left out, and the
+    order is its walk's): `git rev-list -- paths` lists those commits, run beside the slices."""
+    revision = f"{since}..HEAD" if since else "HEAD"
     pathspec = [p if p not in ("", ".") else "." for p in paths]
-    return _git(["-c", "core.quotePath=false", "log", "-M", "--raw", "--no-abbrev", "-z", "--no-color",
-                 f"--format={COMMIT_MARK}%H%x1f%at%x1f%s", "--end-of-options", f"{since}..HEAD" if since else "HEAD", "--", *pathspec], repo)
+    listing = _git(["rev-list", "--parents", "--end-of-options", revision], repo).splitlines()
+    commits = [line.split(b" ", 1)[0] for line in listing]
+    if not commits:
+        return []
+    command = ["-c", "core.quotePath=false", "diff-tree", "--stdin", "--root", "-r", "-M", "--raw", "--no-abbrev", "-z",
+               "--no-color", _LOG_FORMAT, "--", *pathspec]
+    count = slices or max(1, min(_cpus(), _MAX_SLICES, len(commits) // _SLICE_COMMITS))
+    size = -(-len(commits) // count)
+    parts = [b"\n".join(commits[start:start + size]) + b"\n" for start in range(0, len(commits), size)]
+    merges = any(line.count(b" ") > 1 for line in listing)
+    with ThreadPoolExecutor(len(parts) + 1) as pool:  # each thread waits on its own git process
+        simplified = pool.submit(_git, ["rev-list", "--end-of-options", revision, "--", *pathspec], repo) if merges else None
+        found = log_commits(b"".join(pool.map(lambda part: _git(command, repo, input=part), parts)))
+        if simplified is None:
+            return found
+        by_id = {commit.partition(b"\x1f")[0]: commit for commit in found}
+        return [by_id[commit] for commit in simplified.result().split() if commit in by_id]
+
+
+def log_commits(output: bytes) -> list[bytes]:
+    """The commits of a log written as `join_log` (or git) writes it."""
+    commits = (b"\0" + output).split(b"\0\0" + _COMMIT_MARK)[1:]
+    if commits:
+        commits[-1] = commits[-1].removesuffix(b"\0")
+    return commits
+
+
+def join_log(commits: Sequence[bytes]) -> bytes:
+    """`log_with_blobs`'s commits as git writes them (for the build cache)."""
+    return b"".join(b"\0" + _COMMIT_MARK + commit + b"\0" for commit in commits)
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def read_blobs(repo: str | os.PathLike, blob_ids: Sequence[str], limit: int = 1 << 20) -> dict[str, bytes]:

@@ -1,15 +1,15 @@
-"""The git history of every rule file, from ONE `git log` over the whole repository.
+"""The git history of every rule file, from ONE pass over the whole repository's history.
 
 `load_history(roots, cache_dir)` answers, for each file under the rule folders: the commits that
-touched it, newest first, followed through renames back to the commit that created it. It runs
-one `git log -M --raw` for the rule folders (not a process per file) and keeps the result in the
-build cache with its HEAD: a build of an unchanged repository reads the cache instead, and after
-new commits only those are read (`git log <cached HEAD>..HEAD`) and put before the cached history.
+touched it, newest first, followed through renames back to the commit that created it. It reads
+the history of the rule folders once (`git.log_with_blobs`: `git rev-list` and `git diff-tree
+--stdin -M --raw`, never a process per file) and keeps git's raw output in the build cache with
+its HEAD: a build of an unchanged repository parses the cached log instead, and after new commits
+only those are read (`<cached HEAD>..HEAD`) and put before the cached log.
 
 It never fails a build: without git, in a folder outside a repository, or in a repository without
 commits, it returns None and says why once (`HistoryUnavailable.reason`); a shallow clone gives
-the history it has, marked `shallow` ("history truncated" on the pages).
-"""
+the history it has, marked `shallow` ("history truncated" on the pages)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from catalog.git import COMMIT_MARK, GitError, head_commit, is_ancestor, log_with_blobs, repository_root, shallow_edge
+from catalog.git import GitError, head_commit, is_ancestor, join_log, log_commits, log_with_blobs, repository_root, shallow_edge
 
 #: Bump when the cached form changes.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 _NO_BLOB = "0" * 40
 
 
@@ -99,8 +99,9 @@ class HistoryUnavailable:
 
 
 def load_history(roots: Sequence[str | os.PathLike], cache_dir: str | os.PathLike | None = None) -> RepositoryHistory | HistoryUnavailable:
-    """The history of the files under `roots`: from the cache when HEAD has not moved; when it has
-    moved on from the cached HEAD, only the new commits are read and put before the cached ones."""
+    """The history of the files under `roots`. The build cache keeps git's raw log with its HEAD:
+    when HEAD has not moved it is parsed again (no git pass); when HEAD moved on from the cached
+    one, only the new commits are read and put before it (the log runs newest first)."""
     if not roots:
         return HistoryUnavailable("no rule folders")
     try:
@@ -110,21 +111,17 @@ def load_history(roots: Sequence[str | os.PathLike], cache_dir: str | os.PathLik
         if any(relative is None for relative in inside):
             return HistoryUnavailable(f"a rule folder is outside the git repository {repo}")
         edge = shallow_edge(repo)
-        shallow = bool(edge)
-        scope = hashlib.sha256(json.dumps([_CACHE_VERSION, shallow, inside]).encode()).hexdigest()[:24]
-        cache_file = Path(cache_dir) / "history" / "log.json" if cache_dir is not None else None
-        cached = _read_cache(cache_file, scope)
-        if cached is not None and cached[0] == head:
-            return RepositoryHistory(str(repo), head, shallow, cached[1], cached[2])
-        since = cached[0] if cached is not None and not shallow and is_ancestor(repo, cached[0], head) else None
-        files, commits, alias = parse_log(log_with_blobs(repo, [p for p in inside if p is not None], since), edge)
-        if since is not None and cached is not None:
-            files, commits = _extend(files, commits, alias, cached[1], cached[2])
+        scope = hashlib.sha256(json.dumps([_CACHE_VERSION, sorted(edge), inside]).encode()).hexdigest()[:24]
+        cache_file = Path(cache_dir) / "history" / "log.bin" if cache_dir is not None else None
+        cached_head, log = _read_cache(cache_file, scope) or (None, [])
+        if cached_head != head:
+            since = cached_head if cached_head is not None and not edge and is_ancestor(repo, cached_head, head) else None
+            log = log_with_blobs(repo, [p for p in inside if p is not None], since) + (log if since else [])
+            _write_cache(cache_file, scope, head, log)
     except GitError as error:
         return HistoryUnavailable(str(error))
-    if cache_file is not None:
-        _write_cache(cache_file, scope, head, files, commits)
-    return RepositoryHistory(str(repo), head, shallow, files, commits)
+    files, commits = parse_log(log, edge)
+    return RepositoryHistory(str(repo), head, bool(edge), files, commits)
 
 
 def history_or_none(roots: Sequence[str | os.PathLike], cache_dir: str | os.PathLike | None = None) -> RepositoryHistory | None:
@@ -139,26 +136,24 @@ def _inside(repo: Path, root: str | os.PathLike) -> str | None:
     return real.relative_to(real_repo).as_posix() if real.is_relative_to(real_repo) else None
 
 
-def parse_log(output: bytes, edge: set[str] = frozenset()) -> tuple[dict[str, FileHistory], list[Commit], dict[str, str | None]]:
-    """Each file's changes from `git.log_with_blobs`'s output, following renames. A shallow
+def parse_log(log: Sequence[bytes], edge: set[str] = frozenset()) -> tuple[dict[str, FileHistory], list[Commit]]:
+    """Each file's changes from `git.log_with_blobs`'s commits, following renames. A shallow
     clone's `edge` commits show every file as added: there the status is "S" (not a creation).
 
     The log runs newest first; `alias` maps a path name, as it was in the commits still to read,
     to the HEAD path of the file that had that name then (None once that name held no file of
-    HEAD: before its creation, after its deletion); it is returned too, for `_extend`."""
+    HEAD: before its creation, after its deletion)."""
     files: dict[str, FileHistory] = {}
     commits: list[Commit] = []
     alias: dict[str, str | None] = {}
-    for chunk in output.decode("utf-8", "surrogateescape").split(COMMIT_MARK):
-        if not chunk:
-            continue
-        header, _, raw = chunk.partition("\0")
+    for item in log:
+        header, _, raw = item.decode("utf-8", "surrogateescape").partition("\0")
         commit_id, _, rest = header.partition("\x1f")
         time_text, _, subject = rest.partition("\x1f")
-        commit = Commit(commit_id, int(time_text) if time_text.isdigit() else 0, subject)
         records = _records(raw.lstrip("\n"))
         if not records:
             continue
+        commit = Commit(commit_id, int(time_text) if time_text.isdigit() else 0, subject)
         commits.append(commit)
         # look every record up before applying any (renames may swap names within one commit)
         targets = [alias.get(new_path, None if new_path in alias else new_path) for _, _, _, _, new_path in records]
@@ -179,17 +174,7 @@ def parse_log(output: bytes, edge: set[str] = frozenset()) -> tuple[dict[str, Fi
                 alias[old_path] = target
             else:
                 alias[new_path] = target
-    return files, commits, alias
-
-
-def _extend(files: dict[str, FileHistory], commits: list[Commit], alias: dict[str, str | None],
-            older_files: dict[str, FileHistory], older_commits: list[Commit]) -> tuple[dict[str, FileHistory], list[Commit]]:
-    """The history of new commits (`files`, `alias` from parse_log) followed by the cached history before them."""
-    for path, older in older_files.items():
-        target = alias.get(path, path)
-        if target is not None:
-            files.setdefault(target, FileHistory(target)).changes.extend(older.changes)
-    return files, commits + older_commits
+    return files, commits
 
 
 def _records(raw: str) -> list[tuple[str, str | None, str | None, str, str]]:
@@ -216,34 +201,29 @@ def _records(raw: str) -> list[tuple[str, str | None, str | None, str, str]]:
     return records
 
 
-def _read_cache(cache_file: Path | None, scope: str) -> tuple[str, dict[str, FileHistory], list[Commit]] | None:
-    """(the cached HEAD, files, commits) when the cache holds the history of the same rule folders."""
+def _read_cache(cache_file: Path | None, scope: str) -> tuple[str, list[bytes]] | None:
+    """(the cached HEAD, the log's commits up to it) when the cache holds the log of the same rule folders."""
     if cache_file is None or not cache_file.is_file():
         return None
     try:
-        data = json.loads(cache_file.read_text(encoding="utf-8", errors="surrogateescape"))
-        if data.get("scope") != scope:
+        header, _, log = cache_file.read_bytes().partition(b"\n")
+        data = json.loads(header)
+        if data.get("scope") != scope or data.get("size") != len(log) or not isinstance(data.get("head"), str):
             return None
-        commits = [Commit(*item) for item in data["commits"]]
-        files = {path: FileHistory(path, [FileChange(commits[c], *rest) for c, *rest in changes]) for path, changes in data["files"].items()}
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
+    except (OSError, ValueError, AttributeError):
         return None  # a damaged cache is rebuilt
-    return data["head"], files, commits
+    return data["head"], log_commits(log)
 
 
-def _write_cache(cache_file: Path, scope: str, head: str, files: dict[str, FileHistory], commits: list[Commit]) -> None:
-    number = {commit.id: index for index, commit in enumerate(commits)}
-    data = {
-        "scope": scope,
-        "head": head,
-        "commits": [[c.id, c.time, c.subject] for c in commits],
-        "files": {path: [[number[ch.commit.id], ch.status, ch.path, ch.old_path, ch.old_blob, ch.new_blob] for ch in history.changes]
-                  for path, history in files.items()},
-    }
+def _write_cache(cache_file: Path | None, scope: str, head: str, log: list[bytes]) -> None:
+    """One JSON line (scope, HEAD, the log's size), then the log as git writes it."""
+    if cache_file is None:
+        return
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8", errors="surrogateescape")
+        text = join_log(log)
+        temporary.write_bytes(json.dumps({"scope": scope, "head": head, "size": len(text)}).encode() + b"\n" + text)
         os.replace(temporary, cache_file)
     except OSError:
         pass  # the cache only saves time

@@ -87,7 +87,7 @@ def compare_texts(old_text: str, new_text: str) -> Revision:
 
     detection, status, level, bumped, summaries = False, None, None, _field(old_text, "modified") != _field(new_text, "modified"), []
     for old, new in zip(entries(old_text), entries(new_text)):
-        change = compare_entries(old, new, "", "", CorpusIndex())
+        change = compare_entries(old, new, "", "", CorpusIndex(), with_text_diff=False)
         if change is None:
             continue
         detection = detection or bool(change.logic_changed or change.indicators_added or change.indicators_removed

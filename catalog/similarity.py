@@ -109,23 +109,28 @@ class Similarity:
         self._scores: dict[tuple[str, str], float] = {}  # a pair's score, computed once for both rules
         self._by_rule: dict[str, list[Similar]] = {}
         self._proposers = _Proposers(self._corpus, self._key_of)
+        self._candidates: dict[str, list[str]] = {}  # slug -> the rules its ranking scored
         if previous is not None and previous._total == self._total:
             self._reuse(previous)
 
     def _reuse(self, previous: "Similarity") -> None:
-        """Keep the rankings, totals and weights of `previous` that no changed rule can reach: a rule
-        whose keys or log source changed (or that came or went) changes the weights of its old and
-        new keys and its own scores against every rule sharing one of them; the others keep theirs."""
-        changed = [slug for slug in self._keys.keys() | previous._keys.keys()
-                   if self._keys.get(slug) != previous._keys.get(slug) or self._logsource.get(slug) != previous._logsource.get(slug)]
+        """Keep what of `previous` no changed rule can reach. A rule whose keys or log source changed
+        (or that came or went) changes the weights of its old and new keys, and so the total weight
+        of every rule having one of them ("affected"). A ranking depends on the rule's own keys and
+        on its candidates' totals: it is kept when neither the rule nor a candidate is affected."""
+        changed = {slug for slug in self._keys.keys() | previous._keys.keys()
+                   if self._keys.get(slug) != previous._keys.get(slug) or self._logsource.get(slug) != previous._logsource.get(slug)}
         touched: set[int] = set()
         for slug in changed:
             touched.update(previous._keys.get(slug, ()), self._keys.get(slug, ()))
-        for slug, keys in self._keys.items():
-            if slug in previous._by_rule and keys.isdisjoint(touched):
+        affected = changed | {slug for slug, keys in self._keys.items() if not keys.isdisjoint(touched)}
+        for slug in self._keys.keys() - affected:
+            if slug in previous._totals:
+                self._totals[slug] = previous._totals[slug]
+            candidates = previous._candidates.get(slug)
+            if candidates is not None and affected.isdisjoint(candidates):
                 self._by_rule[slug] = previous._by_rule[slug]
-                if slug in previous._totals:
-                    self._totals[slug] = previous._totals[slug]
+                self._candidates[slug] = candidates
         self._weights.update((key, weight) for key, weight in previous._weights.items() if key not in touched)
 
     def weight(self, key: IndicatorKey) -> float:
@@ -152,7 +157,7 @@ class Similarity:
             for other in sharing:
                 if other != slug and other in self._keys:
                     rare_shared[other] = rare_shared.get(other, 0.0) + weight
-        best = heapq.nsmallest(SCORED_CANDIDATES, rare_shared, key=lambda other: (-rare_shared[other], other))
+        best = self._candidates[slug] = heapq.nsmallest(SCORED_CANDIDATES, rare_shared, key=lambda other: (-rare_shared[other], other))
         scored = sorted(((self._score(slug, other), other) for other in best), key=lambda pair: (-pair[0], pair[1]))
         return [self.compare(slug, other) for score, other in scored[:SIMILAR_LIMIT] if score >= MIN_SCORE]
 

@@ -4,11 +4,13 @@ The repository is synthesised with one `git fast-import` stream (seconds, not 30
 calls): the first 4,000 commits add one rule each, the others change one to three rules (a value,
 the level, or a move to another folder). Then it times what a build adds:
 
-- the history: one `git log` pass parsed into every file's changes (cold), then read from the
-  cache (HEAD unchanged, the usual rebuild), then after one new commit (only it is read);
+- the history: one pass over git (`git rev-list` + `git diff-tree --stdin`, in parallel slices)
+  parsed into every file's changes (cold), then the cached log parsed again (HEAD unchanged, the
+  usual rebuild), then after one new commit (only it is read);
 - the analysis diff of the commits a rule page shows (bounded per build, cached by blob pair);
 
-Target: under 3 s added to a build, cached by HEAD.  Usage: python scripts/bench_history.py [files] [commits]
+Target: the history step (history + analysis diff) adds under 3 s to a cold build, and is cached
+by HEAD.  Usage: python scripts/bench_history.py [files] [commits]
 """
 
 from __future__ import annotations
@@ -84,18 +86,23 @@ def main() -> None:
         subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
         subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, input=fast_import_stream(files, commits), check=True)
         subprocess.run(["git", "checkout", "-q", "main"], cwd=repo, check=True)
-        print(f"synthetic repository: {files} files, {commits} commits in {time.perf_counter() - started:.1f} s")
+        print(f"synthetic repository: {files} files, {commits} commits in {time.perf_counter() - started:.1f} s; "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
 
-        timings = {}
-        for label in ("history, cold (one git log pass)", "history, cached by HEAD"):
-            mark = time.perf_counter()
+        timings, notes = {}, {}
+        for label in ("history, cold (one pass over git)", "history, cached by HEAD"):
+            mark, before = time.perf_counter(), os.times()
             history = load_history([repo / "rules"], cache)
             timings[label] = time.perf_counter() - mark
+            after = os.times()  # the git processes' CPU time, to read the wall time against the machine's load
+            git_cpu = after.children_user + after.children_system - before.children_user - before.children_system
+            notes[label] = f" (git processes: {git_cpu:.2f} s of CPU)"
         assert isinstance(history, RepositoryHistory), history
         shown = [change for found in history.files.values() for change in found.changes[:PER_FILE]]
         mark = time.perf_counter()
         revisions = describe_revisions(history, shown, cache)
-        timings[f"analysis diff of shown commits, first build ({len(revisions)} at most {BUDGET})"] = time.perf_counter() - mark
+        first_diff = f"analysis diff of shown commits, first build ({len(revisions)} at most {BUDGET})"
+        timings[first_diff] = time.perf_counter() - mark
         while len(revisions) < len({(c.old_blob, c.new_blob) for c in shown if c.old_blob and c.new_blob and c.content_changed}):
             revisions = describe_revisions(history, shown, cache)  # the later builds fill the cache
         mark = time.perf_counter()
@@ -112,9 +119,13 @@ def main() -> None:
         print(f"{len(history.files)} files at HEAD, {changes} file changes, {len(history.commits)} commits; "
               f"{len(revisions)} revisions analysed (the newest {PER_FILE} changes of each file)")
         for label, seconds in timings.items():
-            print(f"  {label}: {seconds:.2f} s")
+            print(f"  {label}: {seconds:.2f} s{notes.get(label, '')}")
+        print(f"load average {os.getloadavg()[0]:.2f}")
+        cold = timings["history, cold (one pass over git)"] + timings[first_diff]
+        print(f"history step added to a cold build: {cold:.2f} s (target < 3 s)")
         print(f"history step added to a rebuild, HEAD unchanged: "
-              f"{timings['history, cached by HEAD'] + timings['analysis diff of shown commits, all cached']:.2f} s (target < 3 s)")
+              f"{timings['history, cached by HEAD'] + timings['analysis diff of shown commits, all cached']:.2f} s")
+
 
 if __name__ == "__main__":
     main()

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from catalog.changelog import compute_changelog, to_json, to_markdown
-from catalog.history import FileHistory, HistoryUnavailable, RepositoryHistory, commit_url, load_history
+from catalog.git import log_commits, log_with_blobs
+from catalog.history import FileHistory, HistoryUnavailable, RepositoryHistory, commit_url, load_history, parse_log
 from catalog.pipeline import build_catalog
 from catalog.problems import Code
 from catalog.revisions import add_history_findings, compare_texts, describe_revisions
@@ -36,6 +37,10 @@ def rule(image="\\beacon.exe", level="high", status="test", modified="", descrip
     return text + (f"description: {description}\n" if description else "")
 
 
+def other_rule(**fields) -> str:
+    return rule(**fields).replace("6f1d2c3b", "7f1d2c3b").replace("Beacon", "Other")
+
+
 def commit(repo: Path, message: str, date: str) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", message, date=date)
@@ -48,7 +53,7 @@ def repo(tmp_path) -> Path:
     (repo / "rules").mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
     (repo / "rules" / "old.yml").write_text(rule(), encoding="utf-8")
-    (repo / "rules" / "other.yml").write_text(rule().replace("6f1d2c3b", "7f1d2c3b").replace("Beacon", "Other"), encoding="utf-8")
+    (repo / "rules" / "other.yml").write_text(other_rule(), encoding="utf-8")
     commit(repo, "add the beacon rule", "2026-01-05T10:00:00Z")
     git(repo, "tag", "v1")
     git(repo, "mv", "rules/old.yml", "rules/beacon.yml")
@@ -83,7 +88,7 @@ def test_creation_is_followed_through_a_rename(repo):
 
 def test_history_is_cached_by_head_and_extended_with_new_commits(repo):
     first, _ = history_of(repo)
-    assert (repo / ".cache" / "history" / "log.json").is_file()
+    assert (repo / ".cache" / "history" / "log.bin").is_file()
     again, beacon = history_of(repo)
     assert again.files == first.files and beacon.created.status == "A"
     # new commits (a rename among them) are read alone and put before the cached history
@@ -96,6 +101,71 @@ def test_history_is_cached_by_head_and_extended_with_new_commits(repo):
     assert moved.created.path == "rules/old.yml"
     cold = load_history([repo / "rules"])  # no cache: the whole log
     assert cold.files == extended.files and cold.commits == extended.commits
+    cache = repo / ".cache" / "history" / "log.bin"
+    cache.write_bytes(cache.read_bytes()[:-10])  # a cut cache is read from git again
+    assert history_of(repo, "beacon_tool.yml")[0].files == cold.files
+
+
+def branch_and_merge(repo: Path, merge_args: tuple[str, ...] = ()) -> None:
+    """A side branch that changes other.yml, a commit on main outside the rule folder, then the merge."""
+    git(repo, "checkout", "-q", "-b", "side")
+    (repo / "rules" / "other.yml").write_text(other_rule(level="low"), encoding="utf-8")
+    commit(repo, "lower the other rule", "2026-03-02T10:00:00Z")
+    git(repo, "checkout", "-q", "main")
+    (repo / "README.md").write_text("not a rule\n", encoding="utf-8")
+    commit(repo, "readme", "2026-03-03T10:00:00Z")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge side", *merge_args, "side", date="2026-03-04T10:00:00Z")
+
+
+def logged(repo: Path, since: str = "") -> list[bytes]:
+    """What `git log -- rules` shows, in log_with_blobs's form."""
+    return log_commits(subprocess.run(
+        ["git", "-c", "core.quotePath=false", "log", "-M", "--raw", "--no-abbrev", "-z", "--format=%x00%x1e%H%x1f%at%x1f%s",
+         f"{since}..HEAD" if since else "HEAD", "--", "rules"], cwd=repo, check=True, capture_output=True).stdout)
+
+
+def read_in_slices(repo: Path, since: str | None = None) -> list[bytes]:
+    """log_with_blobs in one process; the same commits whatever the number of parallel slices."""
+    one = log_with_blobs(repo, ["rules"], since, slices=1)
+    assert all(log_with_blobs(repo, ["rules"], since, slices=count) == one for count in (2, 3, 7))
+    return one
+
+
+def test_parallel_slices_read_what_git_log_reads(repo):
+    git(repo, "mv", "rules/beacon.yml", "rules/bé acon.yml")  # core.quotePath=false: the name as it is
+    commit(repo, "rename with an accent", "2026-03-05T10:00:00Z")
+    (repo / "rules" / "odd\x1ename.yml").write_text(other_rule().replace("7f1d", "9f1d"), encoding="utf-8")
+    (repo / "README.md").write_text("not a rule\n", encoding="utf-8")
+    commit(repo, "a name holding the commit mark", "2026-03-06T10:00:00Z")
+    (repo / "README.md").write_text("still not a rule\n", encoding="utf-8")
+    commit(repo, "readme", "2026-03-07T10:00:00Z")
+    one = read_in_slices(repo)
+    assert one == logged(repo)
+    files, commits = parse_log(one)
+    assert [c.subject for c in commits] == ["a name holding the commit mark", "rename with an accent", "catch the 64-bit beacon",
+                                            "rename the beacon rule", "add the beacon rule"]  # not the readme
+    assert [c.status for c in files["rules/bé acon.yml"].changes] == ["R", "M", "R", "A"]
+    assert [c.status for c in files["rules/odd\x1ename.yml"].changes] == ["A"]
+    since = git(repo, "rev-parse", "HEAD~3").strip()
+    assert parse_log(read_in_slices(repo, since))[1] == commits[:2]
+
+
+def test_merges_are_simplified_as_git_log_does(repo):
+    """A merged branch's rule change is listed; one whose change the merge did not keep is not (as in `git log -- rules`)."""
+    branch_and_merge(repo)
+    git(repo, "checkout", "-q", "-b", "dropped")
+    (repo / "rules" / "beacon.yml").write_text(rule(level="low"), encoding="utf-8")
+    commit(repo, "lower the beacon rule", "2026-03-05T10:00:00Z")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "-s", "ours", "-m", "merge nothing of it", "dropped", date="2026-03-06T10:00:00Z")
+    one = read_in_slices(repo)
+    assert one == logged(repo)
+    history, other = history_of(repo, "other.yml")
+    assert [c.commit.subject for c in other.changes] == ["lower the other rule", "add the beacon rule"]
+    assert "lower the beacon rule" not in [c.subject for c in history.commits]
+    assert "lower the beacon rule" in git(repo, "log", "--format=%s")  # though the commit is in HEAD's history
+    since = git(repo, "rev-parse", "HEAD~1").strip()
+    assert read_in_slices(repo, since) == logged(repo, since)
 
 
 def test_a_modification_without_a_modified_bump_is_a_warning(repo):
@@ -139,6 +209,14 @@ def test_a_detection_change_is_flagged_as_such(repo):
     assert compare_texts(rule(), rule(modified="2026-02-02")).modified_bumped
 
 
+def test_history_diffs_compute_no_text_diff(monkeypatch):
+    """A rule's history shows the summary alone: the Changes page's text diff is not worked out."""
+    import catalog.diff
+
+    monkeypatch.setattr(catalog.diff, "_text_diff", lambda *args: pytest.fail("text diff computed"))
+    assert compare_texts(rule(), rule(level="critical")).summary == "level high → critical"
+
+
 def test_a_shallow_clone_says_history_truncated(repo, tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)], check=True, capture_output=True)
@@ -147,6 +225,10 @@ def test_a_shallow_clone_says_history_truncated(repo, tmp_path):
     beacon = history.files["rules/beacon.yml"]
     assert beacon.created is None  # the creating commit is not in the clone
     assert len(beacon.changes) == 1
+    # the cache is kept for this depth: a deeper fetch reads the longer history
+    assert len(history_of(clone)[1].changes) == 1
+    subprocess.run(["git", "fetch", "-q", "--deepen=1"], cwd=clone, check=True, capture_output=True)
+    assert [change.status for change in history_of(clone)[1].changes] == ["M", "S"]
 
 
 def test_no_git_or_a_folder_outside_a_repository_is_no_history(tmp_path, monkeypatch):
@@ -170,7 +252,7 @@ def test_commit_urls_of_code_hosts():
 
 
 def test_changelog_of_a_known_range(repo):
-    (repo / "rules" / "other.yml").write_text(rule(status="deprecated").replace("6f1d2c3b", "7f1d2c3b").replace("Beacon", "Other"), encoding="utf-8")
+    (repo / "rules" / "other.yml").write_text(other_rule(status="deprecated"), encoding="utf-8")
     (repo / "rules" / "new.yml").write_text(rule().replace("6f1d2c3b", "8f1d2c3b").replace("Beacon Tool", "New Tool"), encoding="utf-8")
     commit(repo, "deprecate other, add new", "2026-03-05T10:00:00Z")
     old, new, changes = compute_changelog([str(repo / "rules")], "v1..HEAD")

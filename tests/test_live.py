@@ -244,3 +244,15 @@ def test_the_last_updates_exports_are_the_ones_left(tmp_path):
     exports.wait()
     assert (tmp_path / "exports/catalog.json").read_bytes() == b"update 4"
     assert not [path.name for path in (tmp_path / "exports").iterdir() if path.name != "catalog.json"]  # no temporary files left
+
+
+def test_the_history_notice_is_not_repeated_on_every_update(served, caplog):
+    """The rule folder is not in a git repository: the first build said so; updates do not say it again."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="mkdocs.plugins.sigma_catalog")
+    for number in range(2):
+        edit(served.rules / "whoami.yml", "level: medium" if number == 0 else "level: high", "level: high" if number == 0 else "level: medium")
+        assert served.update()
+    notices = [record for record in caplog.records if "no rule history" in record.getMessage()]
+    assert len(notices) == 2 and all(record.levelno == logging.DEBUG for record in notices)

@@ -160,6 +160,11 @@ def test_after_an_edit_the_reused_rankings_are_those_computed_afresh(tmp_path):
              "near.yml": rule("Near", 3, {"Image|endswith": ["\\tool.exe"], "CommandLine|contains": ["--steal"]}),
              "apart.yml": rule("Apart", 4, {"Image|endswith": ["\\other.exe"], "CommandLine|contains": ["--quiet", "--fast"]}),
              "apart2.yml": rule("Apart too", 5, {"Image|endswith": ["\\other.exe"], "CommandLine|contains": ["--quiet"]}),
+             # X shares two values with Y; Y shares a third with E, which X has not: an edit of E
+             # changes Y's weight, and so X's score with Y
+             "x.yml": rule("X", 7, {"CommandLine|contains": ["alpha-x", "beta-x"]}),
+             "y.yml": rule("Y", 8, {"CommandLine|contains": ["alpha-x", "beta-x", "gamma-y"]}),
+             "e.yml": rule("E", 9, {"CommandLine|contains": ["gamma-y", "delta-e"]}),
              **COMMON}
     catalog, slugs = catalog_of(tmp_path, rules)
     loads = LoadCache()
@@ -167,6 +172,7 @@ def test_after_an_edit_the_reused_rankings_are_those_computed_afresh(tmp_path):
     previous = Similarity(build_catalog([folder], load=loads.load))
     previous.all()
     edits = [
+        lambda: (folder / "e.yml").write_text(rules["e.yml"].replace("gamma-y", "epsilon-e"), encoding="utf-8"),
         lambda: (folder / "near.yml").write_text(rules["near.yml"].replace("--steal", "--dump"), encoding="utf-8"),
         lambda: (folder / "copy.yml").write_text(rules["copy.yml"].replace("image_load", "process_creation"), encoding="utf-8"),
         lambda: (folder / "original.yml").unlink(),

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -33,7 +34,6 @@ from catalog.site.history_pages import RuleRecords
 from catalog.site.pages import SiteBuilder
 from catalog.site.queries import convert_catalog
 from catalog.site.render import DESCRIPTION_MARKER, TITLE_MARKER, TOC_MARKER, Renderer
-from catalog.site.search import gzipped_size
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
 
@@ -51,6 +51,7 @@ class BuildFiles:
         self._json_memo: dict = {}  # mkdocs serve: catalog.json records of the last build
         self._browse_memo: dict[str, tuple[bytes, str]] = {}  # src_uri -> (fingerprint, HTML) of the last build
         self._similarity: Similarity | None = None  # mkdocs serve: the last build's, for the next one to reuse
+        self._told: set[str] = set()  # the history notices given in this process
         self.browse_html: dict[str, str] = {}  # src_uri -> the HTML of a browse page
         self.titles: dict[str, str] = {}  # src_uri -> navigation title of the browse pages (not the home page)
         self.home_html: str | None = None  # the figures for the user's own home page
@@ -62,10 +63,13 @@ class BuildFiles:
         written in on_post_build."""
         started = time.perf_counter()
         kb = _knowledge(attack_data)
-        records = _records(options, folders, cache)
-        catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load,
-                                         dialects=options.dialects,
-                                         labels={folder.root: folder.display for folder in folders})
+        # git reads the history in processes of its own while this one reads the rules
+        with ThreadPoolExecutor(1, thread_name_prefix="sigma-catalog history") as background:
+            reading = background.submit(_records, options, folders, cache, self._told)
+            catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load,
+                                             dialects=options.dialects,
+                                             labels={folder.root: folder.display for folder in folders})
+            records = reading.result()
         similarity = add_catalog_findings(catalog, records.history, cache, previous=self._similarity if serving else None)
         self._similarity = similarity if serving else None
         converted = convert_catalog(catalog, options.conversions, cache)  # adds its findings to the catalog's
@@ -82,7 +86,7 @@ class BuildFiles:
             raise PluginError(f"sigma-catalog: {len(catalog.errors)} rule errors (strict: true):\n{listing}")
 
         mark = time.perf_counter()
-        exports, exports_page, search_size = self._exports(files, config, catalog, kb, builder, serving, cache)
+        exports, exports_page = self._exports(files, config, catalog, kb, builder, serving, cache)
         timings = {"catalog": loaded - started, "exports": time.perf_counter() - mark}
         mark = time.perf_counter()
         site = builder.build(exports_page)
@@ -107,12 +111,12 @@ class BuildFiles:
         frame_meta = {"title": TITLE_MARKER, "description": DESCRIPTION_MARKER, "search": {"exclude": True}}
         _add_page(files, config, cache, FRAME_SRC_URI, f"---\n{json.dumps(frame_meta)}\n---\n\n## {TOC_MARKER}\n\nframe\n")
         self.taken = {file.dest_uri for file in files}
-        self._log(catalog, builder, search_size, timings)
+        self._log(catalog, builder, timings)
         return site
 
     def _exports(self, files: Files, config: MkDocsConfig, catalog: pipeline.Catalog, kb, builder: SiteBuilder,
-                 serving: bool, cache: Path) -> tuple[list[ExportFile], dict, tuple[int, int] | None]:
-        """(the export files to add now, the Exports page's data, the search index's size and gzipped size)."""
+                 serving: bool, cache: Path) -> tuple[list[ExportFile], dict]:
+        """(the export files to add now, the Exports page's data)."""
         layers = navigator_layers(catalog, kb, config.site_name, config.site_url, config.use_directory_urls)
         # the rows of the rule lists: needed by the pages at once, so never deferred
         list_rows = ExportFile(LIST_ROWS, builder.data.lists.json(config.use_directory_urls), "rule lists")
@@ -123,23 +127,18 @@ class BuildFiles:
             return data_files(catalog, cache / "files", directory_urls=config.use_directory_urls, display_file=builder.data.display_file,
                               display_problem=builder.data.display_problem_path, memo=memo, key_of=builder.rule_pages.dependencies)
 
-        search_size = None
-        if serving:  # catalog.json, the CSV and the search index: written after the build, in the background
-            memo = self._json_memo
-            self._deferred.pending = lambda: make_data_files(memo)
-            exports = list(layers) + [list_rows]
-        else:
-            self._deferred.pending = None
-            exports = list(layers) + [list_rows] + make_data_files()
-            index = next(export.data for export in exports if export.path == SEARCH_INDEX)
-            search_size = (len(index), gzipped_size(index))
+        # catalog.json, the CSV and the search index: written by the plugin while the pages are
+        # rendered (mkdocs build), or after the build in the background (mkdocs serve)
+        memo = self._json_memo if serving else None
+        self._deferred.pending = lambda: make_data_files(memo)
+        exports = list(layers) + [list_rows]
         exports_page = {
             "catalog_json": CATALOG_JSON,
             "techniques_csv": TECHNIQUES_CSV,
             "layers": [{"file": layer.path, "name": layer.label, "techniques": layer.techniques} for layer in layers],
             "schema_path": schema.url if (schema := files.get_file_from_path("json-schema.md")) else None,
         }
-        return exports, exports_page, search_size
+        return exports, exports_page
 
     def _add_browse_pages(self, files: Files, config: MkDocsConfig, site: Site, renderer: Renderer, cache: Path) -> None:
         """The browse pages: MkDocs builds them (they are in the navigation) from stubs in the cache."""
@@ -167,33 +166,36 @@ class BuildFiles:
             _add_page(files, config, cache, page.src_uri, f"---\n{json.dumps(meta)}\n---\n\n<!-- sigma-catalog: generated page {digest} -->\n")
             self.browse_html[page.src_uri] = html
 
-    def _log(self, catalog: pipeline.Catalog, builder: SiteBuilder, search_size: tuple[int, int] | None, timings: dict[str, float]) -> None:
+    def _log(self, catalog: pipeline.Catalog, builder: SiteBuilder, timings: dict[str, float]) -> None:
         counts = severity_counts(catalog.problems)
         order = ("catalog", "site model", "exports", "writing exports", "browse pages")
         log.info(
-            "sigma-catalog: %d documents from %d files (%d read), %d errors, %d warnings, %d notices (listed on problems/); %s; %s",
+            "sigma-catalog: %d documents from %d files (%d read), %d errors, %d warnings, %d notices (listed on problems/); %s",
             len(catalog.entries), len(catalog.files), self._loads.read, counts["errors"], counts["warnings"], counts["notices"],
-            "search index %.1f KB (%.1f KB gzipped)" % (search_size[0] / 1024, search_size[1] / 1024)
-            if search_size else "catalog.json, CSV and search index written after the build",
             ", ".join(f"{name} {timings[name]:.2f} s" for name in order),
         )
         for problem in catalog.problems:
             log.debug("%s: %s: %s [%s]", printable(builder.data.location(problem)), problem.severity.value, printable(problem.message), problem.code)
 
 
-def _records(options: CatalogConfig, folders: list[Folder], cache: Path) -> RuleRecords:
-    """The rule folders' git history (cached by HEAD); without one, a single notice and no History sections."""
+def _records(options: CatalogConfig, folders: list[Folder], cache: Path, told: set[str]) -> RuleRecords:
+    """The rule folders' git history (cached by HEAD); without one, a single notice and no History
+    sections. `told`: the notices given already (mkdocs serve gives each once, not on every rebuild)."""
     records = RuleRecords(recent_commits=options.recent_commits, recent_days=options.recent_days)
+    notice = None
     if options.history and folders:
         started = time.perf_counter()
         found = load_history([folder.root for folder in folders], cache)
         records.seconds = time.perf_counter() - started
         if isinstance(found, HistoryUnavailable):
-            log.info("sigma-catalog: no rule history: %s", found.reason)
+            notice = f"sigma-catalog: no rule history: {found.reason}"
         else:
             records.history, records.truncated = found, found.shallow
             if found.shallow:
-                log.info("sigma-catalog: the repository is a shallow clone: rule history truncated")
+                notice = "sigma-catalog: the repository is a shallow clone: rule history truncated"
+    if notice is not None:
+        log.log(logging.DEBUG if notice in told else logging.INFO, "%s", notice)
+        told.add(notice)
     return records
 
 

@@ -99,19 +99,6 @@ def copy_generated_files(files: list[File], site_dir: Path) -> None:
             write_if_changed(site_dir / file.dest_uri, Path(file.abs_src_path).read_bytes())
 
 
-def restore_sitemap(snapshot: Snapshot, site_dir: Path) -> None:
-    """MkDocs' own sitemap, for `finish_sitemap` to list the pages of this update in."""
-    if snapshot.sitemap is not None:
-        write_if_changed(site_dir / "sitemap.xml", snapshot.sitemap.encode("utf-8"))
-
-
-def read_sitemap(site_dir: Path) -> str | None:
-    try:
-        return (site_dir / "sitemap.xml").read_text(encoding="utf-8")
-    except OSError:
-        return None
-
-
 class ForkedExports(DeferredExports):
     """`mkdocs serve` on Linux: catalog.json, the CSV and the search index of each build or update
     written by a forked process. A thread of this process held the next update back (it shares the
@@ -141,6 +128,7 @@ class ForkedExports(DeferredExports):
             code = 1
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.nice(10)  # background work: the next rule edit's update goes first
                 os.close(reader)
                 with pipeline.collector_paused():
                     exports = make()

@@ -242,6 +242,7 @@ _AND = re.compile(r"\s+and\s+", re.I)
 _PARENTHESES = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
 
 
+@functools.lru_cache(maxsize=4096)
 def author_key(name: str) -> str:
     """What groups the spellings of one author: `Jane Doe (Org)`, `jane  doe` -> `jane doe`."""
     bare = " ".join(_PARENTHESES.sub(" ", name).split()).strip(" .,-'\"").casefold()

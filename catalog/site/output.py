@@ -22,10 +22,11 @@ from typing import Callable, Iterable
 from catalog import pipeline
 from catalog.loader import LoadResult, discover, load_file
 from catalog.problems import Code, internal_error, printable
-from catalog.site.addresses import FRAME_PATH, is_rule_path, is_safe_page_path, page_href
+from catalog.site.addresses import FRAME_PATH, SEARCH_INDEX, is_rule_path, is_safe_page_path, page_href
 from catalog.site.exports import FILE_MODE, ExportFile, write_if_different
 from catalog.site.model import Page
 from catalog.site.render import TEMPLATES, Frame, Renderer, toc_html
+from catalog.site.search import gzipped_size
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
 
@@ -49,7 +50,7 @@ class LoadCache:
         for rule_file in result.files:
             key = (rule_file.root, rule_file.relative)
             try:
-                stat = rule_file.path.stat()
+                stat = os.stat(rule_file.location)
                 stamp: tuple[int, int, int] | None = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
             except OSError:
                 stamp = None
@@ -66,14 +67,30 @@ class LoadCache:
         return result
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Write `data` unless the file already holds exactly it (keeps its mtime for --dirty builds)."""
+def write_if_changed(path: Path, data: bytes, made: set[Path] | None = None) -> bool:
+    """Write `data` unless the file already holds exactly it (keeps its mtime for --dirty builds).
+    A file that is there is replaced whole (a served site never shows half of it); a new one is
+    written in place (most files of a build: a temporary file each cost a third of the writing).
+    `made`: folders known to exist (see _ensure_dir)."""
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
+        exists = True
     except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+        exists = False
+    if made is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        _ensure_dir(path.parent, made)
+    if not exists:
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except FileExistsError:  # made meanwhile: replace it as below
+            pass
+        else:
+            with open(descriptor, "wb") as out:
+                out.write(data)
+            return True
     with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=".tmp-", delete=False) as out:
         out.write(data)
     os.chmod(out.name, FILE_MODE)
@@ -94,24 +111,29 @@ class PageWriter:
     """Writes the pages the plugin makes itself (rule, technique, indicator... pages) and redirects."""
 
     def __init__(self) -> None:
-        self.in_site: dict[str, str] = {}  # mkdocs serve: file in the site dir -> fingerprint (or target) written
+        self.in_site: dict[str, str] = {}  # mkdocs serve: file in the site dir -> fingerprint, target or text written
         self._cache_ok: set[str] = set()  # page files known to be in cache_dir/html
         self._manifest: dict[str, str] | None = None  # page cache: path -> fingerprint (hex)
         self._written: dict[str, Page] = {}  # mkdocs serve: the pages of the last build, by path
         self._code = _code_digest()
 
     def write(self, pages: list[Page], redirects: dict[str, str], files: dict[str, str], taken: set[str], renderer: Renderer,
-              frame: Frame, site_dir: Path, cache: Path | None) -> tuple[int, int]:
+              frame: Frame, site_dir: Path, cache: Path | None, meanwhile: Callable[[], None] = lambda: None) -> tuple[int, int]:
         """Every page, redirect and text file (the rule files served with their pages) not in the way
-        of a docs page; with `cache` (mkdocs serve), through the page cache. Returns (pages
-        rendered, pages written)."""
+        of a docs page; with `cache` (mkdocs serve), through the page cache. `meanwhile` runs while
+        the pages are rendered. Returns (pages rendered, pages written)."""
+        current = {page.path + "index.html" for page in pages}
+
+        def write_the_rest() -> None:
+            self._write_redirects(redirects, taken, current, renderer, site_dir, remember=cache is not None)
+            self._write_files(files, taken, current, site_dir, remember=cache is not None)
+            meanwhile()
+
         if cache is not None:
             rendered, written = self._write_cached(pages, renderer, frame, site_dir, cache)
-        else:
-            rendered = written = render_all(pages, renderer, frame, site_dir)
-        current = {page.path + "index.html" for page in pages}
-        self._write_redirects(redirects, taken, current, renderer, site_dir, remember=cache is not None)
-        self._write_files(files, taken, current, site_dir, remember=cache is not None)
+            write_the_rest()
+        else:  # the rest is written while the rendering processes work (this one would only wait)
+            rendered = written = render_all(pages, renderer, frame, site_dir, meanwhile=write_the_rest)
         # what earlier builds of this `mkdocs serve` wrote that is gone now (a rule was deleted)
         for relative in [r for r in self.in_site if r not in current]:
             (site_dir / relative).unlink(missing_ok=True)
@@ -119,17 +141,16 @@ class PageWriter:
         return rendered, written
 
     def _write_files(self, files: dict[str, str], taken: set[str], current: set[str], site_dir: Path, remember: bool) -> None:
+        made: set[Path] = set()
         for relative, text in files.items():
             if relative in taken:
                 continue
             current.add(relative)
-            data = text.encode("utf-8")
-            if remember:  # mkdocs serve: only what changed, and known for when its rule goes
-                digest = hashlib.sha256(data).hexdigest()
-                if self.in_site.get(relative) == digest:
+            if remember:  # mkdocs serve: only what changed (an unchanged rule's text is the very same object)
+                if self.in_site.get(relative) == text:
                     continue
-                self.in_site[relative] = digest
-            write_if_changed(site_dir / relative, data)
+                self.in_site[relative] = text
+            write_if_changed(site_dir / relative, text.encode("utf-8"), made)
 
     def _write_redirects(self, redirects: dict[str, str], taken: set[str], current: set[str], renderer: Renderer,
                          site_dir: Path, remember: bool) -> None:
@@ -240,10 +261,10 @@ def _render_range(bounds: tuple[int, int]) -> tuple[int, list[str]]:
     return bounds[1] - bounds[0], failures
 
 
-def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Path) -> int:
+def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Path, meanwhile: Callable[[], None] = lambda: None) -> int:
     """`mkdocs build`: render every page into the site; on Linux with several CPUs, in forked
-    worker processes (rendering is pure Python, one process uses one CPU). The workers inherit
-    the paused garbage collector of the build."""
+    worker processes (rendering is pure Python, one process uses one CPU), while this process
+    runs `meanwhile`. The workers inherit the paused garbage collector of the build."""
     global _JOB
     workers = min(os.cpu_count() or 1, 8)
     for template in {page.template for page in pages}:
@@ -256,12 +277,17 @@ def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Pa
             size = max(50, len(pages) // (workers * 8))
             ranges = [(start, min(start + size, len(pages))) for start in range(0, len(pages), size)]
             try:
-                with multiprocessing.get_context("fork").Pool(workers) as pool:
-                    results = list(pool.imap_unordered(_render_range, ranges))
-                report_failures(sorted(failure for _, failures in results for failure in failures))
-                return sum(count for count, _ in results)
+                pool = multiprocessing.get_context("fork").Pool(workers)
             except OSError as error:  # no fork here: render in this process
                 log.debug("sigma-catalog: rendering in one process (%s)", error)
+            else:
+                with pool:
+                    running = pool.imap_unordered(_render_range, ranges)
+                    meanwhile()
+                    results = list(running)
+                report_failures(sorted(failure for _, failures in results for failure in failures))
+                return sum(count for count, _ in results)
+        meanwhile()
         count, failures = _render_range((0, len(pages)))
         report_failures(failures)
         return count
@@ -275,8 +301,10 @@ def _ensure_dir(path: Path, made: set[Path]) -> None:
         made.add(path)
 
 
-def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page], directory_urls: bool) -> None:
-    """Remove the frame page from the site and the sitemap; list our rule pages in the sitemap."""
+def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page], directory_urls: bool, theirs: str | None) -> None:
+    """Remove the frame page from the site and the sitemap; list our rule pages in the sitemap.
+    `theirs`: MkDocs' sitemap of the build (a serve update starts again from the last build's);
+    the files are written only when the result differs from what the site has."""
     frame_file = site_dir / FRAME_PATH / "index.html"
     if frame_file.is_file():
         frame_file.unlink()
@@ -286,11 +314,10 @@ def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page],
             except OSError:
                 break
     sitemap = site_dir / "sitemap.xml"
-    if not sitemap.is_file() or not frame_url:
+    if theirs is None or not frame_url:
         return
-    text = sitemap.read_text(encoding="utf-8")
     # the frame's own <url> element goes (only it: it may be the last one, right before </urlset>)
-    new = re.sub(r"<url>\s*<loc>" + re.escape(frame_url) + r"</loc>.*?</url>\s*", "", text, flags=re.S)
+    new = re.sub(r"<url>\s*<loc>" + re.escape(frame_url) + r"</loc>.*?</url>\s*", "", theirs, flags=re.S)
     frame_href = page_href(FRAME_PATH, directory_urls)
     if frame_url.endswith(frame_href) and "</urlset>" in new:
         base = frame_url[: -len(frame_href)]
@@ -300,7 +327,7 @@ def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page],
             if is_rule_path(page.path)
         )
         new = new.replace("</urlset>", extra + "</urlset>")
-    if new != text:
+    if new != read_sitemap(site_dir):
         sitemap.write_text(new, encoding="utf-8")
         gz = site_dir / "sitemap.xml.gz"
         if gz.is_file():
@@ -308,6 +335,13 @@ def finish_sitemap(site_dir: Path, frame_url: str | None, pages: Iterable[Page],
 
             with gzip.GzipFile(str(gz), "wb", mtime=0) as stream:
                 stream.write(new.encode("utf-8"))
+
+
+def read_sitemap(site_dir: Path) -> str | None:
+    try:
+        return (site_dir / "sitemap.xml").read_text(encoding="utf-8")
+    except OSError:
+        return None
 
 
 def _copy_from(source: Path, out) -> None:
@@ -346,6 +380,16 @@ class DeferredExports:
 
         self._thread = threading.Thread(target=write, name="sigma-catalog exports", daemon=True)
         self._thread.start()
+
+    def write_now(self, site_dir: Path) -> None:
+        """`mkdocs build`: write them here and now (while the pages are rendered by other processes)."""
+        make, self.pending = self.pending, None
+        if make is None:
+            return
+        for export in make():
+            write_export(site_dir, export)
+            if export.path == SEARCH_INDEX and export.data is not None:
+                log.info("sigma-catalog: search index %.1f KB (%.1f KB gzipped)", len(export.data) / 1024, gzipped_size(export.data) / 1024)
 
     def wait(self) -> None:
         thread, self._thread = self._thread, None

@@ -45,11 +45,10 @@ from mkdocs.structure.pages import Page as MkDocsPage
 from catalog import pipeline
 from catalog.site.addresses import FRAME_PATH, FRAME_SRC_URI, SCRIPT, STYLESHEET, is_safe_page_path
 from catalog.site.files import BuildFiles
-from catalog.site.live import BrowseFrame, BrowseState, ForkedExports, RuleWatcher, Snapshot, copy_generated_files, read_sitemap, \
-    restore_sitemap, write_browse_pages
+from catalog.site.live import BrowseFrame, BrowseState, ForkedExports, RuleWatcher, Snapshot, copy_generated_files, write_browse_pages
 from catalog.site.config import CatalogConfig
 from catalog.site.model import Folder, Site
-from catalog.site.output import LoadCache, PageWriter, finish_sitemap
+from catalog.site.output import LoadCache, PageWriter, finish_sitemap, read_sitemap
 from catalog.site.render import CONTENT_MARKER, Frame, Renderer, fallback_frame
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
@@ -222,7 +221,7 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
     def on_build_error(self, *, error: Exception) -> None:
         self._collector.close()
 
-    def _write_pages(self, config: MkDocsConfig) -> None:
+    def _write_pages(self, config: MkDocsConfig, update: bool = False) -> None:
         started = time.perf_counter()
         site_dir = Path(config.site_dir)
         frame = self._frame or fallback_frame(config.site_name, FRAME_PATH, [STYLESHEET], [SCRIPT])
@@ -235,12 +234,15 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
             else:
                 pages.append(page)
         assert self._renderer is not None
+        serving = self._command == "serve"
         rendered, written = self._writer.write(pages, self._site.redirects, self._site.files, self._files.taken, self._renderer, frame, site_dir,
-                                               self._cache if self._command == "serve" else None)
-        if self._snapshot is not None:
-            self._snapshot.sitemap = read_sitemap(site_dir)
-        finish_sitemap(site_dir, self._frame_url, self._site.pages, config.use_directory_urls)
-        self._deferred.start(site_dir)
+                                               self._cache if serving else None,
+                                               meanwhile=(lambda: None) if serving else lambda: self._deferred.write_now(site_dir))
+        if self._snapshot is not None and not update:
+            self._snapshot.sitemap = read_sitemap(site_dir)  # MkDocs' own, as this build wrote it
+        theirs = self._snapshot.sitemap if self._snapshot is not None else read_sitemap(site_dir)
+        finish_sitemap(site_dir, self._frame_url, self._site.pages, config.use_directory_urls, theirs)
+        self._deferred.start(site_dir)  # mkdocs serve: catalog.json, the CSV and the search index in the background
         log.info(
             "sigma-catalog: %d pages (%d rendered, %d written), %d redirects in %.2f s",
             len(pages), rendered, written, len(self._site.redirects), time.perf_counter() - started,
@@ -298,7 +300,6 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
                 return False
             copy_generated_files(ours, site_dir)
             self._site = site
-            restore_sitemap(snapshot, site_dir)
-            self._write_pages(config)
+            self._write_pages(config, update=True)
         log.info("sigma-catalog: rule edits applied in %.2f s", time.perf_counter() - started)
         return True
