@@ -29,6 +29,12 @@ class CorpusIndex:
         known = self._rules.get(key)
         return 0 if known is None else 1 if isinstance(known, str) else len(known)
 
+    def counts(self, indicators: Iterable[Indicator]) -> tuple[int, ...]:
+        """`count` of each indicator's key, in one pass (a rule page's dependencies, every serve update)."""
+        rules = self._rules
+        return tuple([0 if (known := rules.get(indicator.key)) is None else 1 if isinstance(known, str) else len(known)
+                      for indicator in indicators])
+
     def sharing(self, key: IndicatorKey) -> list[str]:
         known = self._rules.get(key)
         return [] if known is None else [known] if isinstance(known, str) else known

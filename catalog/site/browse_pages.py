@@ -8,7 +8,6 @@ its figures to `site.home`.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from pathlib import Path
 
 from catalog.analysis import IndicatorKey, field_label, is_field_reference
 from catalog.bounds import PROBLEM_ROWS, normal
@@ -157,7 +156,7 @@ def add_problem_page(data: SiteData, site: Site) -> None:
     first_entry: dict[str, str] = {}
     for entry in data.entries:
         first_entry.setdefault(entry.document.source.file_display, entry.slug)
-    files = {rule_file.display: rule_file.path for rule_file in data.catalog.files}
+    files = {rule_file.display: rule_file.location for rule_file in data.catalog.files}
     problems = sorted(data.catalog.problems, key=lambda p: (p.severity is not Severity.ERROR, p.path, p.line, p.column))
     rows = [
         {
@@ -181,7 +180,7 @@ EXCERPT_CONTEXT = 3
 EXCERPT_WIDTH = 200
 
 
-def _excerpt(path: Path | None, line: int) -> list[dict] | None:
+def _excerpt(path: str | None, line: int) -> list[dict] | None:
     """The lines around `line` of a file whose YAML could not be read (the template escapes them);
     a preview build shows them so the author sees what to fix without opening the file."""
     if path is None or line < 1:

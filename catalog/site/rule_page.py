@@ -57,7 +57,7 @@ class RulePages:
         return (
             document,
             entry.slug,
-            tuple(corpus.count(i.key) for i in analysis.indicators) if analysis is not None and isinstance(document, Rule) else (),
+            corpus.counts(analysis.indicators) if analysis is not None and isinstance(document, Rule) else (),
             tuple((relation, t.slug, t.document.title) if t is not None else (relation,) for relation, t in entry.related),
             tuple((relation, e.slug, e.document.title) for relation, e in self.data.related_from.get(entry.slug, ())),
             tuple((e.slug, e.document) for e in entry.targets),
