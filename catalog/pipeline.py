@@ -260,7 +260,9 @@ def _duplicate_ids(documents: list[SigmaDocument], problems: list[Problem], labe
         if rule_id:
             by_id.setdefault(rule_id, []).append(document)
     shared = {rule_id for rule_id, sharing in by_id.items() if len(sharing) > 1}
-    for rule_id in shared:
+    for rule_id in by_id:  # in the documents' order, never the set's (it varies from process to process)
+        if rule_id not in shared:
+            continue
         for document in by_id[rule_id]:
             others = "; ".join(f"'{other.title}' ({_shown_path(other, labels)})" for other in by_id[rule_id] if other is not document)
             line, column = document.id_position or (document.source.line, 1)

@@ -505,3 +505,27 @@ def test_reference_rule_analysis():
             "\\wmi*",
         ]
     ]
+
+
+def test_duplicate_id_errors_come_in_the_documents_order_whatever_the_hash_seed(tmp_path):
+    """catalog.json lists the problems in the catalog's order: it must not depend on set order,
+    which changes from process to process (a served site was not byte-identical to a build)."""
+    import subprocess
+    import sys
+    import uuid
+
+    for pair in range(5):
+        shared_id = uuid.UUID(int=(pair * 7919 + 13) << 64 | pair)
+        for copy in "ab":
+            (tmp_path / f"rule{pair}{copy}.yml").write_text(
+                f"title: Pair {pair} copy {copy}\nid: {shared_id}\nlogsource:\n    product: windows\n"
+                f"detection:\n    selection:\n        Image: 'x{pair}.exe'\n    condition: selection\n", encoding="utf-8")
+    script = ("import sys; from catalog.pipeline import build_catalog; "
+              "print([p.path.rsplit('/', 1)[-1] for p in build_catalog([sys.argv[1]]).problems if p.code == 'duplicate-id'])")
+    orders = set()
+    for seed in ("1", "2", "3", "4"):
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, PYTHONHASHSEED=seed))
+        assert done.returncode == 0, done.stderr
+        orders.add(done.stdout.strip())
+    assert orders == {str([f"rule{pair}{copy}.yml" for pair in range(5) for copy in "ab"])}
