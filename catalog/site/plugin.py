@@ -238,10 +238,10 @@ class CatalogPlugin(BasePlugin[CatalogConfig]):
         rendered, written = self._writer.write(pages, self._site.redirects, self._site.files, self._files.taken, self._renderer, frame, site_dir,
                                                self._cache if serving else None,
                                                meanwhile=(lambda: None) if serving else lambda: self._deferred.write_now(site_dir))
-        if self._snapshot is not None and not update:
+        assert self._snapshot is not None  # on_files made it; an update starts from it
+        if not update:
             self._snapshot.sitemap = read_sitemap(site_dir)  # MkDocs' own, as this build wrote it
-        theirs = self._snapshot.sitemap if self._snapshot is not None else read_sitemap(site_dir)
-        finish_sitemap(site_dir, self._frame_url, self._site.pages, config.use_directory_urls, theirs)
+        finish_sitemap(site_dir, self._frame_url, self._site.pages, config.use_directory_urls, self._snapshot.sitemap)
         self._deferred.start(site_dir)  # mkdocs serve: catalog.json, the CSV and the search index in the background
         log.info(
             "sigma-catalog: %d pages (%d rendered, %d written), %d redirects in %.2f s",
