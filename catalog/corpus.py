@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from catalog.analysis import Indicator, IndicatorKey
 
@@ -34,6 +34,17 @@ class CorpusIndex:
         rules = self._rules
         return tuple([0 if (known := rules.get(indicator.key)) is None else 1 if isinstance(known, str) else len(known)
                       for indicator in indicators])
+
+    def split(self, indicators: Sequence[Indicator]) -> tuple[list[tuple[IndicatorKey, list[str]]], int]:
+        """One rule's indicators other rules have too, each key with the rules using it, and how many
+        it alone has (the similarity step: one look-up per indicator)."""
+        rules = self._rules
+        shared = []
+        for indicator in indicators:
+            known = rules.get(indicator.key)
+            if isinstance(known, list):
+                shared.append((indicator.key, known))
+        return shared, len(indicators) - len(shared)
 
     def sharing(self, key: IndicatorKey) -> list[str]:
         known = self._rules.get(key)

@@ -81,34 +81,24 @@ class Similarity:
         self._corpus = catalog.corpus
         # Keys are numbered: a rule's keys are a set of small ints, so that intersections and weight
         # look-ups neither hash tuples nor touch their strings (most of the time on a large corpus).
-        # The numbering only grows, so it is shared with `previous`: the same key, the same number.
+        # Only keys other rules have too are numbered: a rule's own keys weigh in its total and can
+        # never be shared. The numbering only grows, so it is shared with `previous`: the same key,
+        # the same number.
         self._ids: dict[IndicatorKey, int] = previous._ids if previous is not None else {}
-        ids = self._ids
         self._keys: dict[str, frozenset[int]] = {}
+        self._own: dict[str, int] = {}  # slug -> how many indicators the rule alone has
         self._logsource: dict[str, tuple] = {}
         self._extra: dict[int, int] = {}  # how many rules have each key the corpus index has not
         self._made_of: dict[str, tuple] = {}  # slug -> (its analysis, its extra keys)
-        for entry in catalog.entries:
-            if isinstance(entry.document, Rule) and entry.analysis is not None and entry.analysis.indicators:
-                made_of = previous._made_of.get(entry.slug) if previous is not None else None
-                if made_of is not None and made_of[0] is entry.analysis:  # an unchanged rule (the load cache's object)
-                    keys, extra = previous._keys[entry.slug], made_of[1]
-                else:
-                    extra = frozenset([ids.setdefault(key, len(ids)) for key in _extra_keys(entry)])
-                    keys = frozenset([ids.setdefault(indicator.key, len(ids)) for indicator in entry.analysis.indicators]) | extra
-                for key in extra:
-                    self._extra[key] = self._extra.get(key, 0) + 1
-                self._keys[entry.slug] = keys
-                self._made_of[entry.slug] = (entry.analysis, extra)
-                source = entry.document.logsource
-                self._logsource[entry.slug] = (source.product, source.category, source.service)
+        found = self._read(catalog, previous)
         self._total = max(len(self._keys), 1)
-        self._key_of: list[IndicatorKey] = list(ids)  # a key's number is its place in `ids`
-        self._weights = _Weights(self._corpus, self._key_of, self._extra, self._total)
+        self._key_of: list[IndicatorKey] = list(self._ids)  # a key's number is its place in `ids`
+        users = _Users(self._corpus, self._key_of, found)
+        self._weights = _Weights(users, self._extra, self._total)
+        self._proposers = _Proposers(users)
         self._totals: dict[str, float] = {}
         self._scores: dict[tuple[str, str], float] = {}  # a pair's score, computed once for both rules
         self._by_rule: dict[str, list[Similar]] = {}
-        self._proposers = _Proposers(self._corpus, self._key_of)
         self._candidates: dict[str, list[str]] = {}  # slug -> the rules its ranking scored
         if previous is not None and previous._total == self._total:
             self._reuse(previous)
@@ -133,9 +123,45 @@ class Similarity:
                 self._candidates[slug] = candidates
         self._weights.update((key, weight) for key, weight in previous._weights.items() if key not in touched)
 
-    def weight(self, key: IndicatorKey) -> float:
-        number = self._ids.get(key)
-        return self._weights[number] if number is not None else math.log(1 + self._total)
+    def _read(self, catalog: Catalog, previous: "Similarity | None") -> dict[int, list[str]]:
+        """Every detection rule's keys, log source and extra keys (an unchanged rule's from
+        `previous`); returns the rules using each key numbered here (found in the corpus index)."""
+        found: dict[int, list[str]] = {}
+        kept = set()
+        for entry in catalog.entries:
+            if isinstance(entry.document, Rule) and entry.analysis is not None and entry.analysis.indicators:
+                made_of = previous._made_of.get(entry.slug) if previous is not None else None
+                if made_of is not None and made_of[0] is entry.analysis:  # an unchanged rule (the load cache's object)
+                    extra = made_of[1]
+                    self._keys[entry.slug], self._own[entry.slug] = previous._keys[entry.slug], previous._own[entry.slug]
+                    kept.add(entry.slug)
+                else:
+                    extra = self._number(entry, found)
+                for key in extra:
+                    self._extra[key] = self._extra.get(key, 0) + 1
+                self._made_of[entry.slug] = (entry.analysis, extra)
+                source = entry.document.logsource
+                self._logsource[entry.slug] = (source.product, source.category, source.service)
+        # an unchanged rule another rule now shares an indicator with: that indicator is no longer its own
+        by_slug = catalog.by_slug() if kept else {}
+        for slug in {slug for number, rules in found.items() for slug in rules if slug in kept and number not in self._keys[slug]}:
+            self._number(by_slug[slug], found)
+        return found
+
+    def _number(self, entry: Entry, found: dict[int, list[str]]) -> frozenset[int]:
+        """Sets the rule's keys (its indicators other rules have too, numbered, and its extra keys)
+        and how many indicators it alone has, in one corpus look-up per indicator; returns its
+        extra keys."""
+        ids = self._ids
+        extra = frozenset([ids.setdefault(key, len(ids)) for key in _extra_keys(entry)])
+        shared, own = self._corpus.split(entry.analysis.indicators)
+        numbers = []
+        for key, rules in shared:
+            number = ids.setdefault(key, len(ids))
+            found[number] = rules
+            numbers.append(number)
+        self._keys[entry.slug], self._own[entry.slug] = frozenset(numbers) | extra, own
+        return extra
 
     def of(self, slug: str) -> list[Similar]:
         """Up to SIMILAR_LIMIT rules most like `slug`'s, best first (ties by slug)."""
@@ -146,6 +172,11 @@ class Similarity:
 
     def all(self) -> dict[str, list[Similar]]:
         return {slug: self.of(slug) for slug in self._keys}
+
+    def scored_per_rule(self) -> float:
+        """Candidates given the exact score per ranked rule (at most SCORED_CANDIDATES): the work
+        the step does per rule, whatever the catalog's size."""
+        return sum(map(len, self._candidates.values())) / max(len(self._candidates), 1)
 
     def _rank(self, slug: str) -> list[Similar]:
         key_of, proposers = self._key_of, self._proposers
@@ -174,7 +205,8 @@ class Similarity:
     def _total_weight(self, slug: str) -> float:
         total = self._totals.get(slug)
         if total is None:
-            total = self._totals[slug] = sum(map(self._weights.__getitem__, self._keys[slug]))
+            total = self._totals[slug] = (sum(map(self._weights.__getitem__, self._keys[slug]))
+                                          + self._own[slug] * math.log(1 + self._total))
         return total
 
     def compare(self, slug: str, other: str) -> Similar:
@@ -215,31 +247,44 @@ class Similarity:
         return [(first, second, similar.score) for (first, second), similar in ranked[:count]]
 
 
+class _Users(dict):
+    """key number -> the rules using it: what numbering the rule's keys found in the corpus index,
+    else (a rule `previous` had numbered) looked up there on first use."""
+
+    def __init__(self, corpus: CorpusIndex, key_of: list[IndicatorKey], found: dict[int, list[str]]) -> None:
+        super().__init__(found)
+        self._corpus, self._key_of = corpus, key_of
+
+    def __missing__(self, key: int) -> list[str]:
+        rules = self[key] = self._corpus.sharing(self._key_of[key])
+        return rules
+
+
 class _Weights(dict):
     """key number -> its weight, `log(1 + rules / rules using it)`, computed on first use (a dict,
     so that sums over key sets look weights up in C)."""
 
-    def __init__(self, corpus: CorpusIndex, key_of: list[IndicatorKey], extra: dict[int, int], rules: int) -> None:
+    def __init__(self, users: _Users, extra: dict[int, int], rules: int) -> None:
         super().__init__()
-        self._corpus, self._key_of, self._extra, self._rules = corpus, key_of, extra, rules
+        self._users, self._extra, self._rules = users, extra, rules
 
     def __missing__(self, key: int) -> float:
-        users = self._extra[key] if key in self._extra else self._corpus.count(self._key_of[key])
+        users = self._extra[key] if key in self._extra else len(self._users[key])
         weight = self[key] = math.log(1 + self._rules / max(users, 1))
         return weight
 
 
 class _Proposers(dict):
     """key number -> the rules using it when it proposes candidates (more than one and at most
-    CANDIDATE_LIMIT rules use it), else None; looked up in the corpus index once per key."""
+    CANDIDATE_LIMIT rules use it), else None."""
 
-    def __init__(self, corpus: CorpusIndex, key_of: list[IndicatorKey]) -> None:
+    def __init__(self, users: _Users) -> None:
         super().__init__()
-        self._corpus, self._key_of = corpus, key_of
+        self._users = users
 
     def __missing__(self, key: int) -> list[str] | None:
-        sharing = self._corpus.sharing(self._key_of[key])
-        found = self[key] = sharing if 1 < len(sharing) <= CANDIDATE_LIMIT else None
+        rules = self._users[key]
+        found = self[key] = rules if 1 < len(rules) <= CANDIDATE_LIMIT else None
         return found
 
 

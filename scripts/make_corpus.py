@@ -6,7 +6,10 @@ Shapes:
 - `sigmahq`: the SigmaHQ corpus (read at run time from ../shared/corpora/sigmahq, or --source)
   SCALE times. Copy 0 is the corpus as it is; every further copy gets new ids (references between
   its rules follow), new names, titles marked with the copy number, and about half of its detection
-  values changed, so copies share some indicators and not others, as related rule sets do.
+  values changed, so copies share some indicators and not others, as related rule sets do: every
+  rule gets near-copies (`--values half`, the default). With `--values own` every text value is
+  changed, the same value the same way throughout a copy: each copy is a catalog of its own, its
+  rules as alike as SigmaHQ's, sharing with the other copies only numbers and short values.
 - `keywords`: keyword-heavy rule sets, fully synthetic: SCALE x 2,532 rules of 100 to 450 values
   (domains, addresses, file names, command fragments, hashes; a quarter drawn from a pool of 150,000
   the rules share, so about 50,000 values are in two rules or more) and SCALE x 5 rules of 50,000
@@ -16,7 +19,7 @@ The same seed gives the same files, byte for byte (every file has its own genera
 the seed and the file's place, so the result does not depend on the order of the walk).
 
     python scripts/make_corpus.py OUTPUT --shape keywords [--scale 1] [--seed 1]
-    python scripts/make_corpus.py OUTPUT --shape sigmahq --scale 4 [--source ../shared/corpora/sigmahq]
+    python scripts/make_corpus.py OUTPUT --shape sigmahq --scale 4 [--values half|own] [--source ../shared/corpora/sigmahq]
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import re
 import shutil
 import sys
 import uuid
+import zlib
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -38,6 +43,8 @@ GIANT_VALUES = 50_000
 SHARED_POOL = 150_000  # values that keyword rules draw on together (feeds overlap)
 SHARED_SHARE = 0.25  # of an ordinary rule's values come from the pool
 RULES_PER_FOLDER = 100
+#: Numbers a changed value's core (the number added to it), or None to keep the value.
+Mark = Callable[[str], "int | None"]
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 
 
@@ -48,7 +55,7 @@ def file_random(seed: int, *place: object) -> random.Random:
 # --- SigmaHQ-like -------------------------------------------------------------------------------
 
 
-def make_sigmahq(output: Path, scale: int, seed: int, source: Path) -> int:
+def make_sigmahq(output: Path, scale: int, seed: int, source: Path, values: str = "half") -> int:
     """SCALE copies of the corpus under output/copy-N/; returns the number of files written."""
     files = sorted(path for path in source.rglob("*") if path.suffix in (".yml", ".yaml") and path.is_file())
     if not files:
@@ -64,13 +71,14 @@ def make_sigmahq(output: Path, scale: int, seed: int, source: Path) -> int:
                 shutil.copyfile(path, destination)
             else:
                 text = path.read_text(encoding="utf-8", errors="replace")
-                destination.write_text(variant(text, copy, file_random(seed, copy, relative.as_posix()), seed), encoding="utf-8")
+                destination.write_text(variant(text, copy, file_random(seed, copy, relative.as_posix()), seed, values), encoding="utf-8")
             written += 1
     return written
 
 
-def variant(text: str, copy: int, rng: random.Random, seed: int) -> str:
-    """Copy `copy` of one rule file: new ids, names and titles, about half of the values changed."""
+def variant(text: str, copy: int, rng: random.Random, seed: int, values: str = "half") -> str:
+    """Copy `copy` of one rule file: new ids, names and titles, and its values changed: about half of
+    them at random (`half`), or all of them, each value the same way throughout the copy (`own`)."""
     text = _UUID.sub(lambda match: str(uuid.UUID(int=file_random(seed, copy, match.group(0).lower()).getrandbits(128), version=4)), text)
     try:
         documents = list(yaml.safe_load_all(text))
@@ -78,11 +86,11 @@ def variant(text: str, copy: int, rng: random.Random, seed: int) -> str:
         return text  # kept as written (ids already renamed): the catalog reports it as the original
     for document in documents:
         if isinstance(document, dict):
-            _rename(document, copy, rng)
+            _rename(document, copy, _random_mark(rng) if values == "half" else _value_mark(seed, copy))
     return yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True, width=1000)
 
 
-def _rename(document: dict, copy: int, rng: random.Random) -> None:
+def _rename(document: dict, copy: int, mark: Mark) -> None:
     if isinstance(document.get("title"), str):
         document["title"] = f"{document['title']} (copy {copy})"
     if isinstance(document.get("name"), str):
@@ -93,19 +101,32 @@ def _rename(document: dict, copy: int, rng: random.Random) -> None:
             body["rules"] = [item if _UUID.fullmatch(str(item)) else f"{item}_copy{copy}" for item in body["rules"]]
     for key in ("detection", "filter"):
         if isinstance(document.get(key), dict):
-            document[key] = _changed_values(document[key], copy, rng)
+            document[key] = _changed_values(document[key], copy, mark)
 
 
-def _changed_values(value: object, copy: int, rng: random.Random) -> object:
-    """About half of the text values changed, wildcards at the ends kept in place."""
+def _changed_values(value: object, copy: int, mark: Mark) -> object:
+    """The text values `mark` numbers changed (the number added), wildcards at the ends kept in place."""
     if isinstance(value, dict):
-        return {key: value[key] if key in ("condition", "timeframe", "rules") else _changed_values(value[key], copy, rng) for key in value}
+        return {key: value[key] if key in ("condition", "timeframe", "rules") else _changed_values(value[key], copy, mark) for key in value}
     if isinstance(value, list):
-        return [_changed_values(item, copy, rng) for item in value]
-    if isinstance(value, str) and len(value) >= 3 and rng.random() < 0.5:
+        return [_changed_values(item, copy, mark) for item in value]
+    if isinstance(value, str) and len(value) >= 3:
         core = value.rstrip("*")
-        return f"{core}_{copy}{rng.randrange(1000):03d}{value[len(core):]}"
+        number = mark(core)
+        if number is not None:
+            return f"{core}_{copy}{number:03d}{value[len(core):]}"
     return value
+
+
+def _random_mark(rng: random.Random) -> Mark:
+    """About half of the values, each marked at random."""
+    return lambda core: rng.randrange(1000) if rng.random() < 0.5 else None
+
+
+def _value_mark(seed: int, copy: int) -> Mark:
+    """Every value, marked by what it is (case aside, as the index compares): rules sharing a value
+    in the source still share it in the copy, and copies share none."""
+    return lambda core: zlib.crc32(f"{seed}:{copy}:{core.lower()}".encode()) % 1000
 
 
 # --- keyword-heavy ------------------------------------------------------------------------------
@@ -175,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=1, help="how many times the shape's size (default 1)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="the SigmaHQ checkout (shape sigmahq)")
+    parser.add_argument("--values", choices=("half", "own"), default="half",
+                        help="shape sigmahq: each copy changes about half of its values at random (half, the default: every rule "
+                             "gets near-copies), or all of them, the same value the same way (own: catalogs of their own)")
     arguments = parser.parse_args(argv)
     if arguments.scale < 1:
         parser.error("--scale must be at least 1")
@@ -182,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{arguments.output} is not empty")
     arguments.output.mkdir(parents=True, exist_ok=True)
     if arguments.shape == "sigmahq":
-        count = make_sigmahq(arguments.output, arguments.scale, arguments.seed, arguments.source)
+        count = make_sigmahq(arguments.output, arguments.scale, arguments.seed, arguments.source, arguments.values)
     else:
         count = make_keywords(arguments.output, arguments.scale, arguments.seed)
     print(f"{count:,} rule files written to {arguments.output}", file=sys.stderr)

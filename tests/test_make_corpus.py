@@ -82,3 +82,25 @@ def test_sigmahq_copies_get_new_ids_titles_and_some_values(make_corpus, tmp_path
             assert document.related[0].id not in RULE
     assert len(ids) == 3
     assert not (tmp_path / "out" / "copy-0" / "rules" / "README.md").exists()
+
+
+def test_sigmahq_copies_of_their_own_change_every_value_the_same_way(make_corpus, tmp_path):
+    source = tmp_path / "source" / "rules"
+    source.mkdir(parents=True)
+    (source / "tool.yml").write_text(RULE, encoding="utf-8")
+    # a second rule sharing one value with the first (in another case): the copies must share it too
+    (source / "other.yml").write_text(RULE.replace("5b0c2d4e", "7d0c2d4e").replace("' -secret'", "' -SECRET'"), encoding="utf-8")
+    assert make_corpus.main([str(tmp_path / "out"), "--shape", "sigmahq", "--scale", "3", "--values", "own",
+                             "--source", str(tmp_path / "source")]) == 0
+    values = {}
+    for number in range(3):
+        for name in ("tool", "other"):
+            [document], problems = load_text((tmp_path / "out" / f"copy-{number}" / "rules" / f"{name}.yml").read_text(encoding="utf-8"),
+                                             "rules", f"{name}.yml")
+            assert problems == []
+            values[number, name] = [value for item in document.detection.identifiers["selection"].alternatives[0] for value in item.values]
+    assert values[0, "tool"][-1] == " -secret"
+    for number in (1, 2):
+        assert not set(values[number, "tool"]) & set(values[0, "tool"])  # every value changed, wildcard-free cores marked
+        assert [value.lower() for value in values[number, "tool"]] == [value.lower() for value in values[number, "other"]]
+    assert not set(values[1, "tool"]) & set(values[2, "tool"])
