@@ -174,6 +174,8 @@ def test_after_an_edit_the_reused_rankings_are_those_computed_afresh(tmp_path):
     edits = [
         lambda: (folder / "e.yml").write_text(rules["e.yml"].replace("gamma-y", "epsilon-e"), encoding="utf-8"),
         lambda: (folder / "near.yml").write_text(rules["near.yml"].replace("--steal", "--dump"), encoding="utf-8"),
+        # X takes up a value E alone had: E, unchanged, no longer has it to itself
+        lambda: (folder / "x.yml").write_text(rules["x.yml"].replace("beta-x", "delta-e"), encoding="utf-8"),
         lambda: (folder / "copy.yml").write_text(rules["copy.yml"].replace("image_load", "process_creation"), encoding="utf-8"),
         lambda: (folder / "original.yml").unlink(),
         lambda: (folder / "again.yml").write_text(rule("Again", 6, selection), encoding="utf-8"),
