@@ -20,7 +20,8 @@ ratios, the average rule page, the search index (raw and gzipped), the serve edi
 of each kind) and the comparison, and the load average of the machine.
 
 With --conversions, also the catalog without and with queries for four targets (splunk, lucene,
-esql, kusto), each cold and warm, --repeat times in turn, with the medians of the ratios.
+esql, kusto), each cold and warm, --repeat times in turn, with the medians of the ratios, the CPU
+time the conversions add, and the least cold ratio that CPU time allows on this machine's CPUs.
 
     python scripts/bench_site.py [--corpus ../shared/corpora/sigmahq] [--work DIR] [--skip-4x] [--skip-serve]
                                  [--conversions [--repeat N]]
@@ -373,6 +374,7 @@ def compare_conversions(work: Path, folders: list[Path], repeat: int) -> None:
     than writing another on this machine's ext4 (the same build, measured in both folders)."""
     configs = {"without": catalog_project(work / "plain", folders), "with": catalog_project(work / "queries", folders, conversions=True)}
     walls: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     for number in range(repeat):
         for name, config in configs.items():
             shutil.rmtree(config.parent / ".cache", ignore_errors=True)
@@ -381,6 +383,7 @@ def compare_conversions(work: Path, folders: list[Path], repeat: int) -> None:
                 load = os.getloadavg()[0]
                 done = build(f"{name} {state}", config, work / "site")
                 walls.setdefault(f"{name} {state}", []).append(done.wall)
+                cpus.setdefault(f"{name} {state}", []).append(done.cpu)
                 print(f"  run {number + 1}: {name + ' queries, ' + state:24} {done.wall:6.2f} s wall, CPU {done.cpu:6.2f} s "
                       f"(workers included), {done.rss_mb:.0f} MB; load before {load:.1f}", flush=True)
     cold = [q / c for q, c in zip(walls["with cold"], walls["without cold"])]
@@ -389,6 +392,11 @@ def compare_conversions(work: Path, folders: list[Path], repeat: int) -> None:
           f"(ratio median {statistics.median(cold):.2f}: {', '.join(f'{r:.2f}' for r in cold)}; target at most 2), "
           f"warm {statistics.median(walls['with warm']):.2f} s against {statistics.median(walls['without warm']):.2f} s "
           f"(ratio median {statistics.median(warm):.2f}: {', '.join(f'{r:.2f}' for r in warm)}; target at most 1.10)")
+    # the cold build with queries can be no faster than its CPU time spread over every CPU
+    added = statistics.median(cpus["with cold"]) - statistics.median(cpus["without cold"])
+    floor = statistics.median(cpus["with cold"]) / (os.cpu_count() or 1) / statistics.median(walls["without cold"])
+    print(f"  the conversions add {added:.1f} s of CPU ({added / statistics.median(cpus['without cold']):.1f} times the whole build "
+          f"without them); on {os.cpu_count()} CPUs the cold ratio cannot be below {floor:.2f}, however well the work overlaps")
 
 
 def main() -> int:
