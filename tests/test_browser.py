@@ -189,6 +189,26 @@ def test_query_tabs_switch(page):
     assert "EventID == 7" in page.locator("#query-kusto pre").inner_text()
 
 
+#: For each Copy button of a code block: how far it reaches into the code's text area (px; 0 or less:
+#: it covers none of the text), the text area being the code element less its padding.
+_COPY_OVERLAP = """() => Array.from(document.querySelectorAll('.sc-copy')).filter(b => b.offsetParent !== null).map(button => {
+  const code = button.parentElement.querySelector('pre code'), style = getComputedStyle(code);
+  const box = code.getBoundingClientRect(), own = button.getBoundingClientRect();
+  const text = {top: box.top + parseFloat(style.paddingTop), right: box.right - parseFloat(style.paddingRight)};
+  return Math.min(own.bottom - text.top, text.right - own.left);
+})"""
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_copy_buttons_cover_no_code_text(browser, server, width):
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    tab = context.new_page()
+    tab.goto(server + f"rules/{REFERENCE_SLUG}/")
+    overlaps = tab.evaluate(_COPY_OVERLAP)
+    context.close()
+    assert overlaps and all(overlap <= 0 for overlap in overlaps), overlaps
+
+
 # --- the rule page at desktop and phone widths, light and dark (issue 11) ---------------------------
 
 SCREENSHOTS = REPO / "test-output"
