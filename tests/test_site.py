@@ -680,3 +680,24 @@ def test_overlap_page_and_similar_rules(site, reference_html):
     assert 'id="similar">Similar rules</h2>' in reference_html
     overlap = (site / "overlap" / "index.html").read_text(encoding="utf-8")
     assert "<h1>Overlap</h1>" in overlap
+
+
+def test_overlap_groups_are_named_by_their_best_pair_with_each_rule_s_log_source(tmp_path):
+    from test_similarity import COMMON, rule
+
+    selection = {"Image|endswith": ["\\tool.exe"], "CommandLine|contains": ["--steal", "--dump"]}
+    site = built_site(tmp_path, {
+        "original.yml": rule("Tool <steals>", 1, selection),
+        "copy.yml": rule("Tool steals again", 2, selection, category="image_load"),
+        "linux.yml": rule("Tool on Linux", 3, selection, product="linux"),
+        "pair-a.yml": rule("Pair A", 4, {"CommandLine|contains": ["--alpha", "--beta"]}),
+        "pair-b.yml": rule("Pair B", 5, {"CommandLine|contains": ["--alpha", "--beta"]}),
+        **COMMON,
+    })
+    html = (site / "overlap" / "index.html").read_text(encoding="utf-8")
+    assert "2 groups of 5 rules." in html
+    headings = re.findall(r'<h2 id="cluster-\d+">(.*?)</h2>', html)
+    assert len(headings) == 2 and headings[1] == "Pair A and Pair B"
+    assert re.fullmatch(r"Tool (&lt;steals&gt;|steals again|on Linux), Tool (&lt;steals&gt;|steals again|on Linux) and 1 more", headings[0])
+    for source in ("windows / process_creation", "windows / image_load", "linux / process_creation"):
+        assert f'<small class="sc-note">{source}</small>' in html

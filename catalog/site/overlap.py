@@ -35,10 +35,16 @@ def similar_dependencies(data: SiteData, entry: Entry) -> tuple:
 
 def add_overlap_page(data: SiteData, site: Site) -> None:
     clusters = []
-    for cluster in data.similarity.clusters():
+    found = data.similarity.clusters()
+    for cluster in found:
+        first, second, _ = cluster.pairs[0]  # the best pair names the group; the others are counted
         clusters.append({
-            "rules": data.rule_rows(cluster.slugs),
-            "pairs": [{"first": data.rows[first], "second": data.rows[second], "score": f"{score:.2f}"} for first, second, score in cluster.pairs],
+            "named": data.rule_rows((first, second)),
+            "more": len(cluster.slugs) - 2,
+            "pairs": [{"first": data.lists.row(first), "second": data.lists.row(second), "score": f"{score:.2f}"}
+                      for first, second, score in cluster.pairs],
         })
-    site.browse.append(browse_page("overlap/", "Overlap", "overlap.html", {"clusters": clusters, "threshold": f"{LIKELY_DUPLICATE:.2f}"}))
+    context = {"clusters": clusters, "rules": sum(len(cluster.slugs) for cluster in found),
+               "threshold": f"{LIKELY_DUPLICATE:.2f}"}
+    site.browse.append(browse_page("overlap/", "Overlap", "overlap.html", context))
     site.home["duplicate_clusters"] = len(clusters)
