@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -235,7 +236,16 @@ def _convert_one(documents: list | Exception, target: Target) -> Conversion:
             queries = [queries]
         return Conversion(target.name, target.label, version, pipeline, tuple(str(query) for query in queries))
     except Exception as error:  # noqa: BLE001 - pySigma's errors (and a backend's bugs) cost this query only
-        return Conversion(target.name, target.label, version, pipeline, (), one_line(error))
+        return Conversion(target.name, target.label, version, pipeline, (), _message(error))
+
+
+#: pySigma ends the message of an error that is not its own with what it was doing to which rule,
+#: "(while converting rule None)": the rule, read from text, has no source (its page says which).
+_WHILE_RULE = re.compile(r" \(while (.+?)(?: on| for)? rule None\)")
+
+
+def _message(error: Exception) -> str:
+    return _WHILE_RULE.sub(r" (while \1)", one_line(error))
 
 
 def _pipeline_name(collection, target: Target) -> str:
@@ -296,7 +306,7 @@ class _Cache:
     entries this build used, so it never outgrows the catalog."""
 
     def __init__(self, folder: Path | None, target: Target, version: str) -> None:
-        key = json.dumps([asdict(target), version, [_version(package) for package in target.packages], 1])
+        key = json.dumps([asdict(target), version, [_version(package) for package in target.packages], 2])
         self.path = folder / "conversions" / f"{target.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json" if folder else None
         self.entries: dict[str, dict] = {}
         self.used: set[str] = set()

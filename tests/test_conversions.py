@@ -110,6 +110,15 @@ def test_a_rule_that_does_not_convert_is_an_info_finding(tmp_path, targets):
     assert "no Splunk SPL query: " in problems[0].message
 
 
+def test_a_backend_s_own_failure_names_what_it_was_doing_not_a_rule_none(targets):
+    """pySigma adds "(while converting rule None)" to errors that are not its own (a rule read from
+    text has no source); the message keeps what it was doing."""
+    field_reference = NETCAT.replace("CommandLine|contains: ' -e '", "CommandLine|fieldref: ParentCommandLine")
+    found = by_target(convert_texts({"ref": field_reference}, targets)["ref"])
+    assert found["kusto"].error == "Field reference expression is not supported by backend. (while converting)"
+    assert all("None" not in (conversion.error or "") for conversion in found.values())
+
+
 def test_a_correlation_converts_where_the_backend_supports_correlations(targets):
     catalog = build_catalog([PROJECT / "rules/correlations", PROJECT / "rules/windows"])
     correlation = next(e for e in catalog.entries if e.document.source.path.endswith("corr_win_network_logon_spray.yml"))
