@@ -189,6 +189,27 @@ def test_query_tabs_switch(page):
     assert "EventID == 7" in page.locator("#query-kusto pre").inner_text()
 
 
+def test_problems_filter_by_code_also_from_the_coverage_page(page):
+    page.goto("coverage/")
+    if page.locator("#conversions").count() == 0:
+        pytest.skip("built without the conversions extra")
+    page.locator("a[href$='problems/#code=no-query-kusto']").first.click()
+    page.wait_for_url("**/problems/#code=no-query-kusto")
+    rows = page.locator("#findings tbody tr")
+    visible = [row for row in rows.all() if row.is_visible()]
+    assert visible and all(row.get_attribute("data-code") == "no-query-kusto" for row in visible)
+    assert len(visible) < rows.count()
+    notice = page.locator(".sc-problem-filter")
+    assert f"{len(visible)} finding" in notice.inner_text() and "no-query-kusto" in notice.inner_text()
+    listed = page.locator(".sc-problem-codes a[href='#code=no-query-kusto']").locator("xpath=../../td[3]").inner_text()
+    assert listed.split()[0] == str(len(visible))  # as many as the table of codes counts
+    assert page.locator(".sc-problem-codes a[aria-current]").get_attribute("href") == "#code=no-query-kusto"
+    notice.locator("a").click()  # every finding again
+    assert all(row.is_visible() for row in rows.all()) and not notice.is_visible()
+    page.locator(".sc-problem-codes a[href='#code=legacy-aggregation']").click()
+    assert [row.get_attribute("data-code") for row in rows.all() if row.is_visible()] == ["legacy-aggregation"]
+
+
 #: For each Copy button of a code block: how far it reaches into the code's text area (px; 0 or less:
 #: it covers none of the text), the text area being the code element less its padding.
 _COPY_OVERLAP = """() => Array.from(document.querySelectorAll('.sc-copy')).filter(b => b.offsetParent !== null).map(button => {

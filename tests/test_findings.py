@@ -160,7 +160,7 @@ def problems_page_counts(site: Path) -> Counter:
     html = (site / "problems/index.html").read_text(encoding="utf-8")
     table = html[html.index('class="sc-problem-codes"'):]
     table = table[: table.index("</table>")]
-    return Counter({code: int(count.replace(",", "")) for code, count in re.findall(r"<td><code>([^<]+)</code></td><td>\w+</td><td>([\d,]+)</td>", table)})
+    return Counter({code: int(count.replace(",", "")) for code, count in re.findall(r"<td><a href=\"#code=[^\"]+\"><code>([^<]+)</code></a></td><td>\w+</td><td>([\d,]+)[^<]*(?:<small>[^<]*</small>)?</td>", table)})
 
 
 def test_check_analyze_and_problems_page_report_the_same_findings(site, tmp_path, capsys):
@@ -210,7 +210,7 @@ def test_a_rule_with_an_error_is_published_with_it_at_the_top(site, catalog_json
 
 def test_not_a_rule_is_a_notice_and_broken_yaml_is_listed(site):
     html = (site / "problems/index.html").read_text(encoding="utf-8")
-    rows = re.findall(r'<tr class="sc-sev-(\w+)"><td>.*?<code>([^<]+)</code>.*?\[([\w-]+)\]', html)
+    rows = re.findall(r'<tr class="sc-sev-(\w+)" data-code="[\w-]+"><td>.*?<code>([^<]+)</code>.*?\[([\w-]+)\]', html)
     assert ("info", "rules/workflow.yml:1:1", "not-a-rule") in rows
     assert [row for row in rows if row[2] == "yaml" and row[1].startswith("rules/broken.yml:")][0][0] == "error"
     assert "sc-excerpt" not in html  # the offending lines only in a preview build

@@ -463,8 +463,42 @@
     openTarget();
   }
 
+  /* -- problems page: the findings of one code, chosen in the table of codes (#code=...) ------- */
+  function setupProblems(box) {
+    var rows = box.querySelectorAll("tr[data-code]");
+    var notice = el("p", "sc-problem-filter");
+    box.parentNode.insertBefore(notice, box);
+    Array.prototype.forEach.call(document.querySelectorAll(".sc-problem-hint"), function (hint) { hint.hidden = false; });
+    function apply() {
+      var match = /^#code=(.+)$/.exec(location.hash), code = "";
+      try { code = match ? decodeURIComponent(match[1]) : ""; } catch (e) { code = ""; }
+      var shown = 0;
+      Array.prototype.forEach.call(rows, function (row) {
+        var on = !code || row.getAttribute("data-code") === code;
+        row.hidden = !on;
+        if (on) shown += 1;
+      });
+      Array.prototype.forEach.call(document.querySelectorAll(".sc-problem-codes a[href^='#code=']"), function (link) {
+        if (code && link.getAttribute("href") === "#code=" + code) link.setAttribute("aria-current", "true");
+        else link.removeAttribute("aria-current");
+      });
+      notice.hidden = !code;
+      notice.textContent = "";
+      if (!code) return;
+      notice.appendChild(document.createTextNode(shown + (shown === 1 ? " finding" : " findings") + " listed for "));
+      notice.appendChild(el("code", "", code));
+      notice.appendChild(document.createTextNode(". "));
+      var all = el("a", "", "Show every finding");
+      all.href = "#findings";
+      notice.appendChild(all);
+    }
+    window.addEventListener("hashchange", apply);
+    apply();
+  }
+
   function init() {
     setupRulePage();
+    Array.prototype.forEach.call(document.querySelectorAll("[data-sc-problems]"), setupProblems);
     Array.prototype.forEach.call(document.querySelectorAll("[data-sc-tabs]"), setupTabs);
     addCopyButtons();
     addHeaderBox();
