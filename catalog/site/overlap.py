@@ -39,7 +39,7 @@ def add_overlap_page(data: SiteData, site: Site) -> None:
     for cluster in found:
         first, second, _ = cluster.pairs[0]  # the best pair names the group; the others are counted
         clusters.append({
-            "named": data.rule_rows((first, second)),
+            "named": [data.lists.row(first), data.lists.row(second)],
             "more": len(cluster.slugs) - 2,
             "pairs": [{"first": data.lists.row(first), "second": data.lists.row(second), "score": f"{score:.2f}"}
                       for first, second, score in cluster.pairs],
