@@ -190,7 +190,7 @@ def _run(todo: list[Job], targets: Sequence[Target], versions: dict[str, str], w
         _start_worker(tuple(targets), versions)
         return [pair for chunk in chunks for pair in _convert_chunk(chunk)]
     # spawned, not forked: the build has threads (background exports) that a fork would copy mid-work
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker, initargs=(tuple(targets), versions)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_pool_worker, initargs=(tuple(targets), versions)) as pool:
         return [pair for converted in pool.map(_convert_chunk, chunks) for pair in converted]
 
 
@@ -204,39 +204,71 @@ def _start_worker(targets: tuple[Target, ...], versions: dict[str, str]) -> None
     _worker.update(targets=targets, versions=versions, plugins=plugins, backends={}, pipelines={})
 
 
+def _start_pool_worker(targets: tuple[Target, ...], versions: dict[str, str]) -> None:
+    """A worker process: what it imported stays for good, so the collector's full passes need not
+    walk it again while it converts."""
+    import gc
+
+    _start_worker(targets, versions)
+    gc.freeze()
+
+
 def _convert_chunk(jobs: list[Job]) -> list[tuple[str, list[Conversion]]]:
-    return [(job.slug, _convert_job(job.text)) for job in jobs]
-
-
-def _convert_job(text: str) -> list[Conversion]:
-    """The YAML is read once (libyaml where present: pySigma's own reading is the slow part); each
-    target gets its own collection from it, as pipelines change the rules they process."""
+    """The YAML of each job is read once (libyaml where present: pySigma's own reading is the slow
+    part); each target gets its own collections from it, as pipelines change the rules they process."""
     import yaml
 
-    try:
-        documents = list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
-    except yaml.YAMLError as error:
-        documents = error
-    return [_convert_one(documents, target) for target in _worker["targets"]]
+    documents: list[list | Exception] = []
+    for job in jobs:
+        try:
+            documents.append(list(yaml.load_all(job.text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))))
+        except yaml.YAMLError as error:
+            documents.append(error)
+    by_target = [_convert_target(documents, target) for target in _worker["targets"]]
+    return [(job.slug, [converted[number] for converted in by_target]) for number, job in enumerate(jobs)]
 
 
-def _convert_one(documents: list | Exception, target: Target) -> Conversion:
+def _convert_target(documents: list[list | Exception], target: Target) -> list[Conversion]:
+    """One conversion per job. The single-rule jobs that share a backend and pipeline are converted
+    as pySigma's `Backend.convert` would convert each alone, but with the processing pipeline put
+    together once for them all (pySigma does it again on every call: a third of its time)."""
     from sigma.collection import SigmaCollection
+    from sigma.conversion.base import Backend
+    from sigma.rule import SigmaRule
 
     version = _worker["versions"][target.name]
-    pipeline = "none"
-    try:
-        if isinstance(documents, Exception):
-            raise documents
-        collection = SigmaCollection.from_dicts(documents)
-        pipeline = _pipeline_name(collection, target)
+    found: list[Conversion | None] = [None] * len(documents)
+    groups: dict[str, list[tuple[int, SigmaRule]]] = {}
+    for number, job_documents in enumerate(documents):
+        pipeline = "none"
+        try:
+            if isinstance(job_documents, Exception):
+                raise job_documents
+            collection = SigmaCollection.from_dicts(job_documents)
+            pipeline = _pipeline_name(collection, target)
+            backend = _backend(target, pipeline)
+            if len(collection.rules) == 1 and isinstance(collection.rules[0], SigmaRule) and type(backend).convert is Backend.convert:
+                groups.setdefault(pipeline, []).append((number, collection.rules[0]))
+                continue
+            found[number] = _conversion(target, version, pipeline, backend.convert(collection))
+        except Exception as error:  # noqa: BLE001 - pySigma's errors (and a backend's bugs) cost this query only
+            found[number] = Conversion(target.name, target.label, version, pipeline, (), _message(error))
+    for pipeline, rules in groups.items():
         backend = _backend(target, pipeline)
-        queries = backend.convert(collection)
-        if isinstance(queries, str):
-            queries = [queries]
-        return Conversion(target.name, target.label, version, pipeline, tuple(str(query) for query in queries))
-    except Exception as error:  # noqa: BLE001 - pySigma's errors (and a backend's bugs) cost this query only
-        return Conversion(target.name, target.label, version, pipeline, (), _message(error))
+        backend.init_processing_pipeline()  # what Backend.convert does first, with the default format
+        for number, rule in rules:
+            try:
+                found[number] = _conversion(target, version, pipeline,
+                                            backend.finalize(backend.convert_rule(rule, backend.default_format), backend.default_format))
+            except Exception as error:  # noqa: BLE001 - as above
+                found[number] = Conversion(target.name, target.label, version, pipeline, (), _message(error))
+    return found
+
+
+def _conversion(target: Target, version: str, pipeline: str, queries) -> Conversion:
+    if isinstance(queries, str):
+        queries = [queries]
+    return Conversion(target.name, target.label, version, pipeline, tuple(str(query) for query in queries))
 
 
 #: pySigma ends the message of an error that is not its own with what it was doing to which rule,

@@ -119,6 +119,47 @@ def test_a_backend_s_own_failure_names_what_it_was_doing_not_a_rule_none(targets
     assert all("None" not in (conversion.error or "") for conversion in found.values())
 
 
+KEYWORDS = """\
+title: Keywords of a tool
+id: 8b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e
+status: test
+logsource:
+  product: windows
+  service: system
+detection:
+  keywords:
+    - 'mimikatz'
+    - 'sekurlsa'
+  condition: keywords
+level: high
+"""
+
+
+def test_rules_converted_together_get_what_pysigma_gives_each_alone(targets):
+    """The rules of a chunk share each backend's processing pipeline (put together once); each
+    must get exactly what pySigma's own Backend.convert gives it alone, errors included."""
+    import yaml
+    from sigma.collection import SigmaCollection
+
+    texts = {"ref": REFERENCE.read_text(encoding="utf-8"), "nc": NETCAT, "placeholder": PLACEHOLDER, "keywords": KEYWORDS,
+             "nc2": NETCAT.replace("6f0e2b1a", "6f0e2b1b").replace("' -e '", "' -c '")}
+    together = convert_texts(texts, targets)
+    plugins = conversions._plugins()
+    for slug, text in texts.items():
+        for conversion in together[slug]:
+            target = conversions.TARGETS[conversion.target]
+            collection = SigmaCollection.from_dicts(list(yaml.safe_load_all(text)))
+            pipeline = None if conversion.pipeline == "none" else plugins.pipelines[conversion.pipeline]()
+            try:
+                alone = tuple(str(query) for query in plugins.backends[target.backend](processing_pipeline=pipeline).convert(collection))
+            except Exception as error:  # noqa: BLE001 - what pySigma says is what the page must say
+                assert conversion.queries == () and conversion.error == conversions._message(error), (slug, conversion)
+            else:
+                assert conversion.error is None and conversion.queries == alone, (slug, conversion)
+    errors = {(slug, c.target) for slug, converted in together.items() for c in converted if c.error}
+    assert ("keywords", "esql") in errors and ("placeholder", "splunk") in errors and ("nc", "splunk") not in errors
+
+
 def test_a_correlation_converts_where_the_backend_supports_correlations(targets):
     catalog = build_catalog([PROJECT / "rules/correlations", PROJECT / "rules/windows"])
     correlation = next(e for e in catalog.entries if e.document.source.path.endswith("corr_win_network_logon_spray.yml"))
@@ -132,7 +173,7 @@ def test_a_second_run_converts_nothing(tmp_path, targets, monkeypatch):
     first = convert_texts(texts, targets, tmp_path / "cache")
     assert len(list((tmp_path / "cache/conversions").glob("*.json"))) == 4
     ran = []
-    monkeypatch.setattr(conversions, "_convert_one", lambda *args: ran.append(args))
+    monkeypatch.setattr(conversions, "_convert_target", lambda *args: ran.append(args))
     assert convert_texts(texts, targets, tmp_path / "cache") == first
     assert ran == []
     # a changed rule is converted again, the other comes from the cache
@@ -196,8 +237,8 @@ def test_a_second_site_build_converts_nothing(tmp_path, monkeypatch):
         "site_name: t\ntheme:\n  name: material\nplugins:\n  - sigma-catalog:\n      rules: [rules]\n"
         "      conversions: [splunk, kusto]\n", encoding="utf-8")
     ran = []
-    real = conversions._convert_one
-    monkeypatch.setattr(conversions, "_convert_one", lambda text, target: ran.append(target.name) or real(text, target))
+    real = conversions._convert_target
+    monkeypatch.setattr(conversions, "_convert_target", lambda documents, target: ran.append(target.name) or real(documents, target))
     for number in (1, 2):
         build(load_config(str(tmp_path / "mkdocs.yml"), site_dir=str(tmp_path / f"site{number}")))
     assert ran == ["splunk", "kusto"]  # the first build only
