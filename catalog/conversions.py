@@ -252,20 +252,25 @@ def _convert_target(documents: list[list | Exception], target: Target) -> list[C
                 continue
             found[number] = _conversion(target, version, pipeline, backend.convert(collection))
         except Exception as error:  # noqa: BLE001 - pySigma's errors (and a backend's bugs) cost this query only
-            found[number] = Conversion(target.name, target.label, version, pipeline, (), _message(error))
+            found[number] = _conversion(target, version, pipeline, error=error)
     for pipeline, rules in groups.items():
-        backend = _backend(target, pipeline)
-        backend.init_processing_pipeline()  # what Backend.convert does first, with the default format
+        backend, ready = _backend(target, pipeline), False
         for number, rule in rules:
             try:
-                found[number] = _conversion(target, version, pipeline,
-                                            backend.finalize(backend.convert_rule(rule, backend.default_format), backend.default_format))
+                if not ready:  # what Backend.convert does first (with the default format), once
+                    backend.init_processing_pipeline()
+                    ready = True
+                queries = backend.finalize(backend.convert_rule(rule, backend.default_format), backend.default_format)
+                found[number] = _conversion(target, version, pipeline, queries)
             except Exception as error:  # noqa: BLE001 - as above
-                found[number] = Conversion(target.name, target.label, version, pipeline, (), _message(error))
+                found[number] = _conversion(target, version, pipeline, error=error)
     return found
 
 
-def _conversion(target: Target, version: str, pipeline: str, queries) -> Conversion:
+def _conversion(target: Target, version: str, pipeline: str, queries=(), error: Exception | None = None) -> Conversion:
+    """The queries a backend gave (one query or a list of them), or its error."""
+    if error is not None:
+        return Conversion(target.name, target.label, version, pipeline, (), _message(error))
     if isinstance(queries, str):
         queries = [queries]
     return Conversion(target.name, target.label, version, pipeline, tuple(str(query) for query in queries))

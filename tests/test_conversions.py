@@ -160,6 +160,20 @@ def test_rules_converted_together_get_what_pysigma_gives_each_alone(targets):
     assert ("keywords", "esql") in errors and ("placeholder", "splunk") in errors and ("nc", "splunk") not in errors
 
 
+def test_a_backend_that_cannot_set_up_its_pipeline_fails_each_rule_not_the_chunk(targets, monkeypatch):
+    from sigma.backends.splunk import SplunkBackend
+
+    def broken(self, output_format=None):
+        raise ValueError("no pipeline today")
+
+    monkeypatch.setattr(SplunkBackend, "init_processing_pipeline", broken)
+    found = convert_texts({"nc": NETCAT, "ref": REFERENCE.read_text(encoding="utf-8")}, targets)
+    for converted in found.values():
+        splunk, *others = converted
+        assert splunk.error == "no pipeline today" and splunk.queries == ()
+        assert all(conversion.error is None for conversion in others)
+
+
 def test_a_correlation_converts_where_the_backend_supports_correlations(targets):
     catalog = build_catalog([PROJECT / "rules/correlations", PROJECT / "rules/windows"])
     correlation = next(e for e in catalog.entries if e.document.source.path.endswith("corr_win_network_logon_spray.yml"))
