@@ -142,10 +142,10 @@ class Similarity:
                 self._made_of[entry.slug] = (entry.analysis, extra)
                 source = entry.document.logsource
                 self._logsource[entry.slug] = (source.product, source.category, source.service)
-        # an unchanged rule another rule now shares an indicator with: that indicator is no longer its own
-        by_slug = catalog.by_slug() if kept else {}
-        for slug in {slug for number, rules in found.items() for slug in rules if slug in kept and number not in self._keys[slug]}:
-            self._number(by_slug[slug], found)
+        if kept:  # an unchanged rule another rule now shares an indicator with: that indicator is no longer its own
+            by_slug = catalog.by_slug()
+            for slug in {slug for number, rules in found.items() for slug in rules if slug in kept and number not in self._keys[slug]}:
+                self._number(by_slug[slug], found)
         return found
 
     def _number(self, entry: Entry, found: dict[int, list[str]]) -> frozenset[int]:
