@@ -170,7 +170,7 @@ def add_problem_page(data: SiteData, site: Site) -> None:
         for problem in problems[:PROBLEM_ROWS]
     ]
     by_code = Counter((problem.code, problem.severity.value) for problem in problems)
-    listed = Counter((problem.code, problem.severity.value) for problem in problems[:PROBLEM_ROWS])
+    listed = Counter((row["code"], row["severity"]) for row in rows)
     codes = [{"code": code, "severity": severity, "count": count, "listed": listed[code, severity]}
              for (code, severity), count in sorted(by_code.items())]
     context = {"problems": rows, "more": max(0, len(problems) - PROBLEM_ROWS), "catalog_json": CATALOG_JSON, "by_code": codes}

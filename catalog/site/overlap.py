@@ -37,12 +37,10 @@ def add_overlap_page(data: SiteData, site: Site) -> None:
     clusters = []
     found = data.similarity.clusters()
     for cluster in found:
-        first, second, _ = cluster.pairs[0]  # the best pair names the group; the others are counted
         clusters.append({
-            "named": [data.lists.row(first), data.lists.row(second)],
-            "more": len(cluster.slugs) - 2,
             "pairs": [{"first": data.lists.row(first), "second": data.lists.row(second), "score": f"{score:.2f}"}
                       for first, second, score in cluster.pairs],
+            "more": len(cluster.slugs) - 2,  # rules beyond the best pair, which names the group
         })
     context = {"clusters": clusters, "rules": sum(len(cluster.slugs) for cluster in found),
                "threshold": f"{LIKELY_DUPLICATE:.2f}"}
