@@ -12,6 +12,7 @@ build after the first, and a `mkdocs serve` rebuild, converts only rules that ch
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -201,7 +202,36 @@ _worker: dict = {}
 
 def _start_worker(targets: tuple[Target, ...], versions: dict[str, str]) -> None:
     plugins = _plugins()
+    _check_plain_regexes_cheaply()
     _worker.update(targets=targets, versions=versions, plugins=plugins, backends={}, pipelines={})
+
+
+#: A regular expression made only of literal characters, escaped characters and the wildcards `.`
+#: and `.*` (what pySigma makes of a plain value): valid in every regex engine. No two of its
+#: alternatives start with the same character, so matching is linear in the text.
+_PLAIN_REGEX = re.compile(r"(?:\\[^A-Za-z0-9]|[^\\.*+?^$\[\](){}|]|\.\*?)*")
+
+
+def _check_plain_regexes_cheaply() -> None:
+    """pySigma makes a regular expression of every string value it converts (for the backends'
+    `{regex}` templates, which most expressions do not use) and compiles each one to check it
+    (`SigmaRegularExpression.compile`): a fifth of the conversions' time on SigmaHQ, for 7,000
+    distinct expressions that Python's cache of 512 cannot keep. Those made of plain values are
+    valid by construction: they skip the compilation. Any other (a rule's own `|re` value, say) is
+    compiled and checked as before, so every error pySigma reports is still reported."""
+    from sigma.types import SigmaRegularExpression
+
+    check = SigmaRegularExpression.compile
+    if getattr(check, "plain_regexes_skipped", False):
+        return
+
+    @functools.wraps(check)  # pySigma's own check stays at `__wrapped__`
+    def compile_unless_plain(self) -> None:
+        if _PLAIN_REGEX.fullmatch(str(self.regexp)) is None:
+            check(self)
+
+    compile_unless_plain.plain_regexes_skipped = True  # type: ignore[attr-defined]
+    SigmaRegularExpression.compile = compile_unless_plain
 
 
 def _start_pool_worker(targets: tuple[Target, ...], versions: dict[str, str]) -> None:

@@ -19,7 +19,7 @@ from catalog import conversions  # noqa: E402
 from catalog.pipeline import build_catalog  # noqa: E402
 from catalog.problems import Code, Severity  # noqa: E402
 
-from conftest import PROJECT  # noqa: E402
+from conftest import CORPUS, PROJECT, needs_corpus  # noqa: E402
 
 REFERENCE = PROJECT / "rules/windows/image_load/wmi-module-loaded-by-suspicious-process.yml"
 NINE = ["wmiclnt.dll", "WmiApRpl.dll", "wmiprov.dll", "wmiutils.dll", "wbemcomn.dll", "WMINet_Utils.dll", "wbemsvc.dll", "fastprox.dll", "wmi*"]
@@ -259,3 +259,43 @@ def test_a_second_site_build_converts_nothing(tmp_path, monkeypatch):
     for number in (1, 2):
         page = next((tmp_path / f"site{number}/rules").glob("*/index.html")).read_text(encoding="utf-8")
         assert "Image=&#34;*/nc&#34; CommandLine=&#34;* -e *&#34;" in page
+
+
+def test_a_regular_expression_whose_check_is_skipped_is_always_valid():
+    """The workers skip pySigma's compilation of regular expressions made of plain values: every
+    text the shortcut accepts must compile, whatever the characters around it."""
+    import random
+    import re
+
+    from sigma.types import SigmaString
+
+    alphabet = ["\\", ".", "*", "+", "?", "^", "$", "[", "]", "(", ")", "{", "}", "|", "a", "q", "E", "Z", "0", "é", "\n", " ", "-"]
+    texts = ["".join(random.Random(seed).choices(alphabet, k=random.Random(-seed).randint(0, 7))) for seed in range(40_000)]
+    texts += [str(SigmaString(value).to_regex(extra).regexp) for value in ("C:\\Windows\\*.exe", "a?b*c", "(x)|[y]{2}$^", "\\*lit\\?", "trailing\\")
+              for extra in ("", "/", '"<>')]
+    skipped = 0
+    for text in texts:
+        if conversions._PLAIN_REGEX.fullmatch(text) is not None:
+            re.compile(text)  # raises if the shortcut let an invalid expression through
+            skipped += 1
+    assert skipped > 1000 and any(conversions._PLAIN_REGEX.fullmatch(t) is None for t in ("\\q", ".**", "a(", "x\\"))
+
+
+def test_a_rule_s_invalid_regular_expression_is_still_reported(targets):
+    invalid = NETCAT.replace("CommandLine|contains: ' -e '", "CommandLine|re: ' -e ((x'")
+    plain = NETCAT.replace("CommandLine|contains: ' -e '", "CommandLine|re: ' -e .*x'")
+    found = convert_texts({"invalid": invalid, "plain": plain}, targets)
+    assert all("Regular expression ' -e ((x' is invalid" in c.error for c in found["invalid"])
+    assert by_target(found["plain"])["splunk"].queries == ('Image="*/nc"\n| regex CommandLine=" -e .*x"',)
+
+
+@needs_corpus
+@pytest.mark.corpus
+def test_sigmahq_queries_are_those_pysigma_gives_with_its_own_regex_check(targets, monkeypatch):
+    from sigma.types import SigmaRegularExpression
+
+    files = sorted(CORPUS.glob("rules*/windows/process_creation/*.yml"))[::8]
+    texts = {str(path): path.read_text(encoding="utf-8") for path in files}
+    shortcut = convert_texts(texts, targets)
+    monkeypatch.setattr(SigmaRegularExpression, "compile", SigmaRegularExpression.compile.__wrapped__)
+    assert convert_texts(texts, targets) == shortcut and len(texts) > 100
