@@ -5,42 +5,28 @@ Elasticsearch and Kusto backends, the Sysmon and Windows pipelines). Nothing her
 network: backends and pipelines come from the installed packages (pySigma's entry points), never
 from pySigma's online plugin directory.
 
-Conversions run in worker processes, a chunk of rules per task, and are cached by (rule text,
-target, its pipelines, the installed versions) in one file per target under the build cache, so a
-build after the first, and a `mkdocs serve` rebuild, converts only rules that changed.
+Conversions run in worker processes (`catalog.conversion_worker`), a chunk of rules per task, and
+are cached by (rule text, target, its pipelines, the installed versions) in one file per target
+under the build cache, so a build after the first, and a `mkdocs serve` rebuild, converts only
+rules that changed.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
-import re
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Sequence
 
+from catalog import conversion_worker
+from catalog.conversion_worker import Conversion, ConversionSetupError, Job, Target, plugins
 from catalog.model import CorrelationRule, Rule
 from catalog.pipeline import Entry
-from catalog.problems import Code, Problem, Severity, one_line
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A query language: a pySigma backend and the pipelines for Windows rules (the first that
-    applies to the rule's log source; the last one otherwise)."""
-
-    name: str
-    label: str
-    backend: str
-    windows_pipelines: tuple[str, ...] = ()
-    #: the distributions providing the backend (first) and the pipelines: known targets are checked
-    #: and versioned from package metadata alone, so a build with every query cached imports no pySigma
-    packages: tuple[str, ...] = ()
-
+from catalog.problems import Code, Problem, Severity
 
 _SYSMON_WINDOWS = ("sysmon", "windows-logsources")
 _PIPELINES = ("pysigma-pipeline-sysmon", "pysigma-pipeline-windows")
@@ -54,28 +40,6 @@ TARGETS = {
 #: Fewer jobs than this convert in this process (starting workers would cost more).
 IN_PROCESS = 64
 CHUNK = 48
-
-
-@dataclass(frozen=True, slots=True)
-class Conversion:
-    """One rule's query (or why there is none) for one target."""
-
-    target: str
-    label: str
-    backend: str  # "splunk 2.1.0 (pySigma 1.5.1)"
-    pipeline: str  # the pipelines applied, "none" without one
-    queries: tuple[str, ...] = ()
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    slug: str
-    text: str  # the rule's YAML; a correlation's with the rules it names, as one collection
-
-
-class ConversionSetupError(Exception):
-    """pySigma or a backend is missing; one line for the build log."""
 
 
 def resolve_targets(names: Sequence[str]) -> list[Target]:
@@ -95,21 +59,13 @@ def resolve_targets(names: Sequence[str]) -> list[Target]:
 
 
 def _installed_backend(name: str) -> Target:
-    available = _plugins()
+    available = plugins()
     backend, _, pipeline = name.partition(":")
     if backend not in available.backends:
         raise ConversionSetupError(f"the pySigma backend '{backend}' is not installed (installed: {', '.join(sorted(available.backends)) or 'none'})")
     if pipeline and pipeline not in available.pipelines:
         raise ConversionSetupError(f"the pySigma pipeline '{pipeline}' is not installed")
     return Target(name, backend, backend, (pipeline,) if pipeline else (), (_distribution_of(available.backends[backend]),))
-
-
-def _plugins():
-    try:
-        from sigma.plugins import InstalledSigmaPlugins
-    except ImportError as error:
-        raise ConversionSetupError(f"pySigma is not installed ({error}); pip install 'sigma-catalog[conversions]'") from None
-    return InstalledSigmaPlugins.autodiscover()
 
 
 def _version(package: str) -> str:
@@ -149,25 +105,87 @@ def jobs_of(entries: Sequence[Entry]) -> list[Job]:
 
 def convert(jobs: Sequence[Job], targets: Sequence[Target], cache_dir: Path | None, workers: int | None = None) -> dict[str, list[Conversion]]:
     """slug -> one Conversion per target, from the cache where it has them."""
-    versions = _versions(targets)
-    caches = {target.name: _Cache(cache_dir, target, versions[target.name]) for target in targets}
-    results: dict[str, dict[str, Conversion]] = {job.slug: {} for job in jobs}
-    todo: list[Job] = []
-    hashes = {job.slug: _hash(job.text) for job in jobs}
-    for job in jobs:
-        for target in targets:
-            found = caches[target.name].get(hashes[job.slug])
-            if found is not None:
-                results[job.slug][target.name] = found
-        if len(results[job.slug]) < len(targets):
-            todo.append(job)
-    for slug, converted in _run(todo, targets, versions, workers):
-        for conversion in converted:
-            results[slug].setdefault(conversion.target, conversion)
-            caches[conversion.target].put(hashes[slug], conversion)
-    for cache in caches.values():
-        cache.save()
-    return {slug: [by_target[t.name] for t in targets if t.name in by_target] for slug, by_target in results.items()}
+    with Run(targets, cache_dir, workers) as run:
+        return run.finish(jobs)
+
+
+class Run:
+    """The conversions of one build. Rule texts given to `add` while the build reads the rules are
+    converted meanwhile by worker processes, on the CPUs the reading leaves idle; `finish`
+    converts what is left and returns every job's conversions."""
+
+    def __init__(self, targets: Sequence[Target], cache_dir: Path | None, workers: int | None = None) -> None:
+        self.targets = tuple(targets)
+        self._versions = _versions(targets)
+        self._caches = {target.name: _Cache(cache_dir, target, self._versions[target.name]) for target in targets}
+        self._workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+        self._seen: set[str] = set()  # the hashes of the texts given
+        self._waiting: list[Job] = []  # texts to convert, not yet sent (a job's slug is its text's hash)
+        self._sent: list[Future] = []
+        self._pool: ProcessPoolExecutor | None = None
+        self._lost: Exception | None = None  # the pool failed (a worker lost): `finish` raises it
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def add(self, text: str) -> None:
+        """A rule text to convert unless the cache has it for every target."""
+        key = _hash(text)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        if any(cache.get(key) is None for cache in self._caches.values()):
+            self._waiting.append(Job(key, text))
+        if self._pool is None and self._workers > 1 and len(self._waiting) >= IN_PROCESS:
+            # spawned, not forked: the build has threads (its history reading) that a fork would copy mid-work
+            self._pool = ProcessPoolExecutor(self._workers, mp_context=get_context("spawn"),
+                                             initializer=conversion_worker.start_pool_worker, initargs=(self.targets, self._versions))
+        while self._pool is not None and self._lost is None and len(self._waiting) >= CHUNK:
+            self._send(CHUNK)
+
+    def finish(self, jobs: Sequence[Job]) -> dict[str, list[Conversion]]:
+        """slug -> one Conversion per target (the texts of `jobs` not given yet are converted now)."""
+        for job in jobs:
+            self.add(job.text)
+        converted: dict[str, list[Conversion]] = {}
+        if self._pool is None:
+            if self._waiting:
+                conversion_worker.start_worker(self.targets, self._versions)
+                converted.update(conversion_worker.convert_chunk(self._waiting))
+        else:
+            self._send(len(self._waiting))
+            if self._lost is not None:
+                raise self._lost
+            for future in self._sent:
+                converted.update(future.result())
+        results = {}
+        for job in jobs:
+            key = _hash(job.text)
+            by_target = {}
+            for number, target in enumerate(self.targets):
+                found = self._caches[target.name].get(key)
+                if found is None:
+                    found = converted[key][number]
+                    self._caches[target.name].put(key, found)
+                by_target[target.name] = found
+            results[job.slug] = [by_target[target.name] for target in self.targets]
+        for cache in self._caches.values():
+            cache.save()
+        return results
+
+    def _send(self, count: int) -> None:
+        assert self._pool is not None
+        try:
+            for start in range(0, count, CHUNK):
+                self._sent.append(self._pool.submit(conversion_worker.convert_chunk, self._waiting[start:start + CHUNK]))
+        except Exception as error:  # noqa: BLE001 - a worker lost: reported by `finish`, not in the rules' reading
+            self._lost = error
+        del self._waiting[:count]
 
 
 def findings(entries: Sequence[Entry], conversions: dict[str, list[Conversion]]) -> list[Problem]:
@@ -180,179 +198,6 @@ def findings(entries: Sequence[Entry], conversions: dict[str, list[Conversion]])
                 found.append(Problem(source.file_display, source.line, 1, Severity.INFO, Code.CONVERSION_PREFIX + conversion.target,
                                      f"no {conversion.label} query: {conversion.error}"))
     return found
-
-
-def _run(todo: list[Job], targets: Sequence[Target], versions: dict[str, str], workers: int | None):
-    if not todo:
-        return []
-    chunks = [todo[start:start + CHUNK] for start in range(0, len(todo), CHUNK)]
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
-    if len(todo) < IN_PROCESS or workers <= 1:
-        _start_worker(tuple(targets), versions)
-        return [pair for chunk in chunks for pair in _convert_chunk(chunk)]
-    # spawned, not forked: the build has threads (background exports) that a fork would copy mid-work
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_pool_worker, initargs=(tuple(targets), versions)) as pool:
-        return [pair for converted in pool.map(_convert_chunk, chunks) for pair in converted]
-
-
-# --- the worker side --------------------------------------------------------------------------------
-
-_worker: dict = {}
-
-
-def _start_worker(targets: tuple[Target, ...], versions: dict[str, str]) -> None:
-    plugins = _plugins()
-    _check_plain_regexes_cheaply()
-    _worker.update(targets=targets, versions=versions, plugins=plugins, backends={}, pipelines={})
-
-
-#: A regular expression made only of literal characters, escaped characters and the wildcards `.`
-#: and `.*` (what pySigma makes of a plain value): valid in every regex engine. No two of its
-#: alternatives start with the same character, so matching is linear in the text.
-_PLAIN_REGEX = re.compile(r"(?:\\[^A-Za-z0-9]|[^\\.*+?^$\[\](){}|]|\.\*?)*")
-
-
-def _check_plain_regexes_cheaply() -> None:
-    """pySigma makes a regular expression of every string value it converts (for the backends'
-    `{regex}` templates, which most expressions do not use) and compiles each one to check it
-    (`SigmaRegularExpression.compile`): a fifth of the conversions' time on SigmaHQ, for 7,000
-    distinct expressions that Python's cache of 512 cannot keep. Those made of plain values are
-    valid by construction: they skip the compilation. Any other (a rule's own `|re` value, say) is
-    compiled and checked as before, so every error pySigma reports is still reported."""
-    from sigma.types import SigmaRegularExpression
-
-    check = SigmaRegularExpression.compile
-    if getattr(check, "plain_regexes_skipped", False):
-        return
-
-    @functools.wraps(check)  # pySigma's own check stays at `__wrapped__`
-    def compile_unless_plain(self) -> None:
-        if _PLAIN_REGEX.fullmatch(str(self.regexp)) is None:
-            check(self)
-
-    compile_unless_plain.plain_regexes_skipped = True  # type: ignore[attr-defined]
-    SigmaRegularExpression.compile = compile_unless_plain
-
-
-def _start_pool_worker(targets: tuple[Target, ...], versions: dict[str, str]) -> None:
-    """A worker process: what it imported stays for good, so the collector's full passes need not
-    walk it again while it converts."""
-    import gc
-
-    _start_worker(targets, versions)
-    gc.freeze()
-
-
-def _convert_chunk(jobs: list[Job]) -> list[tuple[str, list[Conversion]]]:
-    """The YAML of each job is read once (libyaml where present: pySigma's own reading is the slow
-    part); each target gets its own collections from it, as pipelines change the rules they process."""
-    import yaml
-
-    documents: list[list | Exception] = []
-    for job in jobs:
-        try:
-            documents.append(list(yaml.load_all(job.text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))))
-        except yaml.YAMLError as error:
-            documents.append(error)
-    by_target = [_convert_target(documents, target) for target in _worker["targets"]]
-    return [(job.slug, [converted[number] for converted in by_target]) for number, job in enumerate(jobs)]
-
-
-def _convert_target(documents: list[list | Exception], target: Target) -> list[Conversion]:
-    """One conversion per job. The single-rule jobs that share a backend and pipeline are converted
-    as pySigma's `Backend.convert` would convert each alone, but with the processing pipeline put
-    together once for them all (pySigma does it again on every call: a third of its time)."""
-    from sigma.collection import SigmaCollection
-    from sigma.conversion.base import Backend
-    from sigma.rule import SigmaRule
-
-    version = _worker["versions"][target.name]
-    found: list[Conversion | None] = [None] * len(documents)
-    groups: dict[str, list[tuple[int, SigmaRule]]] = {}
-    for number, job_documents in enumerate(documents):
-        pipeline = "none"
-        try:
-            if isinstance(job_documents, Exception):
-                raise job_documents
-            collection = SigmaCollection.from_dicts(job_documents)
-            pipeline = _pipeline_name(collection, target)
-            backend = _backend(target, pipeline)
-            if len(collection.rules) == 1 and isinstance(collection.rules[0], SigmaRule) and type(backend).convert is Backend.convert:
-                groups.setdefault(pipeline, []).append((number, collection.rules[0]))
-                continue
-            found[number] = _conversion(target, version, pipeline, backend.convert(collection))
-        except Exception as error:  # noqa: BLE001 - pySigma's errors (and a backend's bugs) cost this query only
-            found[number] = _conversion(target, version, pipeline, error=error)
-    for pipeline, rules in groups.items():
-        backend, ready = _backend(target, pipeline), False
-        for number, rule in rules:
-            try:
-                if not ready:  # what Backend.convert does first (with the default format), once
-                    backend.init_processing_pipeline()
-                    ready = True
-                queries = backend.finalize(backend.convert_rule(rule, backend.default_format), backend.default_format)
-                found[number] = _conversion(target, version, pipeline, queries)
-            except Exception as error:  # noqa: BLE001 - as above
-                found[number] = _conversion(target, version, pipeline, error=error)
-    return found
-
-
-def _conversion(target: Target, version: str, pipeline: str, queries=(), error: Exception | None = None) -> Conversion:
-    """The queries a backend gave (one query or a list of them), or its error."""
-    if error is not None:
-        return Conversion(target.name, target.label, version, pipeline, (), _message(error))
-    if isinstance(queries, str):
-        queries = [queries]
-    return Conversion(target.name, target.label, version, pipeline, tuple(str(query) for query in queries))
-
-
-#: pySigma ends the message of an error that is not its own with what it was doing to which rule,
-#: "(while converting rule None)": the rule, read from text, has no source (its page says which).
-_WHILE_RULE = re.compile(r" \(while (.+?)(?: on| for)? rule None\)")
-
-
-def _message(error: Exception) -> str:
-    return _WHILE_RULE.sub(r" (while \1)", one_line(error))
-
-
-def _pipeline_name(collection, target: Target) -> str:
-    rules = [rule for rule in collection.rules if getattr(rule, "logsource", None) is not None]
-    if not target.windows_pipelines or not rules or rules[0].logsource.product != "windows":
-        return "none"
-    logsource = rules[0].logsource
-    for name in target.windows_pipelines:
-        if _applies(_pipeline(name), logsource.category, logsource.service):
-            return name
-    return target.windows_pipelines[-1]
-
-
-def _applies(pipeline, category: str | None, service: str | None) -> bool:
-    """The pipeline names the rule's category or service in one of its log source conditions."""
-    from sigma.processing.conditions import LogsourceCondition
-
-    for item in pipeline.items:
-        for condition in getattr(item, "rule_conditions", ()):
-            if isinstance(condition, LogsourceCondition):
-                wanted = condition.logsource
-                if (wanted.category and wanted.category == category) or (wanted.service and wanted.service == service):
-                    return True
-    return False
-
-
-def _pipeline(name: str):
-    pipelines = _worker["pipelines"]
-    if name not in pipelines:
-        made = _worker["plugins"].pipelines[name]
-        pipelines[name] = made() if callable(made) else made
-    return pipelines[name]
-
-
-def _backend(target: Target, pipeline: str):
-    key = (target.backend, pipeline)
-    backends = _worker["backends"]
-    if key not in backends:
-        backends[key] = _worker["plugins"].backends[target.backend](processing_pipeline=None if pipeline == "none" else _pipeline(pipeline))
-    return backends[key]
 
 
 # --- versions and the cache --------------------------------------------------------------------------

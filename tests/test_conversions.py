@@ -15,7 +15,7 @@ pytest.importorskip("sigma.backends.splunk")
 pytest.importorskip("sigma.backends.elasticsearch")
 pytest.importorskip("sigma.backends.kusto")
 
-from catalog import conversions  # noqa: E402
+from catalog import conversion_worker, conversions  # noqa: E402
 from catalog.pipeline import build_catalog  # noqa: E402
 from catalog.problems import Code, Severity  # noqa: E402
 
@@ -144,7 +144,7 @@ def test_rules_converted_together_get_what_pysigma_gives_each_alone(targets):
     texts = {"ref": REFERENCE.read_text(encoding="utf-8"), "nc": NETCAT, "placeholder": PLACEHOLDER, "keywords": KEYWORDS,
              "nc2": NETCAT.replace("6f0e2b1a", "6f0e2b1b").replace("' -e '", "' -c '")}
     together = convert_texts(texts, targets)
-    plugins = conversions._plugins()
+    plugins = conversion_worker.plugins()
     for slug, text in texts.items():
         for conversion in together[slug]:
             target = conversions.TARGETS[conversion.target]
@@ -153,7 +153,7 @@ def test_rules_converted_together_get_what_pysigma_gives_each_alone(targets):
             try:
                 alone = tuple(str(query) for query in plugins.backends[target.backend](processing_pipeline=pipeline).convert(collection))
             except Exception as error:  # noqa: BLE001 - what pySigma says is what the page must say
-                assert conversion.queries == () and conversion.error == conversions._message(error), (slug, conversion)
+                assert conversion.queries == () and conversion.error == conversion_worker._message(error), (slug, conversion)
             else:
                 assert conversion.error is None and conversion.queries == alone, (slug, conversion)
     errors = {(slug, c.target) for slug, converted in together.items() for c in converted if c.error}
@@ -187,13 +187,50 @@ def test_a_second_run_converts_nothing(tmp_path, targets, monkeypatch):
     first = convert_texts(texts, targets, tmp_path / "cache")
     assert len(list((tmp_path / "cache/conversions").glob("*.json"))) == 4
     ran = []
-    monkeypatch.setattr(conversions, "_convert_target", lambda *args: ran.append(args))
+    monkeypatch.setattr(conversion_worker, "_convert_target", lambda *args: ran.append(args))
     assert convert_texts(texts, targets, tmp_path / "cache") == first
     assert ran == []
     # a changed rule is converted again, the other comes from the cache
     monkeypatch.undo()
     changed = convert_texts({**texts, "nc": NETCAT.replace("' -e '", "' -c '")}, targets, tmp_path / "cache")
     assert changed["nc"][0].queries == ('Image="*/nc" CommandLine="* -c *"',) and changed["ref"] == first["ref"]
+
+
+def test_rules_given_while_they_are_read_are_converted_meanwhile(targets):
+    """The build gives each rule text to the run as it reads it: the workers start converting
+    before the catalog is complete, and the end result is that of one conversion of every job."""
+    texts = {f"r{n}": NETCAT.replace("/nc", f"/nc{n}") for n in range(conversions.IN_PROCESS + conversions.CHUNK)}
+    jobs = [conversions.Job(slug, text) for slug, text in texts.items()]
+    with conversions.Run(targets, None, workers=2) as run:
+        for job in jobs[: conversions.IN_PROCESS + 1]:
+            run.add(job.text)
+            run.add(job.text)  # a text read twice (a copied file) is converted once
+        assert len(run._sent) == 1 and not run._sent[0].cancelled()  # a chunk is on its way
+        found = run.finish(jobs)
+    assert found == convert_texts(texts, targets)
+    assert found["r70"][0].queries == ('Image="*/nc70" CommandLine="* -e *"',)
+
+
+def test_a_worker_pool_lost_while_the_rules_are_read_costs_the_queries_only(tmp_path, monkeypatch, caplog):
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from catalog.site.queries import convert_catalog, read_documents, start_conversions
+
+    def lost(self, *args, **kwargs):
+        raise BrokenProcessPool("a worker process ended abruptly")
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", lost)
+    (tmp_path / "rules").mkdir()
+    for n in range(conversions.IN_PROCESS + conversions.CHUNK):
+        (tmp_path / f"rules/nc{n}.yml").write_text(NETCAT.replace("/nc", f"/nc{n}").replace("6f0e2b1a", f"{n:08x}"), encoding="utf-8")
+    from catalog.site.output import LoadCache
+
+    with start_conversions(["splunk"], tmp_path / "cache") as run:
+        catalog = build_catalog([tmp_path / "rules"], load=lambda roots: LoadCache().load(roots, each=read_documents(run)))
+        assert len(catalog.entries) == conversions.IN_PROCESS + conversions.CHUNK  # the reading went on
+        assert convert_catalog(catalog, run) == {}
+    assert "conversions left out: BrokenProcessPool: a worker process ended abruptly" in caplog.text
 
 
 def test_worker_processes_give_the_same_queries(tmp_path, targets):
@@ -228,33 +265,48 @@ def test_an_absent_backend_is_a_clear_setup_error():
 
 
 def test_the_site_build_logs_one_notice_without_the_backend(tmp_path, caplog):
-    from catalog.site.queries import convert_catalog
+    from catalog.site.queries import convert_catalog, start_conversions
 
     caplog.set_level(logging.INFO)
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules/nc.yml").write_text(NETCAT, encoding="utf-8")
     catalog = build_catalog([tmp_path / "rules"])
-    assert convert_catalog(catalog, ["splunk", "no-such-backend"], tmp_path / "cache") == {}
+    assert convert_catalog(catalog, start_conversions(["splunk", "no-such-backend"], tmp_path / "cache")) == {}
     notices = [r for r in caplog.records if "conversions" in r.getMessage()]
     assert len(notices) == 1 and "no-such-backend" in notices[0].getMessage()
     assert not any(p.code.startswith(Code.CONVERSION_PREFIX) for p in catalog.problems)
 
 
-def test_a_second_site_build_converts_nothing(tmp_path, monkeypatch):
+def build_site(folder: Path, number: int = 1) -> None:
+    """The site of one rule with queries for two targets, built into `site<number>`."""
     from mkdocs.commands.build import build
     from mkdocs.config import load_config
 
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "rules/nc.yml").write_text(NETCAT, encoding="utf-8")
-    (tmp_path / "mkdocs.yml").write_text(
-        "site_name: t\ntheme:\n  name: material\nplugins:\n  - sigma-catalog:\n      rules: [rules]\n"
-        "      conversions: [splunk, kusto]\n", encoding="utf-8")
+    if not (folder / "mkdocs.yml").exists():
+        (folder / "rules").mkdir()
+        (folder / "docs").mkdir()
+        (folder / "rules/nc.yml").write_text(NETCAT, encoding="utf-8")
+        (folder / "mkdocs.yml").write_text(
+            "site_name: t\ntheme:\n  name: material\nplugins:\n  - sigma-catalog:\n      rules: [rules]\n"
+            "      conversions: [splunk, kusto]\n", encoding="utf-8")
+    build(load_config(str(folder / "mkdocs.yml"), site_dir=str(folder / f"site{number}")))
+
+
+def test_the_site_build_gives_each_rule_to_the_conversions_as_it_reads_it(tmp_path, monkeypatch):
+    events = []
+    add, finish = conversions.Run.add, conversions.Run.finish
+    monkeypatch.setattr(conversions.Run, "add", lambda self, text: events.append("add") or add(self, text))
+    monkeypatch.setattr(conversions.Run, "finish", lambda self, jobs: events.append("finish") or finish(self, jobs))
+    build_site(tmp_path)
+    assert events[:2] == ["add", "finish"]  # given while the rules were read, before the build asked for the queries
+
+
+def test_a_second_site_build_converts_nothing(tmp_path, monkeypatch):
     ran = []
-    real = conversions._convert_target
-    monkeypatch.setattr(conversions, "_convert_target", lambda documents, target: ran.append(target.name) or real(documents, target))
+    real = conversion_worker._convert_target
+    monkeypatch.setattr(conversion_worker, "_convert_target", lambda documents, target: ran.append(target.name) or real(documents, target))
     for number in (1, 2):
-        build(load_config(str(tmp_path / "mkdocs.yml"), site_dir=str(tmp_path / f"site{number}")))
+        build_site(tmp_path, number)
     assert ran == ["splunk", "kusto"]  # the first build only
     for number in (1, 2):
         page = next((tmp_path / f"site{number}/rules").glob("*/index.html")).read_text(encoding="utf-8")
@@ -275,10 +327,10 @@ def test_a_regular_expression_whose_check_is_skipped_is_always_valid():
               for extra in ("", "/", '"<>')]
     skipped = 0
     for text in texts:
-        if conversions._PLAIN_REGEX.fullmatch(text) is not None:
+        if conversion_worker._PLAIN_REGEX.fullmatch(text) is not None:
             re.compile(text)  # raises if the shortcut let an invalid expression through
             skipped += 1
-    assert skipped > 1000 and any(conversions._PLAIN_REGEX.fullmatch(t) is None for t in ("\\q", ".**", "a(", "x\\"))
+    assert skipped > 1000 and any(conversion_worker._PLAIN_REGEX.fullmatch(t) is None for t in ("\\q", ".**", "a(", "x\\"))
 
 
 def test_a_rule_s_invalid_regular_expression_is_still_reported(targets):

@@ -8,6 +8,8 @@ changes, so `--dirty` rebuilds skip the others); their HTML comes from our templ
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -32,7 +34,7 @@ from catalog.site.model import Folder, Page, Site
 from catalog.site.output import DeferredExports, LoadCache, write_if_changed
 from catalog.site.history_pages import RuleRecords
 from catalog.site.pages import SiteBuilder
-from catalog.site.queries import convert_catalog
+from catalog.site.queries import convert_catalog, read_documents, start_conversions
 from catalog.site.render import DESCRIPTION_MARKER, TITLE_MARKER, TOC_MARKER, Renderer
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
@@ -63,16 +65,20 @@ class BuildFiles:
         written in on_post_build."""
         started = time.perf_counter()
         kb = _knowledge(attack_data)
-        # git reads the history in processes of its own while this one reads the rules
-        with ThreadPoolExecutor(1, thread_name_prefix="sigma-catalog history") as background:
-            reading = background.submit(_records, options, folders, cache, self._told)
-            catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=self._loads.load,
-                                             dialects=options.dialects,
-                                             labels={folder.root: folder.display for folder in folders})
-            records = reading.result()
-        similarity = add_catalog_findings(catalog, records.history, cache, previous=self._similarity if serving else None)
-        self._similarity = similarity if serving else None
-        converted = convert_catalog(catalog, options.conversions, cache)  # adds its findings to the catalog's
+        with contextlib.ExitStack() as stack:
+            # rules are converted to queries by worker processes while this one reads them, and git
+            # reads the history in processes of its own
+            run = start_conversions(options.conversions, cache)
+            load = self._loads.load if run is None else functools.partial(self._loads.load, each=read_documents(stack.enter_context(run)))
+            with ThreadPoolExecutor(1, thread_name_prefix="sigma-catalog history") as background:
+                reading = background.submit(_records, options, folders, cache, self._told)
+                catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=load,
+                                                 dialects=options.dialects,
+                                                 labels={folder.root: folder.display for folder in folders})
+                records = reading.result()
+            similarity = add_catalog_findings(catalog, records.history, cache, previous=self._similarity if serving else None)
+            self._similarity = similarity if serving else None
+            converted = convert_catalog(catalog, run)  # adds its findings to the catalog's
         loaded = time.perf_counter()
         signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url)
         if signature != self._memo_signature:  # another configuration: nothing of the last build holds

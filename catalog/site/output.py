@@ -42,7 +42,8 @@ class LoadCache:
         self._files: dict[tuple[str, str], tuple[tuple[int, int, int] | None, list, list]] = {}
         self.read = 0
 
-    def load(self, roots) -> LoadResult:
+    def load(self, roots, each: Callable[[list], None] = lambda documents: None) -> LoadResult:
+        """`each` is called with every file's documents as soon as the file is read (or reused)."""
         result = LoadResult()
         result.files, result.problems = discover(roots)
         current = {}
@@ -61,6 +62,7 @@ class LoadCache:
                 documents, problems = load_file(rule_file)
                 self.read += 1
             current[key] = (stamp, documents, problems)
+            each(documents)
             result.documents.extend(documents)
             result.problems.extend(problems)
         self._files = current

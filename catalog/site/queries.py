@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from catalog import conversions
 from catalog.bounds import QUERY_TEXT
+from catalog.model import Rule, SigmaDocument
 from catalog.pipeline import Catalog, Entry
 from catalog.site.addresses import query_file_path
 from catalog.site.model import Site, SiteData
@@ -20,18 +21,34 @@ from catalog.site.model import Site, SiteData
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
 
 
-def convert_catalog(catalog: Catalog, names: Sequence[str], cache: Path) -> dict[str, list[conversions.Conversion]]:
-    """slug -> its conversions; adds an info finding per rule and target without a query."""
+def start_conversions(names: Sequence[str], cache: Path) -> conversions.Run | None:
+    """The conversions of this build, ready to take rule texts as they are read; None without
+    targets, or without pySigma or a backend (one notice, and the build goes on without queries)."""
     if not names:
-        return {}
+        return None
     try:
-        targets = conversions.resolve_targets(names)
+        return conversions.Run(conversions.resolve_targets(names), cache)
     except conversions.ConversionSetupError as error:
         # a notice, not a warning: `mkdocs build --strict` must still build a site without the extra
         log.info("sigma-catalog: conversions (%s) left out: %s", ", ".join(names), error)
+        return None
+
+
+def read_documents(run: conversions.Run) -> Callable[[Sequence[SigmaDocument]], None]:
+    """What the loader calls with each file's documents: its rules go to the conversions at once."""
+    def read(documents: Sequence[SigmaDocument]) -> None:
+        for document in documents:
+            if isinstance(document, Rule):
+                run.add(document.source.raw_text)
+    return read
+
+
+def convert_catalog(catalog: Catalog, run: conversions.Run | None) -> dict[str, list[conversions.Conversion]]:
+    """slug -> its conversions; adds an info finding per rule and target without a query."""
+    if run is None:
         return {}
     try:
-        found = conversions.convert(conversions.jobs_of(catalog.entries), targets, cache)
+        found = run.finish(conversions.jobs_of(catalog.entries))
     except Exception as error:  # noqa: BLE001 - a worker lost (memory, a backend's crash): no queries, the site still builds
         log.error("sigma-catalog: conversions left out: %s: %s", type(error).__name__, error)
         return {}
