@@ -65,11 +65,11 @@ class BuildFiles:
         written in on_post_build."""
         started = time.perf_counter()
         kb = _knowledge(attack_data)
-        with contextlib.ExitStack() as stack:
-            # rules are converted to queries by worker processes while this one reads them, and git
-            # reads the history in processes of its own
-            run = start_conversions(options.conversions, cache)
-            load = self._loads.load if run is None else functools.partial(self._loads.load, each=read_documents(stack.enter_context(run)))
+        # rules are converted to queries by worker processes while this one reads them, and git
+        # reads the history in processes of its own
+        run = start_conversions(options.conversions, cache)
+        with run or contextlib.nullcontext():
+            load = self._loads.load if run is None else functools.partial(self._loads.load, each=read_documents(run))
             with ThreadPoolExecutor(1, thread_name_prefix="sigma-catalog history") as background:
                 reading = background.submit(_records, options, folders, cache, self._told)
                 catalog = pipeline.build_catalog([folder.root for folder in folders], attack=kb, load=load,
