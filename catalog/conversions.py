@@ -222,6 +222,7 @@ class _Cache:
         self.path = folder / "conversions" / f"{target.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json" if folder else None
         self.entries: dict[str, dict] = {}
         self.used: set[str] = set()
+        self._made: dict[str, Conversion] = {}  # the entries read so far, as conversions (a build asks twice)
         self.changed = False
         if self.path is not None and self.path.is_file():
             try:
@@ -230,17 +231,18 @@ class _Cache:
                 self.entries = {}  # a damaged cache is rebuilt
 
     def get(self, key: str) -> Conversion | None:
-        data = self.entries.get(key)
         self.used.add(key)
-        if not isinstance(data, dict):
-            return None
-        try:
-            return Conversion(**{**data, "queries": tuple(data.get("queries", ()))})
-        except TypeError:
-            return None
+        found = self._made.get(key)
+        if found is None and isinstance(data := self.entries.get(key), dict):
+            try:
+                found = self._made[key] = Conversion(**{**data, "queries": tuple(data.get("queries", ()))})
+            except TypeError:
+                return None
+        return found
 
     def put(self, key: str, conversion: Conversion) -> None:
         self.entries[key] = asdict(conversion)
+        self._made[key] = conversion
         self.used.add(key)
         self.changed = True
 
