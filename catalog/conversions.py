@@ -133,11 +133,11 @@ class Run:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
-    def add(self, text: str) -> None:
-        """A rule text to convert unless the cache has it for every target."""
+    def add(self, text: str) -> str:
+        """A rule text to convert unless the cache has it for every target; returns its key."""
         key = _hash(text)
         if key in self._seen:
-            return
+            return key
         self._seen.add(key)
         if any(cache.get(key) is None for cache in self._caches.values()):
             self._waiting.append(Job(key, text))
@@ -147,11 +147,11 @@ class Run:
                                              initializer=conversion_worker.start_pool_worker, initargs=(self.targets, self._versions))
         while self._pool is not None and self._lost is None and len(self._waiting) >= CHUNK:
             self._send(CHUNK)
+        return key
 
     def finish(self, jobs: Sequence[Job]) -> dict[str, list[Conversion]]:
         """slug -> one Conversion per target (the texts of `jobs` not given yet are converted now)."""
-        for job in jobs:
-            self.add(job.text)
+        keys = [self.add(job.text) for job in jobs]
         converted: dict[str, list[Conversion]] = {}
         if self._pool is None:
             if self._waiting:
@@ -164,16 +164,14 @@ class Run:
             for future in self._sent:
                 converted.update(future.result())
         results = {}
-        for job in jobs:
-            key = _hash(job.text)
-            by_target = {}
+        for job, key in zip(jobs, keys):
+            results[job.slug] = row = []
             for number, target in enumerate(self.targets):
                 found = self._caches[target.name].get(key)
                 if found is None:
                     found = converted[key][number]
                     self._caches[target.name].put(key, found)
-                by_target[target.name] = found
-            results[job.slug] = [by_target[target.name] for target in self.targets]
+                row.append(found)
         for cache in self._caches.values():
             cache.save()
         return results

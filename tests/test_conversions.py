@@ -1,5 +1,6 @@
 """Queries for real SIEM backends (catalog.conversions): expected query text per target, a rule that
-does not convert, the cache, offline conversion, a missing backend, and the rule page's tabs.
+does not convert, the cache, conversions while the rules are read, the workers' shortcut for plain
+regular expressions, offline conversion, a missing backend, and the rule page's tabs.
 
 Needs the `conversions` extra (pySigma 1.x and the backends); skipped without it."""
 
@@ -215,6 +216,7 @@ def test_a_worker_pool_lost_while_the_rules_are_read_costs_the_queries_only(tmp_
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
+    from catalog.site.output import LoadCache
     from catalog.site.queries import convert_catalog, read_documents, start_conversions
 
     def lost(self, *args, **kwargs):
@@ -224,8 +226,6 @@ def test_a_worker_pool_lost_while_the_rules_are_read_costs_the_queries_only(tmp_
     (tmp_path / "rules").mkdir()
     for n in range(conversions.IN_PROCESS + conversions.CHUNK):
         (tmp_path / f"rules/nc{n}.yml").write_text(NETCAT.replace("/nc", f"/nc{n}").replace("6f0e2b1a", f"{n:08x}"), encoding="utf-8")
-    from catalog.site.output import LoadCache
-
     with start_conversions(["splunk"], tmp_path / "cache") as run:
         catalog = build_catalog([tmp_path / "rules"], load=lambda roots: LoadCache().load(roots, each=read_documents(run)))
         assert len(catalog.entries) == conversions.IN_PROCESS + conversions.CHUNK  # the reading went on
