@@ -14,6 +14,7 @@ from catalog.attack.knowledge import load_knowledge
 from catalog.pipeline import build_catalog
 from catalog.site import lists
 from catalog.site.model import Folder, author_key, author_path, split_authors
+from catalog.site.output import LoadCache
 from catalog.site.pages import SiteBuilder
 from catalog.site.search import search_index
 
@@ -89,6 +90,50 @@ def test_authors_are_grouped_by_normalised_name_and_their_spellings_shown(tmp_pa
     jane = page(site, author_path("JANE DOE"))
     assert jane.context["list"]["total"] == 3
     assert "Also written as" in jane.context["intro"] and "jane doe" in jane.context["intro"].lower()
+
+
+#: Edits of rule 2 under `mkdocs serve`, each changing what other pages show of it.
+SERVE_EDITS = {
+    "title": ("Suspicious tool run number 2", "Renamed tool"),
+    "author": ("author: Jane Doe", "author: Max Mustermann"),
+    "level": ("level: high", "level: low"),
+    "tags": ("logsource:", "tags:\n    - attack.execution\n    - attack.t1059.001\nlogsource:"),
+    "indicator": ("tool.exe", "other.exe"),
+    "field": ("CommandLine|contains", "ParentCommandLine|contains"),
+    "log source": ("category: process_creation", "category: image_load"),
+}
+
+
+@pytest.mark.parametrize("edit", SERVE_EDITS)
+def test_a_serve_update_reuses_what_an_edit_leaves_and_gives_what_a_clean_build_gives(tmp_path, kb, monkeypatch, edit):
+    monkeypatch.setattr(lists, "HTML_ROWS", 2)  # long lists: their first rows and the positions of all
+    root = tmp_path / "rules"
+    root.mkdir()
+    for number in range(6):
+        (root / f"r{number}.yml").write_text(rule(number, status="experimental" if number == 5 else "test",
+                                                  tags="    - attack.t1033\n" if number > 3 else ""), encoding="utf-8")
+    folders = [Folder(str(root), "rules")]
+
+    def build(loads: LoadCache, memo: dict, previous=None):
+        builder = SiteBuilder(build_catalog([str(root)], kb, load=loads.load), folders, kb, memo=memo, previous=previous)
+        return builder, builder.build({})
+
+    def shape(site) -> tuple:
+        return {p.path: (p.template, p.title, p.nav_title, p.wide, p.fingerprint()) for p in site.pages + site.browse}, site.home
+
+    loads, memo = LoadCache(), {}
+    first, first_site = build(loads, memo)
+    old, new = SERVE_EDITS[edit]
+    edited = root / "r2.yml"
+    text = edited.read_text(encoding="utf-8")
+    assert old in text
+    edited.write_text(text.replace(old, new), encoding="utf-8")
+    _, served = build(loads, memo, previous=first.data)
+    _, clean = build(LoadCache(), {})
+    assert shape(served) == shape(clean)
+    assert shape(served) != shape(first_site)
+    # a list without the edited rule is the last build's, not made again
+    assert page(served, "statuses/experimental/").context["list"] is page(first_site, "statuses/experimental/").context["list"]
 
 
 def test_author_names_split_and_normalise():

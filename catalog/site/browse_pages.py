@@ -8,10 +8,12 @@ its figures to `site.home`.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from typing import Sequence
 
-from catalog.analysis import IndicatorKey, field_label, is_field_reference
+from catalog.analysis import Indicator, IndicatorKey, field_label, is_field_reference
 from catalog.bounds import PROBLEM_ROWS, normal
 from catalog.model import FilterRule, Rule
+from catalog.pipeline import Entry
 from catalog.problems import Code, Severity, severity_counts
 from catalog.site.addresses import CATALOG_JSON, OLD_PROBLEMS, PROBLEMS, RULES, indicator_path, item_path, key_slug, rule_path
 from catalog.site.model import Grouping, Page, Site, SiteData, author_key, browse_page, list_page, shorten, split_authors
@@ -31,14 +33,22 @@ RANK = {
 }
 
 
+def _indicators(entry: Entry) -> Sequence[Indicator]:
+    return entry.analysis.indicators if entry.analysis is not None and isinstance(entry.document, Rule) else ()
+
+
 def add_indicator_pages(data: SiteData, site: Site) -> None:
-    spelling: dict[IndicatorKey, tuple[str, str]] = {}
-    for entry in data.entries:
-        if entry.analysis is not None and isinstance(entry.document, Rule):
-            for indicator in entry.analysis.indicators:
+    def spell() -> tuple[dict[IndicatorKey, tuple[str, str]], list[tuple[IndicatorKey, list[str]]]]:
+        """How each indicator is written (the first rule's way), and those rules share."""
+        spelling: dict[IndicatorKey, tuple[str, str]] = {}
+        for entry in data.entries:
+            for indicator in _indicators(entry):
                 spelling.setdefault(indicator.key, (indicator.field_label, indicator.value))
+        return spelling, data.catalog.corpus.shared()
+
+    parts = lambda entry: [(indicator.key, indicator.field, indicator.value) for indicator in _indicators(entry)]  # noqa: E731
+    spelling, shared = data.reuse("indicators", None, parts, spell)
     corpus = data.catalog.corpus
-    shared = corpus.shared()
     top = []
     for key, slugs in shared:
         label, value = spelling.get(key, (field_label(key[0] or None), key[2]))
@@ -59,12 +69,17 @@ def add_indicator_pages(data: SiteData, site: Site) -> None:
 def add_dimension_pages(data: SiteData, site: Site) -> None:
     """Levels, statuses, authors and tags: a page per value, an index of counts per dimension."""
     for section, title, singular, values, grouped_by in DIMENSIONS:
-        groups = Grouping()
         unpaged = data.catalog.page_caps.tags if section == "tags" else set()
-        for entry in data.entries:
-            for value in dict.fromkeys(values(entry.document)):
-                if normal(value) not in unpaged:
-                    groups.add(key_slug(grouped_by(value)), value, entry.slug)
+
+        def group(values=values, grouped_by=grouped_by, unpaged=unpaged) -> Grouping:
+            groups = Grouping()
+            for entry in data.entries:
+                for value in dict.fromkeys(values(entry.document)):
+                    if normal(value) not in unpaged:
+                        groups.add(key_slug(grouped_by(value)), value, entry.slug)
+            return groups
+
+        groups = data.reuse(section, unpaged, lambda entry, values=values: values(entry.document), group)
         items = []
         for group in groups.values():
             name = group.name
@@ -91,16 +106,25 @@ def _spellings(group) -> str | None:
     return f"Also written as: {', '.join(others)}."
 
 
+def _fields(entry: Entry) -> list[str]:
+    document = entry.document
+    if not isinstance(document, (Rule, FilterRule)):
+        return []
+    return [item.field for identifier in document.detection.identifiers.values() for item in identifier.items if item.field is not None]
+
+
 def add_field_pages(data: SiteData, site: Site) -> None:
-    groups = Grouping()
-    for entry in data.entries:
-        document = entry.document
-        if not isinstance(document, (Rule, FilterRule)):
-            continue
-        for identifier in document.detection.identifiers.values():
-            for item in identifier.items:
-                if item.field is not None and normal(item.field) not in data.catalog.page_caps.fields:
-                    groups.add(key_slug(item.field), item.field, entry.slug)
+    unpaged = data.catalog.page_caps.fields
+
+    def group() -> Grouping:
+        groups = Grouping()
+        for entry in data.entries:
+            for name in _fields(entry):
+                if normal(name) not in unpaged:
+                    groups.add(key_slug(name), name, entry.slug)
+        return groups
+
+    groups = data.reuse("fields", unpaged, _fields, group)
     items = []
     for group in groups.values():
         name = group.name
@@ -113,13 +137,21 @@ def add_field_pages(data: SiteData, site: Site) -> None:
     site.home["fields"] = len(items)
 
 
+def _logsources(entry: Entry) -> list:
+    """A rule on `category: [a, b]` is listed under a and b."""
+    document = entry.document
+    return list(document.logsource.each) if isinstance(document, (Rule, FilterRule)) else []
+
+
 def add_logsource_pages(data: SiteData, site: Site) -> None:
-    groups = Grouping()
-    for entry in data.entries:
-        document = entry.document
-        if isinstance(document, (Rule, FilterRule)):
-            for logsource in document.logsource.each:  # a rule on `category: [a, b]` is listed under a and b
+    def group() -> Grouping:
+        groups = Grouping()
+        for entry in data.entries:
+            for logsource in _logsources(entry):
                 groups.add(key_slug(logsource.label), logsource.label, entry.slug, logsource)
+        return groups
+
+    groups = data.reuse("logsources", None, _logsources, group)
     products: dict[str, list[dict]] = defaultdict(list)
     for group in groups.values():
         logsource = group.sample

@@ -30,7 +30,7 @@ from catalog.site.addresses import ASSETS, CATALOG_JSON, FRAME_SRC_URI, LIST_ROW
     TECHNIQUES_CSV
 from catalog.site.config import CatalogConfig
 from catalog.site.exports import ExportFile, data_files, navigator_layers
-from catalog.site.model import Folder, Page, Site
+from catalog.site.model import Folder, Page, Site, SiteData
 from catalog.site.output import DeferredExports, LoadCache, write_if_changed
 from catalog.site.history_pages import RuleRecords
 from catalog.site.pages import SiteBuilder
@@ -53,6 +53,7 @@ class BuildFiles:
         self._json_memo: dict = {}  # mkdocs serve: catalog.json records of the last build
         self._browse_memo: dict[str, tuple[bytes, str]] = {}  # src_uri -> (fingerprint, HTML) of the last build
         self._similarity: Similarity | None = None  # mkdocs serve: the last build's, for the next one to reuse
+        self._data: SiteData | None = None  # mkdocs serve: the site data of the last build
         self._told: set[str] = set()  # the history notices given in this process
         self.browse_html: dict[str, str] = {}  # src_uri -> the HTML of a browse page
         self.titles: dict[str, str] = {}  # src_uri -> navigation title of the browse pages (not the home page)
@@ -80,12 +81,17 @@ class BuildFiles:
             self._similarity = similarity if serving else None
             converted = convert_catalog(catalog, run)  # adds its findings to the catalog's
         loaded = time.perf_counter()
-        signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url)
+        signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url,
+                     tuple(options.dialects))
         if signature != self._memo_signature:  # another configuration: nothing of the last build holds
             self._memo_signature, self._page_memo, self._json_memo, self._browse_memo = signature, {}, {}, {}
+            self._data = None
         # (the change preview adds banners to rule pages: no page may be shared between its builds)
-        builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if serving and not options.base else None,
-                              preview=bool(options.base), records=records, conversions=converted, similarity=similarity)
+        reuse = serving and not options.base
+        builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if reuse else None, preview=bool(options.base),
+                              records=records, conversions=converted, similarity=similarity,
+                              previous=self._data if reuse else None)
+        self._data = builder.data if reuse else None
         records.prepare(builder.data, str(cache))
         if options.strict and catalog.errors:
             listing = "\n".join(f"  {printable(builder.data.location(p))}: {printable(p.message)} [{p.code}]" for p in catalog.errors)

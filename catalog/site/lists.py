@@ -12,12 +12,14 @@ the script loads to show the rest:
 from __future__ import annotations
 
 import posixpath
-from typing import Callable, Collection, Iterable, Sequence
+from typing import Callable, Collection, Iterable, Sequence, TypeVar
 
 from catalog.model import FilterRule, Rule
 from catalog.pipeline import Entry
 from catalog.site.addresses import RULE_PATTERN, page_href
 from catalog.site.render import html_safe_json
+
+T = TypeVar("T")
 
 #: Rows a list page carries in its HTML; longer lists load the rest from rules.json.
 HTML_ROWS = 300
@@ -26,12 +28,26 @@ HTML_ROWS = 300
 class ListRows:
     """The list row of every document of a build, and the compact JSON of them all."""
 
-    def __init__(self, entries: Sequence[Entry], rows: dict[str, dict], display_file: Callable[[str, str], str]) -> None:
-        """`rows`: the short row of every document (`SiteData.rows`); `display_file` names a rule file."""
+    def __init__(self, entries: Sequence[Entry], rows: dict[str, dict], display_file: Callable[[str, str], str],
+                 previous: "ListRows | None" = None, edited: Collection[str] = ()) -> None:
+        """`rows`: the short row of every document (`SiteData.rows`); `display_file` names a rule file;
+        `previous`: the last build's (mkdocs serve) of the same documents in the same order, whose
+        rows and lists this build reuses where they hold; `edited`: the documents changed since."""
         self._entries = entries
         self._display_file = display_file
+        self._short = rows
         self._position = {entry.slug: number for number, entry in enumerate(entries)}
-        self._rows = {entry.slug: self._row(entry, rows[entry.slug]) for entry in entries}
+        #: (what, slugs) -> (tested marks, template data) of the lists this build made, for the next build
+        self._made: dict[tuple[str, tuple[str, ...]], tuple[tuple[bool, ...], object]] = {}
+        self._earlier: dict[tuple[str, tuple[str, ...]], tuple[tuple[bool, ...], object]] = {}
+        self._changed: set[str] = set()  # documents whose row differs from the previous build's
+        if previous is None:
+            self._rows = {entry.slug: self._row(entry, rows[entry.slug]) for entry in entries}
+        else:
+            self._rows = {entry.slug: self._row(entry, rows[entry.slug]) if entry.slug in edited else previous._rows[entry.slug]
+                          for entry in entries}
+            self._earlier = previous._made
+            self._changed = {slug for slug in edited if previous._rows[slug] != self._rows[slug]}
 
     def _row(self, entry: Entry, short: dict) -> dict:
         document = entry.document
@@ -46,11 +62,32 @@ class ListRows:
 
     def context(self, slugs: Iterable[str], tested: Collection[str] = ()) -> dict:
         """A list's template data: its first rows, its size, and where all its rows are in rules.json;
-        `tested`: the rules to mark as having regression tests."""
-        slugs = list(slugs)
-        rows = [dict(self._rows[slug], tested=True) if slug in tested else self._rows[slug] for slug in slugs[:HTML_ROWS]]
-        positions = [self._position[slug] for slug in slugs] if len(slugs) > HTML_ROWS else None
-        return {"rules": rows, "total": len(slugs), "positions": positions}
+        `tested`: the rules to mark as having regression tests. The previous build's data of the same
+        list is reused when none of its rows shown changed (mkdocs serve: a rule edit touches few lists,
+        and a page whose data is the very same object compares equal at once)."""
+        slugs = tuple(slugs)
+        shown = slugs[:HTML_ROWS]
+        marks = tuple(slug in tested for slug in shown) if tested else ()
+
+        def make() -> dict:
+            rows = [dict(self._rows[slug], tested=True) if mark else self._rows[slug]
+                    for slug, mark in zip(shown, marks or (False,) * len(shown))]
+            positions = [self._position[slug] for slug in slugs] if len(slugs) > HTML_ROWS else None
+            return {"rules": rows, "total": len(slugs), "positions": positions}
+
+        return self._reuse(("list", slugs), shown, marks, make)
+
+    def short_rows(self, slugs: Iterable[str]) -> list[dict]:
+        """The short rows (`SiteData.rows`) of `slugs`, reused as `context` reuses its lists."""
+        slugs = tuple(slugs)
+        return self._reuse(("short", slugs), slugs, (), lambda: [self._short[slug] for slug in slugs])
+
+    def _reuse(self, key: tuple[str, tuple[str, ...]], shown: tuple[str, ...], marks: tuple[bool, ...], make: Callable[[], T]) -> T:
+        made = self._earlier.get(key)
+        if made is None or made[0] != marks or not self._changed.isdisjoint(shown):
+            made = (marks, make())
+        self._made[key] = made
+        return made[1]  # type: ignore[return-value]
 
     def row(self, slug: str) -> dict:
         return self._rows[slug]

@@ -12,7 +12,7 @@ import marshal
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence, TypeVar
 
 from catalog.bounds import LISTING_TITLE
 from catalog.model import SigmaDocument, display_path
@@ -24,6 +24,8 @@ from catalog.site.lists import ListRows
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,8 @@ class SiteData:
     """What the page families of one build share: the catalog, its folders, and lookups over it."""
 
     def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None,
-                 preview: bool = False, similarity: Similarity | None = None) -> None:
+                 preview: bool = False, similarity: Similarity | None = None, previous: "SiteData | None" = None) -> None:
+        """`previous`: the last build's (mkdocs serve), whose results this build reuses where they hold."""
         self.catalog = catalog
         self.preview = preview  # a change preview (`--base`): pages may show more for the author
         self.kb = kb
@@ -113,8 +116,21 @@ class SiteData:
         self.entries = catalog.entries
         self.by_slug = {entry.slug: entry for entry in self.entries}
         self.records = None  # history_pages.RuleRecords: git history and test evidence, set by SiteBuilder
-        self.rows = {entry.slug: _entry_row(entry) for entry in self.entries}
-        self.lists = ListRows(self.entries, self.rows, self.display_file)
+        #: what `reuse` made in this build, for the next one: name -> (inputs, result)
+        self._made: dict[str, tuple[object, object]] = {}
+        self._earlier: dict[str, tuple[object, object]] = {}
+        #: (document entry, the last build's) of the documents that are not the last build's very objects
+        self._edited: list[tuple[Entry, Entry]] = []
+        if previous is None or kb is not previous.kb or list(self.by_slug) != list(previous.by_slug):
+            previous = None  # other documents, or in another order: nothing of the last build holds
+        else:
+            self._earlier = previous._made
+            self._edited = [(entry, previous.by_slug[entry.slug]) for entry in self.entries
+                            if entry.document is not previous.by_slug[entry.slug].document]
+        edited = {entry.slug for entry, _ in self._edited}
+        self.rows = {entry.slug: previous.rows[entry.slug] if previous is not None and entry.slug not in edited else _entry_row(entry)
+                     for entry in self.entries}
+        self.lists = ListRows(self.entries, self.rows, self.display_file, previous.lists if previous is not None else None, edited)
         self.problems_by_file: dict[str, list[Problem]] = defaultdict(list)
         for problem in catalog.problems:
             self.problems_by_file[problem.path].append(problem)
@@ -129,6 +145,20 @@ class SiteData:
                 if target is not None:
                     self.related_from[target.slug].append((relation, entry))
 
+    def reuse(self, name: str, inputs: object, part: Callable[[Entry], object], make: Callable[[], T]) -> T:
+        """`make()`, or what it gave in the last build (mkdocs serve) when that build had the same
+        documents in the same order, the same `inputs`, and each edited document's `part` (what
+        `make` reads of it) is what it was. A rule file that did not change is the very same object
+        (the plugin's load cache), so only the edited few are compared. `make`'s result is shared
+        between builds: nothing may change it afterwards."""
+        earlier = self._earlier.get(name)
+        if earlier is not None and earlier[0] == inputs and all(part(entry) == part(before) for entry, before in self._edited):
+            result = earlier[1]
+        else:
+            result = make()
+        self._made[name] = (inputs, result)
+        return result  # type: ignore[return-value]
+
     def problems_of(self, document: SigmaDocument) -> list[Problem]:
         """The problems of a document's file that concern it: the whole file's, and those from its
         first line up to the next document of the file (a collection's documents each get theirs)."""
@@ -138,7 +168,7 @@ class SiteData:
                 if not p.line or (p.line >= source.line and (end is None or p.line < end))]
 
     def rule_rows(self, slugs: Iterable[str]) -> list[dict]:
-        return [self.rows[slug] for slug in slugs]
+        return self.lists.short_rows(slugs)
 
     def display_file(self, root: str, relative: str) -> str:
         """A rule file as the configuration names its folder (never the build machine's path)."""

@@ -33,8 +33,10 @@ class SiteBuilder:
 
     def __init__(self, catalog: Catalog, folders: Sequence[Folder] = (), kb: "AttackKnowledge | None" = None,
                  memo: dict | None = None, preview: bool = False, records: RuleRecords | None = None,
-                 conversions: dict | None = None, similarity: Similarity | None = None) -> None:
-        self.data = SiteData(catalog, folders, kb, preview, similarity)
+                 conversions: dict | None = None, similarity: Similarity | None = None, previous: SiteData | None = None) -> None:
+        """`memo` and `previous` (mkdocs serve): the last build's rule pages and site data, whose
+        pages, lists and groupings this build reuses where their inputs did not change."""
+        self.data = SiteData(catalog, folders, kb, preview, similarity, previous)
         self.data.records = records if records is not None else RuleRecords()
         self.data.conversions = conversions or {}
         self.rule_pages = RulePages(self.data, memo)
