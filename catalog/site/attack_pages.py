@@ -26,9 +26,8 @@ class AttackUse:
     tested: set[str] = field(default_factory=set)  # slugs of rules with regression tests (history_pages)
 
     @classmethod
-    def of(cls, data: SiteData) -> "AttackUse":
-        use = cls()
-        use.tested = set(data.records.evidence) if data.records is not None else set()
+    def of(cls, data: SiteData, tested: set[str]) -> "AttackUse":
+        use = cls(tested=tested)
         for entry in data.entries:
             mapping = entry.attack
             if mapping is None:
@@ -64,7 +63,9 @@ class Matrix:
 
 
 def add_attack_pages(data: SiteData, site: Site) -> None:
-    use = AttackUse.of(data)
+    tested = set(data.records.evidence) if data.records is not None else set()
+    # a document's ATT&CK mapping is made of its tags (and the ATT&CK data, the same for `reuse`)
+    use = data.reuse("attack", tested, lambda entry: entry.document.tags, lambda: AttackUse.of(data, tested))
     kb = data.kb
     all_techniques = list(kb.all_techniques) if kb is not None else list(use.techniques.values())
     children: dict[str, list] = defaultdict(list)

@@ -16,7 +16,7 @@ from catalog.model import FilterRule, Rule
 from catalog.pipeline import Entry
 from catalog.problems import Code, Severity, severity_counts
 from catalog.site.addresses import CATALOG_JSON, OLD_PROBLEMS, PROBLEMS, RULES, indicator_path, item_path, key_slug, rule_path
-from catalog.site.model import Grouping, Page, Site, SiteData, author_key, browse_page, list_page, shorten, split_authors
+from catalog.site.model import Grouping, Listing, Page, Site, SiteData, author_key, browse_page, list_page, shorten, split_authors
 
 #: The browse dimensions of document metadata: (section, title, singular, the values of a document,
 #: what groups spellings of one value: authors by name without organisation, case or extra spaces).
@@ -38,32 +38,41 @@ def _indicators(entry: Entry) -> Sequence[Indicator]:
 
 
 def add_indicator_pages(data: SiteData, site: Site) -> None:
-    def spell() -> tuple[dict[IndicatorKey, tuple[str, str]], list[tuple[IndicatorKey, list[str]]]]:
-        """How each indicator is written (the first rule's way), and those rules share."""
+    def spell() -> tuple[list[Listing], list[dict]]:
+        """A page per indicator that rules share (written as the first rule writes it), and the
+        index's top 500."""
         spelling: dict[IndicatorKey, tuple[str, str]] = {}
         for entry in data.entries:
             for indicator in _indicators(entry):
                 spelling.setdefault(indicator.key, (indicator.field_label, indicator.value))
-        return spelling, data.catalog.corpus.shared()
+        listings, top = [], []
+        for key, slugs in data.catalog.corpus.shared():
+            label, value = spelling.get(key, (field_label(key[0] or None), key[2]))
+            listings.append((slugs, (key, label, value)))
+            if len(top) < 500:
+                top.append({"field": label, "kind": key[1], "value": value, "field_reference": is_field_reference(key),
+                            "count": len(slugs), "path": indicator_path(key)})
+        return listings, top
 
     parts = lambda entry: [(indicator.key, indicator.field, indicator.value) for indicator in _indicators(entry)]  # noqa: E731
-    spelling, shared = data.reuse("indicators", None, parts, spell)
+    listings, top = data.reuse("indicators", None, parts, spell)
+    site.pages.extend(data.listed_pages("indicators", listings, _indicator_page))
     corpus = data.catalog.corpus
-    top = []
-    for key, slugs in shared:
-        label, value = spelling.get(key, (field_label(key[0] or None), key[2]))
-        path = indicator_path(key)
-        title = f"{label} {key[1]} {value}"
-        site.pages.append(Page(path, shorten(title, 120), "indicator.html", {
-            "field": label, "kind": key[1], "value": value, "field_reference": is_field_reference(key), "count": len(slugs),
-            "rules": data.rule_rows(slugs),
-        }, f"{len(slugs)} Sigma rules look for {label} {key[1]} {shorten(value, 80)}"))
-        if len(top) < 500:
-            top.append({"field": label, "kind": key[1], "value": value, "field_reference": is_field_reference(key), "count": len(slugs), "path": path})
     site.browse.append(browse_page("indicators/", "Shared indicators", "indicators.html",
-                                   {"top": top, "total": len(shared), "distinct": len(corpus)}))
-    site.home["shared_indicators"] = len(shared)
+                                   {"top": top, "total": len(listings), "distinct": len(corpus)}))
+    site.home["shared_indicators"] = len(listings)
     site.home["indicators"] = len(corpus)
+
+
+def _indicators(entry: Entry) -> Sequence[Indicator]:
+    return entry.analysis.indicators if entry.analysis is not None and isinstance(entry.document, Rule) else ()
+
+
+def _indicator_page(data: SiteData, slugs: list[str], key: IndicatorKey, label: str, value: str) -> Page:
+    return Page(indicator_path(key), shorten(f"{label} {key[1]} {value}", 120), "indicator.html", {
+        "field": label, "kind": key[1], "value": value, "field_reference": is_field_reference(key), "count": len(slugs),
+        "rules": data.rule_rows(slugs),
+    }, f"{len(slugs)} Sigma rules look for {label} {key[1]} {shorten(value, 80)}")
 
 
 def add_dimension_pages(data: SiteData, site: Site) -> None:
@@ -71,29 +80,31 @@ def add_dimension_pages(data: SiteData, site: Site) -> None:
     for section, title, singular, values, grouped_by in DIMENSIONS:
         unpaged = data.catalog.page_caps.tags if section == "tags" else set()
 
-        def group(values=values, grouped_by=grouped_by, unpaged=unpaged) -> Grouping:
+        def group(section=section, title=title, singular=singular, values=values, grouped_by=grouped_by,
+                  unpaged=unpaged) -> tuple[list[Listing], list[dict]]:
             groups = Grouping()
             for entry in data.entries:
                 for value in dict.fromkeys(values(entry.document)):
                     if normal(value) not in unpaged:
                         groups.add(key_slug(grouped_by(value)), value, entry.slug)
-            return groups
+            listings, items = [], []
+            for group in groups.values():
+                name = group.name
+                path = item_path(section, grouped_by(name))
+                items.append({"name": name, "count": len(group.slugs), "path": path})
+                listings.append((group.slugs, (path, (title, section), f"{singular}: {name}", f"Sigma rules with {singular.lower()} {name}",
+                                               _spellings(group))))
+            rank = RANK.get(section)
+            if rank:
+                items.sort(key=lambda item: (rank.index(item["name"].lower()) if item["name"].lower() in rank else len(rank), item["name"]))
+            elif section == "tags":
+                items.sort(key=lambda item: item["name"].casefold())
+            else:
+                items.sort(key=lambda item: (-item["count"], item["name"].casefold()))
+            return listings, items
 
-        groups = data.reuse(section, unpaged, lambda entry, values=values: values(entry.document), group)
-        items = []
-        for group in groups.values():
-            name = group.name
-            path = item_path(section, grouped_by(name))
-            items.append({"name": name, "count": len(group.slugs), "path": path})
-            site.pages.append(list_page(data, path, (title, section), f"{singular}: {name}", group.slugs,
-                                        f"Sigma rules with {singular.lower()} {name}", _spellings(group)))
-        rank = RANK.get(section)
-        if rank:
-            items.sort(key=lambda item: (rank.index(item["name"].lower()) if item["name"].lower() in rank else len(rank), item["name"]))
-        elif section == "tags":
-            items.sort(key=lambda item: item["name"].casefold())
-        else:
-            items.sort(key=lambda item: (-item["count"], item["name"].casefold()))
+        listings, items = data.reuse(section, unpaged, lambda entry, values=values: values(entry.document), group)
+        site.pages.extend(data.listed_pages(section, listings, list_page))
         site.browse.append(browse_page(f"{section}/", title, "counts.html", {"heading": title, "items": items, "singular": singular}))
         site.home[section] = len(items)
 
@@ -116,23 +127,24 @@ def _fields(entry: Entry) -> list[str]:
 def add_field_pages(data: SiteData, site: Site) -> None:
     unpaged = data.catalog.page_caps.fields
 
-    def group() -> Grouping:
+    def group() -> tuple[list[Listing], list[dict]]:
         groups = Grouping()
         for entry in data.entries:
             for name in _fields(entry):
                 if normal(name) not in unpaged:
                     groups.add(key_slug(name), name, entry.slug)
-        return groups
+        listings, items = [], []
+        for group in groups.values():
+            name = group.name
+            path = item_path("fields", name)
+            items.append({"name": name, "count": len(group.slugs), "path": path})
+            listings.append((group.slugs, (path, ("Fields", "fields"), f"Field: {name}", f"Sigma rules that read the field {name}",
+                                           _spellings(group))))
+        items.sort(key=lambda item: (-item["count"], item["name"].casefold()))
+        return listings, items
 
-    groups = data.reuse("fields", unpaged, _fields, group)
-    items = []
-    for group in groups.values():
-        name = group.name
-        path = item_path("fields", name)
-        items.append({"name": name, "count": len(group.slugs), "path": path})
-        site.pages.append(list_page(data, path, ("Fields", "fields"), f"Field: {name}", group.slugs,
-                                    f"Sigma rules that read the field {name}", _spellings(group)))
-    items.sort(key=lambda item: (-item["count"], item["name"].casefold()))
+    listings, items = data.reuse("fields", unpaged, _fields, group)
+    site.pages.extend(data.listed_pages("fields", listings, list_page))
     site.browse.append(browse_page("fields/", "Fields", "counts.html", {"heading": "Fields", "items": items, "singular": "Field"}))
     site.home["fields"] = len(items)
 
@@ -144,31 +156,33 @@ def _logsources(entry: Entry) -> list:
 
 
 def add_logsource_pages(data: SiteData, site: Site) -> None:
-    def group() -> Grouping:
+    def group() -> tuple[list[Listing], list[dict]]:
         groups = Grouping()
         for entry in data.entries:
             for logsource in _logsources(entry):
                 groups.add(key_slug(logsource.label), logsource.label, entry.slug, logsource)
-        return groups
+        listings = []
+        products: dict[str, list[dict]] = defaultdict(list)
+        for group in groups.values():
+            logsource = group.sample
+            label = logsource.label
+            path = item_path("logsources", label)
+            products[logsource.product or ""].append({"category": logsource.category or "", "service": logsource.service or "",
+                                                      "label": label, "count": len(group.slugs), "path": path})
+            listings.append((group.slugs, (path, ("Log sources", "logsources"), f"Log source: {label}",
+                                           f"Sigma rules for the log source {label}", None)))
+        listing = [
+            {"product": product or "(any product)", "count": sum(item["count"] for item in items),
+             "sources": sorted(items, key=lambda item: (item["category"], item["service"]))}
+            for product, items in products.items()
+        ]
+        listing.sort(key=lambda product: (-product["count"], product["product"]))
+        return listings, listing
 
-    groups = data.reuse("logsources", None, _logsources, group)
-    products: dict[str, list[dict]] = defaultdict(list)
-    for group in groups.values():
-        logsource = group.sample
-        label = logsource.label
-        path = item_path("logsources", label)
-        products[logsource.product or ""].append({"category": logsource.category or "", "service": logsource.service or "",
-                                                  "label": label, "count": len(group.slugs), "path": path})
-        site.pages.append(list_page(data, path, ("Log sources", "logsources"), f"Log source: {label}", group.slugs,
-                                    f"Sigma rules for the log source {label}"))
-    listing = [
-        {"product": product or "(any product)", "count": sum(item["count"] for item in items),
-         "sources": sorted(items, key=lambda item: (item["category"], item["service"]))}
-        for product, items in products.items()
-    ]
-    listing.sort(key=lambda product: (-product["count"], product["product"]))
-    site.browse.append(browse_page("logsources/", "Log sources", "logsources.html", {"products": listing}))
-    site.home["logsources"] = len(groups)
+    listings, products = data.reuse("logsources", None, _logsources, group)
+    site.pages.extend(data.listed_pages("logsources", listings, list_page))
+    site.browse.append(browse_page("logsources/", "Log sources", "logsources.html", {"products": products}))
+    site.home["logsources"] = len(listings)
 
 
 def add_listing_pages(data: SiteData, site: Site) -> None:

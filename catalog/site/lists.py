@@ -41,6 +41,7 @@ class ListRows:
         self._made: dict[tuple[str, tuple[str, ...]], tuple[tuple[bool, ...], object]] = {}
         self._earlier: dict[tuple[str, tuple[str, ...]], tuple[tuple[bool, ...], object]] = {}
         self._changed: set[str] = set()  # documents whose row differs from the previous build's
+        self._reused = previous is not None
         if previous is None:
             self._rows = {entry.slug: self._row(entry, rows[entry.slug]) for entry in entries}
         else:
@@ -88,6 +89,10 @@ class ListRows:
             made = (marks, make())
         self._made[key] = made
         return made[1]  # type: ignore[return-value]
+
+    def unchanged(self, slugs: Iterable[str]) -> bool:
+        """Whether the rows of `slugs` are the last build's (always False when there was none)."""
+        return self._reused and self._changed.isdisjoint(slugs)
 
     def row(self, slug: str) -> dict:
         return self._rows[slug]

@@ -84,6 +84,10 @@ class Page:
         return self._fingerprint
 
 
+#: A page that lists documents: their slugs, and what else makes it (see `SiteData.listed_pages`).
+Listing = tuple[Sequence[str], tuple]
+
+
 def browse_page(path: str, title: str, template: str, context: dict, **options) -> Page:
     """A page of the navigation, built by MkDocs from a stub at `<path>index.md`."""
     return Page(path, title, template, context, src_uri=source_uri(path), **options)
@@ -119,12 +123,15 @@ class SiteData:
         #: what `reuse` made in this build, for the next one: name -> (inputs, result)
         self._made: dict[str, tuple[object, object]] = {}
         self._earlier: dict[str, tuple[object, object]] = {}
+        #: what `listed_pages` made in this build, for the next one: name -> (listings, their pages)
+        self._pages_made: dict[str, tuple[list[Listing], list[Page]]] = {}
+        self._earlier_pages: dict[str, tuple[list[Listing], list[Page]]] = {}
         #: (document entry, the last build's) of the documents that are not the last build's very objects
         self._edited: list[tuple[Entry, Entry]] = []
         if previous is None or kb is not previous.kb or list(self.by_slug) != list(previous.by_slug):
             previous = None  # other documents, or in another order: nothing of the last build holds
         else:
-            self._earlier = previous._made
+            self._earlier, self._earlier_pages = previous._made, previous._pages_made
             self._edited = [(entry, previous.by_slug[entry.slug]) for entry in self.entries
                             if entry.document is not previous.by_slug[entry.slug].document]
         edited = {entry.slug for entry, _ in self._edited}
@@ -158,6 +165,23 @@ class SiteData:
             result = make()
         self._made[name] = (inputs, result)
         return result  # type: ignore[return-value]
+
+    def listed_pages(self, name: str, listings: list[Listing], make: Callable[..., Page]) -> list[Page]:
+        """`make(self, slugs, *args)` for each (slugs, args) of `listings`, a `reuse` result; the
+        last build's page of the same slugs and args is reused unless a document it lists has
+        another list row now (`make` reads nothing else of the documents)."""
+        earlier = self._earlier_pages.get(name)
+        unchanged = self.lists.unchanged
+        if earlier is not None and earlier[0] is listings:  # the last build's very listings: pages in the same order
+            pages = [page if unchanged(slugs) else make(self, slugs, *args) for (slugs, args), page in zip(listings, earlier[1])]
+        else:
+            known = {args: (slugs, page) for (slugs, args), page in zip(*earlier)} if earlier is not None else {}
+            pages = []
+            for slugs, args in listings:
+                before, page = known.get(args, (None, None))
+                pages.append(page if page is not None and before == slugs and unchanged(slugs) else make(self, slugs, *args))
+        self._pages_made[name] = (listings, pages)
+        return pages
 
     def problems_of(self, document: SigmaDocument) -> list[Problem]:
         """The problems of a document's file that concern it: the whole file's, and those from its
@@ -234,9 +258,9 @@ class Grouping(dict[str, Group]):
         return group
 
 
-def list_page(data: SiteData, path: str, section: tuple[str, str], heading: str, slugs: list[str], description: str,
+def list_page(data: SiteData, slugs: Sequence[str], path: str, section: tuple[str, str], heading: str, description: str,
               intro: str | None = None) -> Page:
-    """The page listing the documents of one group; `section` is (title, section name)."""
+    """The page listing the documents `slugs` of one group; `section` is (title, section name)."""
     title, name = section
     return Page(path, heading, "list.html", {
         "heading": heading, "section": {"title": title, "path": section_path(name)}, "intro": intro,

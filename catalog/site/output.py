@@ -117,6 +117,8 @@ class PageWriter:
         self._cache_ok: set[str] = set()  # page files known to be in cache_dir/html
         self._manifest: dict[str, str] | None = None  # page cache: path -> fingerprint (hex)
         self._written: dict[str, Page] = {}  # mkdocs serve: the pages of the last build, by path
+        self._salted: dict[str, str] = {}  # ... and their fingerprints with `_salt` (the frame, the code)
+        self._salt = b""
         self._code = _code_digest()
 
     def write(self, pages: list[Page], redirects: dict[str, str], files: dict[str, str], taken: set[str], renderer: Renderer,
@@ -184,13 +186,20 @@ class PageWriter:
         made: set[Path] = set()
         failures: list[str] = []
         earlier, self._written = self._written, {}
+        salted, self._salted = (self._salted if salt == self._salt else {}), {}
+        self._salt = salt
         for page in pages:
             relative = page.path + "index.html"
             current.add(relative)
-            if page.path in earlier:
-                page.take_fingerprint(earlier[page.path])
+            before = earlier.get(page.path)
+            if before is page and page.path in salted:  # a page the last build had (a rule's, an unchanged list)
+                fingerprint = salted[page.path]
+            else:
+                if before is not None:
+                    page.take_fingerprint(before)
+                fingerprint = hashlib.blake2b(salt + page.fingerprint(), digest_size=16).hexdigest()
             self._written[page.path] = page
-            fingerprint = hashlib.blake2b(salt + page.fingerprint(), digest_size=16).hexdigest()
+            self._salted[page.path] = fingerprint
             if self.in_site.get(relative) == fingerprint == manifest.get(page.path) and relative in self._cache_ok:
                 continue  # in the site and in the cache already (most pages of a serve update)
             cached = cache_root / relative

@@ -93,6 +93,6 @@ def _add_id_addresses(data: SiteData, site: Site, by_id: dict[str, list[str]]) -
             site.redirects[path] = rule_path(slugs[0])
             continue
         rule_id = path.split("/")[1]
-        site.pages.append(list_page(data, path, ("All rules", "rules"), f"Documents with the id {rule_id}", slugs,
+        site.pages.append(list_page(data, slugs, path, ("All rules", "rules"), f"Documents with the id {rule_id}",
                                     f"{len(slugs)} documents share the id {rule_id}",
                                     intro=f"The id {rule_id} is used by {len(slugs)} documents, which is an error: each must have its own id."))
