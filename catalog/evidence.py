@@ -148,19 +148,24 @@ def _base_of(root: str, relative: str) -> str | None:
     return None
 
 
-def evidence_findings(documents: Iterable) -> list[Problem]:
-    """A finding for each rule whose info.yml (or one of its samples) is missing or malformed."""
+def evidence_of(documents: Iterable[tuple[str, object]]) -> tuple[dict[str, Evidence], list[Problem]]:
+    """The test evidence of each (key, document) that has some, by key; and a finding for each
+    document whose info.yml (or one of its samples) is missing or malformed."""
+    evidence: dict[str, Evidence] = {}
     found = []
-    for document in documents:
+    for key, document in documents:
         try:
-            evidence = read_evidence(document)
+            read = read_evidence(document)
         except EvidenceError as error:
             found.append(_problem(document, error.code, str(error)))
             continue
-        for sample in evidence.samples if evidence is not None else ():
+        if read is None:
+            continue
+        evidence[key] = read
+        for sample in read.samples:
             if not sample.exists:
-                found.append(_problem(document, Code.REGRESSION_INFO_MISSING, f"{evidence.info_path}: the sample {sample.path} is not in the repository"))
-    return found
+                found.append(_problem(document, Code.REGRESSION_INFO_MISSING, f"{read.info_path}: the sample {sample.path} is not in the repository"))
+    return evidence, found
 
 
 def _problem(document, code: str, message: str) -> Problem:

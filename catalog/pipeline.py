@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, Collection, Iterator, Sequence
 from catalog.analysis import Exclusion, RuleAnalysis, analyse, exclusions_of
 from catalog.bounds import PageCaps, page_caps
 from catalog.corpus import CorpusIndex
-from catalog.evidence import evidence_findings
+from catalog.evidence import Evidence, evidence_of
 from catalog.loader import LoadResult, RuleFile, load
 from catalog.model import CorrelationRule, Detection, FilterRule, Rule, SigmaDocument, display_path
 from catalog.problems import Code, Problem, Severity, internal_error
@@ -65,6 +65,7 @@ class Catalog:
     attack_release: str | None = None
     page_caps: PageCaps = field(default_factory=PageCaps)  # what gets no page of its own (catalog.bounds)
     labels: dict[str, str] = field(default_factory=dict)  # root -> its name in messages (build_catalog's `labels`)
+    evidence: dict[str, Evidence] = field(default_factory=dict)  # slug -> the rule's test evidence (regression_tests_path)
 
     def shown_path(self, document: SigmaDocument) -> str:
         """How a message names another document's file: never by the build machine's path."""
@@ -178,10 +179,11 @@ def _build(roots: Sequence[str | os.PathLike], attack: "AttackKnowledge | None",
         if isinstance(entry.document, Rule):
             corpus.add(entry.slug, entry.analysis.indicators)
     _link(entries, problems)
-    problems.extend(evidence_findings([entry.document for entry in entries if isinstance(entry.document, Rule)]))
+    evidence, findings = evidence_of((entry.slug, entry.document) for entry in entries if isinstance(entry.document, Rule))
+    problems.extend(findings)
     caps = page_caps([entry.document for entry in entries])
     problems.extend(caps.problems)
-    return Catalog(entries, problems, loaded.files, corpus, attack.release if attack is not None else None, caps, labels or {})
+    return Catalog(entries, problems, loaded.files, corpus, attack.release if attack is not None else None, caps, labels or {}, evidence)
 
 
 def _of_dialects(documents: list[SigmaDocument], dialects: Collection[str], problems: list[Problem]) -> list[SigmaDocument]:

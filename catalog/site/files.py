@@ -83,15 +83,9 @@ class BuildFiles:
         loaded = time.perf_counter()
         signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url,
                      tuple(options.dialects))
-        if signature != self._memo_signature:  # another configuration: nothing of the last build holds
-            self._memo_signature, self._page_memo, self._json_memo, self._browse_memo = signature, {}, {}, {}
-            self._data = None
         # (the change preview adds banners to rule pages: no page may be shared between its builds)
-        reuse = serving and not options.base
-        builder = SiteBuilder(catalog, folders, kb, memo=self._page_memo if reuse else None, preview=bool(options.base),
-                              records=records, conversions=converted, similarity=similarity,
-                              previous=self._data if reuse else None)
-        self._data = builder.data if reuse else None
+        builder = self._builder(signature, serving and not options.base, catalog, folders, kb, preview=bool(options.base),
+                                records=records, conversions=converted, similarity=similarity)
         records.prepare(builder.data, str(cache))
         if options.strict and catalog.errors:
             listing = "\n".join(f"  {printable(builder.data.location(p))}: {printable(p.message)} [{p.code}]" for p in catalog.errors)
@@ -125,6 +119,16 @@ class BuildFiles:
         self.taken = {file.dest_uri for file in files}
         self._log(catalog, builder, timings)
         return site
+
+    def _builder(self, signature: tuple, reuse: bool, *args, **kwargs) -> SiteBuilder:
+        """The site builder, given what of the last build it may `reuse` (mkdocs serve): nothing
+        when the configuration's `signature` changed."""
+        if signature != self._memo_signature:
+            self._memo_signature, self._page_memo, self._json_memo, self._browse_memo = signature, {}, {}, {}
+            self._data = None
+        builder = SiteBuilder(*args, memo=self._page_memo if reuse else None, previous=self._data if reuse else None, **kwargs)
+        self._data = builder.data if reuse else None
+        return builder
 
     def _exports(self, files: Files, config: MkDocsConfig, catalog: pipeline.Catalog, kb, builder: SiteBuilder,
                  serving: bool, cache: Path) -> tuple[list[ExportFile], dict]:

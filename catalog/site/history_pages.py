@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 from catalog import evidence as evidence_module
 from catalog.history import FileHistory, RepositoryHistory, commit_url
-from catalog.model import Rule
 from catalog.problems import Code
 from catalog.revisions import PER_FILE, Revision, describe_revisions
 from catalog.site.addresses import RECENT, external_url
@@ -62,15 +61,8 @@ class RuleRecords:
     def _prepare_evidence(self, data: SiteData, cache_dir: str | None) -> None:
         available = evidence_module.evaluator_available()
         evaluations = evidence_module.Evaluations(cache_dir, EVALUATIONS) if available else None
-        for entry in data.entries:
-            if not isinstance(entry.document, Rule) or not entry.document.regression_tests_path:
-                continue
-            try:
-                found = evidence_module.read_evidence(entry.document)
-            except evidence_module.EvidenceError:
-                continue  # listed under Problems
-            if found is not None:
-                self.evidence[entry.slug] = _evidence_context(data, entry, found, evaluations)
+        for slug, found in data.catalog.evidence.items():  # (what cannot be read is listed under Problems)
+            self.evidence[slug] = _evidence_context(data, data.by_slug[slug], found, evaluations)
         if evaluations is not None:
             evaluations.save()
         if self.evidence and not available:
