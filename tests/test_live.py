@@ -77,6 +77,24 @@ detection:
 level: low
 """
 
+CRONTAB = """title: Crontab edited by a user
+id: 2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e
+status: test
+author: Another author
+date: 2025-04-01
+tags:
+    - attack.persistence
+    - attack.t1053.003
+logsource:
+    product: linux
+    category: process_creation
+detection:
+    selection:
+        Image|endswith: '/crontab'
+    condition: selection
+level: medium
+"""
+
 
 class Served:
     """A project built as `mkdocs serve` builds it, and the plugin object that lives across its rebuilds."""
@@ -127,7 +145,9 @@ def served(tmp_path) -> Served:
     root = tmp_path / "project"
     (root / "rules" / "windows").mkdir(parents=True)
     (root / "docs").mkdir()
-    for name, text in (("whoami.yml", WHOAMI), ("whoami_parent.yml", WHOAMI_PARENT), ("windows/systeminfo.yml", SYSTEMINFO)):
+    # (a rule of another product: pages and ATT&CK Navigator layers that whoami edits leave as they are)
+    for name, text in (("whoami.yml", WHOAMI), ("whoami_parent.yml", WHOAMI_PARENT), ("windows/systeminfo.yml", SYSTEMINFO),
+                       ("crontab.yml", CRONTAB)):
         (root / "rules" / name).write_text(text, encoding="utf-8")
     # site_url as mkdocs serve sets it, so that the clean build makes the same canonical links
     (root / "mkdocs.yml").write_text(

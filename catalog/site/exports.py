@@ -253,25 +253,40 @@ def _layer_technique(technique_id: str, tactic: str, titles: list[str], kb: "Att
 
 
 def navigator_layers(catalog: Catalog, kb: "AttackKnowledge | None", site_name: str, site_url: str | None = None,
-                     directory_urls: bool = True) -> list[ExportFile]:
-    """The whole catalog's layer, then one per log-source product (most rules first)."""
+                     directory_urls: bool = True, reuse: Callable | None = None) -> list[ExportFile]:
+    """The whole catalog's layer, then one per log-source product (most rules first). `reuse`:
+    `SiteData.reuse` (mkdocs serve), so that a layer no edited rule is in is the last build's."""
     release = catalog.attack_release
-    layers = []
-    whole = navigator_layer(f"{site_name}: all rules", "Rule count per technique and tactic.", catalog.entries, kb, release,
-                            site_url, directory_urls)
-    layers.append(ExportFile(NAVIGATOR + "all-rules.json", _json(whole), "all rules", len(whole["techniques"])))
+    inputs = (site_name, site_url, directory_urls, release)
     products: dict[str, list[Entry]] = defaultdict(list)
     for entry in catalog.entries:
-        document = entry.document
-        if isinstance(document, (Rule, FilterRule)) and document.logsource.product:
-            products[document.logsource.product.strip().lower()].append(entry)
+        if product := _product(entry):
+            products[product].append(entry)
+    layers = [("all rules", f"{site_name}: all rules", "Rule count per technique and tactic.", NAVIGATOR + "all-rules.json",
+               catalog.entries, None)]
     for product, entries in sorted(products.items(), key=lambda item: (-len(item[1]), item[0])):
-        layer = navigator_layer(f"{site_name}: {product}", f"Rule count per technique and tactic, log source product {product}.",
-                                entries, kb, release, site_url, directory_urls)
-        if layer["techniques"]:
-            layers.append(ExportFile(NAVIGATOR + f"product-{key_slug(product)}.json", _json(layer), product,
-                                     len(layer["techniques"])))
-    return layers
+        layers.append((product, f"{site_name}: {product}", f"Rule count per technique and tactic, log source product {product}.",
+                       NAVIGATOR + f"product-{key_slug(product)}.json", entries, product))
+    made = []
+    for label, name, description, path, entries, product in layers:
+        def make(name=name, description=description, path=path, entries=entries, label=label, product=product) -> ExportFile | None:
+            layer = navigator_layer(name, description, entries, kb, release, site_url, directory_urls)
+            # a product's layer only where its rules map to ATT&CK; the whole catalog's always
+            return ExportFile(path, _json(layer), label, len(layer["techniques"])) if layer["techniques"] or product is None else None
+
+        # what a layer reads of a rule: whether it is in it, its title and its tags (the ATT&CK mapping)
+        def part(entry: Entry, product=product) -> tuple | None:
+            return (entry.document.title, entry.document.tags) if product is None or _product(entry) == product else None
+
+        layer = reuse(f"layer {label}", inputs, part, make) if reuse is not None else make()
+        if layer is not None:
+            made.append(layer)
+    return made
+
+
+def _product(entry: Entry) -> str:
+    document = entry.document
+    return document.logsource.product.strip().lower() if isinstance(document, (Rule, FilterRule)) and document.logsource.product else ""
 
 
 def _json(data: object) -> bytes:

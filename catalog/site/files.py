@@ -133,7 +133,7 @@ class BuildFiles:
     def _exports(self, files: Files, config: MkDocsConfig, catalog: pipeline.Catalog, kb, builder: SiteBuilder,
                  serving: bool, cache: Path) -> tuple[list[ExportFile], dict]:
         """(the export files to add now, the Exports page's data)."""
-        layers = navigator_layers(catalog, kb, config.site_name, config.site_url, config.use_directory_urls)
+        layers = navigator_layers(catalog, kb, config.site_name, config.site_url, config.use_directory_urls, reuse=builder.data.reuse)
         # the rows of the rule lists: needed by the pages at once, so never deferred
         list_rows = ExportFile(LIST_ROWS, builder.data.lists.json(config.use_directory_urls), "rule lists")
         for path in (CATALOG_JSON, TECHNIQUES_CSV, SEARCH_INDEX, LIST_ROWS):

@@ -37,9 +37,9 @@ class ListRows:
         self._display_file = display_file
         self._short = rows
         self._position = {entry.slug: number for number, entry in enumerate(entries)}
-        #: (what, slugs) -> (tested marks, template data) of the lists this build made, for the next build
-        self._made: dict[tuple[str, tuple[str, ...]], tuple[tuple[bool, ...], object]] = {}
-        self._earlier: dict[tuple[str, tuple[str, ...]], tuple[tuple[bool, ...], object]] = {}
+        #: (what, slugs) -> (variant, data) of the lists this build made, for the next build (`_reuse`)
+        self._made: dict[tuple[str, tuple[str, ...]], tuple[tuple, object]] = {}
+        self._earlier: dict[tuple[str, tuple[str, ...]], tuple[tuple, object]] = {}
         self._changed: set[str] = set()  # documents whose row differs from the previous build's
         self._reused = previous is not None
         if previous is None:
@@ -83,10 +83,12 @@ class ListRows:
         slugs = tuple(slugs)
         return self._reuse(("short", slugs), slugs, (), lambda: [self._short[slug] for slug in slugs])
 
-    def _reuse(self, key: tuple[str, tuple[str, ...]], shown: tuple[str, ...], marks: tuple[bool, ...], make: Callable[[], T]) -> T:
+    def _reuse(self, key: tuple[str, tuple[str, ...]], shown: Iterable[str], variant: tuple, make: Callable[[], T]) -> T:
+        """`make()`, or the last build's data of `key` when it had the same `variant` (what else it
+        is made of) and none of the rows `shown` changed."""
         made = self._earlier.get(key)
-        if made is None or made[0] != marks or not self._changed.isdisjoint(shown):
-            made = (marks, make())
+        if made is None or made[0] != variant or not self._changed.isdisjoint(shown):
+            made = (variant, make())
         self._made[key] = made
         return made[1]  # type: ignore[return-value]
 
@@ -98,6 +100,10 @@ class ListRows:
         return self._rows[slug]
 
     def json(self, directory_urls: bool) -> bytes:
+        """rules.json; the last build's when no row changed (mkdocs serve)."""
+        return self._reuse(("json", ()), self._rows.keys(), (directory_urls,), lambda: self._json(directory_urls))
+
+    def _json(self, directory_urls: bool) -> bytes:
         folders: dict[str, int] = {}
         tactics: dict[str, int] = {}
         rules = []
