@@ -219,6 +219,7 @@ def test_the_rule_watcher_hands_edits_to_the_build_loop(tmp_path, quick):
 
     def update() -> bool:
         updates.append(1)
+        time.sleep(2 * RuleWatcher.IDLE_MS / 1000)  # an update longer than the watcher's idle wait
         return quick
 
     assert RuleWatcher.possible(server)
@@ -229,7 +230,8 @@ def test_the_rule_watcher_hands_edits_to_the_build_loop(tmp_path, quick):
         with server._rebuild_cond:
             assert server._rebuild_cond.wait_for(lambda: server._want_rebuild, timeout=60), "no event reached the server"
         server.builder()  # what the server's build loop runs
-        if quick:  # the collector stays paused until the watcher finds nothing more to do
+        if quick:  # the collector stays paused until the watcher has been idle for a while after the update
+            time.sleep(RuleWatcher.IDLE_MS / 3000)  # (the browser asks for the page now)
             assert not gc.isenabled()
             deadline = time.monotonic() + 30
             while not gc.isenabled() and time.monotonic() < deadline:

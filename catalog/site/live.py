@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -186,6 +187,7 @@ class RuleWatcher:
         self._thread: threading.Thread | None = None
         self._building = threading.Lock()  # held while a build or an update runs
         self._collect = False  # an update left the garbage collector paused
+        self._finished = 0.0  # time.monotonic() when the last build or update ended
 
     @staticmethod
     def possible(server) -> bool:
@@ -224,10 +226,12 @@ class RuleWatcher:
                 self._server._rebuild_cond.notify_all()
 
     def _collect_garbage(self) -> None:
-        """The collector back on once no update runs: its first collection (a tenth of a second
-        after an update on SigmaHQ) runs while the author reads the page, not before it shows."""
+        """The collector back on once no update has run for IDLE_MS: its first collection (up to
+        a second on SigmaHQ after a few updates) runs while the author reads the page, not while
+        the browser asks the server for it right after the update."""
         with self._building:
-            if self._collect and not self._pending:
+            idle = time.monotonic() - self._finished >= self.IDLE_MS / 1000
+            if self._collect and not self._pending and idle:
                 self._collect = False
                 gc.enable()
 
@@ -235,15 +239,22 @@ class RuleWatcher:
         with self._server._rebuild_cond:
             pending, self._pending = self._pending, False
         with self._building:
-            if pending and not args and not kwargs:
-                gc.disable()  # update_rules leaves it so: _collect_garbage turns it on
-                self._collect = True
-                try:
-                    if self._update():
-                        return
-                except Exception:  # the full rebuild below reports what is wrong in the rules
-                    log.exception("sigma-catalog: the quick update failed; MkDocs rebuilds the site")
-            if self._collect:
-                self._collect = False
-                gc.enable()  # a full build pauses the collector itself
-            self._full_build(*args, **kwargs)
+            try:
+                self._build_now(pending, *args, **kwargs)
+            finally:
+                self._finished = time.monotonic()
+
+    def _build_now(self, pending: bool, *args, **kwargs) -> None:
+        """The quick update after rule edits (`pending`), else MkDocs' own build."""
+        if pending and not args and not kwargs:
+            gc.disable()  # update_rules leaves it so: _collect_garbage turns it on
+            self._collect = True
+            try:
+                if self._update():
+                    return
+            except Exception:  # the full rebuild below reports what is wrong in the rules
+                log.exception("sigma-catalog: the quick update failed; MkDocs rebuilds the site")
+        if self._collect:
+            self._collect = False
+            gc.enable()  # a full build pauses the collector itself
+        self._full_build(*args, **kwargs)
