@@ -12,10 +12,10 @@ Each prints the time, its ratio to SigmaHQ's, and the work the step did (candida
 rule, similar rules found, and the time per similar rule found: the copies share numbers and
 short values, so a rule of a 4x corpus has more similar rules than SigmaHQ's). A linear yardstick
 is measured on the same data: one pass hashing every indicator key once, the least any step
-reading every indicator does. On a machine whose
-caches hold less of a larger catalog, that pass alone grows more than 4 times; the step's ratio
-is to be read against it. Then the 10 best-scoring pairs of SigmaHQ with their files. Each time is
-the least of --repeat runs (the machine is shared: the least disturbed run).
+reading every indicator does. On a machine whose caches hold less of a larger catalog, that pass
+alone grows more than 4 times; the step's ratio is to be read against it. Then the 10
+best-scoring pairs of SigmaHQ with their files. Each time is the least of --repeat runs (the
+machine is shared: the least disturbed run).
 
     python scripts/bench_similarity.py [--corpus ../shared/corpora/sigmahq] [--top 10] [--repeat 5]
 """
