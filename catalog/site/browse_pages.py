@@ -7,6 +7,7 @@ its figures to `site.home`.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from typing import Sequence
 
@@ -33,29 +34,8 @@ RANK = {
 }
 
 
-def _indicators(entry: Entry) -> Sequence[Indicator]:
-    return entry.analysis.indicators if entry.analysis is not None and isinstance(entry.document, Rule) else ()
-
-
 def add_indicator_pages(data: SiteData, site: Site) -> None:
-    def spell() -> tuple[list[Listing], list[dict]]:
-        """A page per indicator that rules share (written as the first rule writes it), and the
-        index's top 500."""
-        spelling: dict[IndicatorKey, tuple[str, str]] = {}
-        for entry in data.entries:
-            for indicator in _indicators(entry):
-                spelling.setdefault(indicator.key, (indicator.field_label, indicator.value))
-        listings, top = [], []
-        for key, slugs in data.catalog.corpus.shared():
-            label, value = spelling.get(key, (field_label(key[0] or None), key[2]))
-            listings.append((slugs, (key, label, value)))
-            if len(top) < 500:
-                top.append({"field": label, "kind": key[1], "value": value, "field_reference": is_field_reference(key),
-                            "count": len(slugs), "path": indicator_path(key)})
-        return listings, top
-
-    parts = lambda entry: [(indicator.key, indicator.field, indicator.value) for indicator in _indicators(entry)]  # noqa: E731
-    listings, top = data.reuse("indicators", None, parts, spell)
+    listings, top = data.reuse("indicators", None, _indicator_parts, functools.partial(_indicator_listings, data))
     site.pages.extend(data.listed_pages("indicators", listings, _indicator_page))
     corpus = data.catalog.corpus
     site.browse.append(browse_page("indicators/", "Shared indicators", "indicators.html",
@@ -68,6 +48,28 @@ def _indicators(entry: Entry) -> Sequence[Indicator]:
     return entry.analysis.indicators if entry.analysis is not None and isinstance(entry.document, Rule) else ()
 
 
+def _indicator_parts(entry: Entry) -> list[tuple]:
+    """What the indicator pages read of a rule: its indicators as it writes them."""
+    return [(indicator.key, indicator.field, indicator.value) for indicator in _indicators(entry)]
+
+
+def _indicator_listings(data: SiteData) -> tuple[list[Listing], list[dict]]:
+    """A page per indicator that rules share (written as the first rule writes it), and the
+    index's top 500."""
+    spelling: dict[IndicatorKey, tuple[str, str]] = {}
+    for entry in data.entries:
+        for indicator in _indicators(entry):
+            spelling.setdefault(indicator.key, (indicator.field_label, indicator.value))
+    listings, top = [], []
+    for key, slugs in data.catalog.corpus.shared():
+        label, value = spelling.get(key, (field_label(key[0] or None), key[2]))
+        listings.append((slugs, (key, label, value)))
+        if len(top) < 500:
+            top.append({"field": label, "kind": key[1], "value": value, "field_reference": is_field_reference(key),
+                        "count": len(slugs), "path": indicator_path(key)})
+    return listings, top
+
+
 def _indicator_page(data: SiteData, slugs: list[str], key: IndicatorKey, label: str, value: str) -> Page:
     return Page(indicator_path(key), shorten(f"{label} {key[1]} {value}", 120), "indicator.html", {
         "field": label, "kind": key[1], "value": value, "field_reference": is_field_reference(key), "count": len(slugs),
@@ -77,36 +79,39 @@ def _indicator_page(data: SiteData, slugs: list[str], key: IndicatorKey, label: 
 
 def add_dimension_pages(data: SiteData, site: Site) -> None:
     """Levels, statuses, authors and tags: a page per value, an index of counts per dimension."""
-    for section, title, singular, values, grouped_by in DIMENSIONS:
+    for dimension in DIMENSIONS:
+        section, title, singular, values, _ = dimension
         unpaged = data.catalog.page_caps.tags if section == "tags" else set()
-
-        def group(section=section, title=title, singular=singular, values=values, grouped_by=grouped_by,
-                  unpaged=unpaged) -> tuple[list[Listing], list[dict]]:
-            groups = Grouping()
-            for entry in data.entries:
-                for value in dict.fromkeys(values(entry.document)):
-                    if normal(value) not in unpaged:
-                        groups.add(key_slug(grouped_by(value)), value, entry.slug)
-            listings, items = [], []
-            for group in groups.values():
-                name = group.name
-                path = item_path(section, grouped_by(name))
-                items.append({"name": name, "count": len(group.slugs), "path": path})
-                listings.append((group.slugs, (path, (title, section), f"{singular}: {name}", f"Sigma rules with {singular.lower()} {name}",
-                                               _spellings(group))))
-            rank = RANK.get(section)
-            if rank:
-                items.sort(key=lambda item: (rank.index(item["name"].lower()) if item["name"].lower() in rank else len(rank), item["name"]))
-            elif section == "tags":
-                items.sort(key=lambda item: item["name"].casefold())
-            else:
-                items.sort(key=lambda item: (-item["count"], item["name"].casefold()))
-            return listings, items
-
-        listings, items = data.reuse(section, unpaged, lambda entry, values=values: values(entry.document), group)
+        listings, items = data.reuse(section, unpaged, lambda entry, values=values: values(entry.document),
+                                     functools.partial(_dimension_listings, data, dimension, unpaged))
         site.pages.extend(data.listed_pages(section, listings, list_page))
         site.browse.append(browse_page(f"{section}/", title, "counts.html", {"heading": title, "items": items, "singular": singular}))
         site.home[section] = len(items)
+
+
+def _dimension_listings(data: SiteData, dimension: tuple, unpaged: set[str]) -> tuple[list[Listing], list[dict]]:
+    """A dimension's list pages (one per value, `unpaged` values aside) and the rows of its index."""
+    section, title, singular, values, grouped_by = dimension
+    groups = Grouping()
+    for entry in data.entries:
+        for value in dict.fromkeys(values(entry.document)):
+            if normal(value) not in unpaged:
+                groups.add(key_slug(grouped_by(value)), value, entry.slug)
+    listings, items = [], []
+    for group in groups.values():
+        name = group.name
+        path = item_path(section, grouped_by(name))
+        items.append({"name": name, "count": len(group.slugs), "path": path})
+        listings.append((group.slugs, (path, (title, section), f"{singular}: {name}", f"Sigma rules with {singular.lower()} {name}",
+                                       _spellings(group))))
+    rank = RANK.get(section)
+    if rank:
+        items.sort(key=lambda item: (rank.index(item["name"].lower()) if item["name"].lower() in rank else len(rank), item["name"]))
+    elif section == "tags":
+        items.sort(key=lambda item: item["name"].casefold())
+    else:
+        items.sort(key=lambda item: (-item["count"], item["name"].casefold()))
+    return listings, items
 
 
 def _spellings(group) -> str | None:
@@ -126,27 +131,28 @@ def _fields(entry: Entry) -> list[str]:
 
 def add_field_pages(data: SiteData, site: Site) -> None:
     unpaged = data.catalog.page_caps.fields
-
-    def group() -> tuple[list[Listing], list[dict]]:
-        groups = Grouping()
-        for entry in data.entries:
-            for name in _fields(entry):
-                if normal(name) not in unpaged:
-                    groups.add(key_slug(name), name, entry.slug)
-        listings, items = [], []
-        for group in groups.values():
-            name = group.name
-            path = item_path("fields", name)
-            items.append({"name": name, "count": len(group.slugs), "path": path})
-            listings.append((group.slugs, (path, ("Fields", "fields"), f"Field: {name}", f"Sigma rules that read the field {name}",
-                                           _spellings(group))))
-        items.sort(key=lambda item: (-item["count"], item["name"].casefold()))
-        return listings, items
-
-    listings, items = data.reuse("fields", unpaged, _fields, group)
+    listings, items = data.reuse("fields", unpaged, _fields, functools.partial(_field_listings, data, unpaged))
     site.pages.extend(data.listed_pages("fields", listings, list_page))
     site.browse.append(browse_page("fields/", "Fields", "counts.html", {"heading": "Fields", "items": items, "singular": "Field"}))
     site.home["fields"] = len(items)
+
+
+def _field_listings(data: SiteData, unpaged: set[str]) -> tuple[list[Listing], list[dict]]:
+    """A page per field the rules read (`unpaged` fields aside), and the rows of the index."""
+    groups = Grouping()
+    for entry in data.entries:
+        for name in _fields(entry):
+            if normal(name) not in unpaged:
+                groups.add(key_slug(name), name, entry.slug)
+    listings, items = [], []
+    for group in groups.values():
+        name = group.name
+        path = item_path("fields", name)
+        items.append({"name": name, "count": len(group.slugs), "path": path})
+        listings.append((group.slugs, (path, ("Fields", "fields"), f"Field: {name}", f"Sigma rules that read the field {name}",
+                                       _spellings(group))))
+    items.sort(key=lambda item: (-item["count"], item["name"].casefold()))
+    return listings, items
 
 
 def _logsources(entry: Entry) -> list:
@@ -156,33 +162,35 @@ def _logsources(entry: Entry) -> list:
 
 
 def add_logsource_pages(data: SiteData, site: Site) -> None:
-    def group() -> tuple[list[Listing], list[dict]]:
-        groups = Grouping()
-        for entry in data.entries:
-            for logsource in _logsources(entry):
-                groups.add(key_slug(logsource.label), logsource.label, entry.slug, logsource)
-        listings = []
-        products: dict[str, list[dict]] = defaultdict(list)
-        for group in groups.values():
-            logsource = group.sample
-            label = logsource.label
-            path = item_path("logsources", label)
-            products[logsource.product or ""].append({"category": logsource.category or "", "service": logsource.service or "",
-                                                      "label": label, "count": len(group.slugs), "path": path})
-            listings.append((group.slugs, (path, ("Log sources", "logsources"), f"Log source: {label}",
-                                           f"Sigma rules for the log source {label}", None)))
-        listing = [
-            {"product": product or "(any product)", "count": sum(item["count"] for item in items),
-             "sources": sorted(items, key=lambda item: (item["category"], item["service"]))}
-            for product, items in products.items()
-        ]
-        listing.sort(key=lambda product: (-product["count"], product["product"]))
-        return listings, listing
-
-    listings, products = data.reuse("logsources", None, _logsources, group)
+    listings, products = data.reuse("logsources", None, _logsources, functools.partial(_logsource_listings, data))
     site.pages.extend(data.listed_pages("logsources", listings, list_page))
     site.browse.append(browse_page("logsources/", "Log sources", "logsources.html", {"products": products}))
     site.home["logsources"] = len(listings)
+
+
+def _logsource_listings(data: SiteData) -> tuple[list[Listing], list[dict]]:
+    """A page per log source, and the index: the log sources of each product."""
+    groups = Grouping()
+    for entry in data.entries:
+        for logsource in _logsources(entry):
+            groups.add(key_slug(logsource.label), logsource.label, entry.slug, logsource)
+    listings = []
+    products: dict[str, list[dict]] = defaultdict(list)
+    for group in groups.values():
+        logsource = group.sample
+        label = logsource.label
+        path = item_path("logsources", label)
+        products[logsource.product or ""].append({"category": logsource.category or "", "service": logsource.service or "",
+                                                  "label": label, "count": len(group.slugs), "path": path})
+        listings.append((group.slugs, (path, ("Log sources", "logsources"), f"Log source: {label}",
+                                       f"Sigma rules for the log source {label}", None)))
+    listing = [
+        {"product": product or "(any product)", "count": sum(item["count"] for item in items),
+         "sources": sorted(items, key=lambda item: (item["category"], item["service"]))}
+        for product, items in products.items()
+    ]
+    listing.sort(key=lambda product: (-product["count"], product["product"]))
+    return listings, listing
 
 
 def add_listing_pages(data: SiteData, site: Site) -> None:
