@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import filecmp
+import functools
 import io
 import os
 import tempfile
@@ -269,19 +270,24 @@ def navigator_layers(catalog: Catalog, kb: "AttackKnowledge | None", site_name: 
                        NAVIGATOR + f"product-{key_slug(product)}.json", entries, product))
     made = []
     for label, name, description, path, entries, product in layers:
-        def make(name=name, description=description, path=path, entries=entries, label=label, product=product) -> ExportFile | None:
-            layer = navigator_layer(name, description, entries, kb, release, site_url, directory_urls)
-            # a product's layer only where its rules map to ATT&CK; the whole catalog's always
-            return ExportFile(path, _json(layer), label, len(layer["techniques"])) if layer["techniques"] or product is None else None
-
-        # what a layer reads of a rule: whether it is in it, its title and its tags (the ATT&CK mapping)
-        def part(entry: Entry, product=product) -> tuple | None:
-            return (entry.document.title, entry.document.tags) if product is None or _product(entry) == product else None
-
-        layer = reuse(f"layer {label}", inputs, part, make) if reuse is not None else make()
+        make = functools.partial(_layer_file, name, description, path, label, product, entries, kb, release, site_url, directory_urls)
+        layer = reuse(f"layer {label}", inputs, functools.partial(_layer_part, product), make) if reuse is not None else make()
         if layer is not None:
             made.append(layer)
     return made
+
+
+def _layer_file(name: str, description: str, path: str, label: str, product: str | None, entries: Sequence[Entry],
+                kb: "AttackKnowledge | None", release: str | None, site_url: str | None, directory_urls: bool) -> ExportFile | None:
+    """A layer's file: a product's only where its rules map to ATT&CK (`product` None: the whole catalog's, always)."""
+    layer = navigator_layer(name, description, entries, kb, release, site_url, directory_urls)
+    return ExportFile(path, _json(layer), label, len(layer["techniques"])) if layer["techniques"] or product is None else None
+
+
+def _layer_part(product: str | None, entry: Entry) -> tuple | None:
+    """What the layer of `product` (None: all rules) reads of a rule: whether it is in it, its
+    title and its tags (its ATT&CK mapping)."""
+    return (entry.document.title, entry.document.tags) if product is None or _product(entry) == product else None
 
 
 def _product(entry: Entry) -> str:
