@@ -181,6 +181,32 @@ def test_a_rule_edit_updates_the_served_site_as_a_clean_build_would(served, old,
     assert differences(served.site, clean_build(served.root, "clean")) == []
 
 
+def test_new_attack_data_while_serving_reaches_the_pages_of_unchanged_rules(tmp_path):
+    """attack_data changed under mkdocs serve (MkDocs' rebuild): no page of the last ATT&CK data is kept."""
+    import lzma
+
+    from catalog.attack.knowledge import SNAPSHOT
+
+    root = tmp_path / "project"
+    (root / "rules").mkdir(parents=True)
+    (root / "docs").mkdir()
+    (root / "rules" / "whoami.yml").write_text(WHOAMI, encoding="utf-8")
+    attack = root / "attack.json"
+    attack.write_bytes(lzma.decompress(SNAPSHOT.read_bytes()))
+    (root / "mkdocs.yml").write_text(
+        f"site_name: Live\nsite_url: {URL}\ntheme:\n  name: material\nplugins:\n  - sigma-catalog:\n"
+        "      rules: [rules]\n      attack_data: attack.json\n", encoding="utf-8")
+    served = Served(root)
+    text = attack.read_text(encoding="utf-8")
+    assert text.count('"System Owner/User Discovery"') == 1
+    attack.write_text(text.replace('"System Owner/User Discovery"', '"Account owner discovery"'), encoding="utf-8")
+    build(served.config(), serve_url=URL)  # what MkDocs does when a watched file that is no rule changes
+    served.plugin.wait_for_exports()
+    page = (served.site / "rules/5b0e3c1a-7d2f-4e6b-9a8c-1f2e3d4c5b6a/index.html").read_text(encoding="utf-8")
+    assert "Account owner discovery" in page
+    assert differences(served.site, clean_build(root, "clean")) == []
+
+
 def test_adding_deleting_renaming_and_breaking_rules_while_serving(served):
     rules = served.rules
     steps = [

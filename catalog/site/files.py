@@ -81,7 +81,7 @@ class BuildFiles:
             self._similarity = similarity if serving else None
             converted = convert_catalog(catalog, run)  # adds its findings to the catalog's
         loaded = time.perf_counter()
-        signature = (tuple(folders), config.site_name, str(attack_data), config.use_directory_urls, config.site_url,
+        signature = (tuple(folders), config.site_name, kb.source_hash, config.use_directory_urls, config.site_url,
                      tuple(options.dialects))
         # (the change preview adds banners to rule pages: no page may be shared between its builds)
         builder = self._builder(signature, serving and not options.base, catalog, folders, kb, preview=bool(options.base),
