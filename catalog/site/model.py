@@ -1,7 +1,9 @@
 """The site model: pages, the site they make, and what every page family shares.
 
 Template data is plain Python data (str, int, bool, None, lists, tuples, dicts), so a page's
-fingerprint is a hash of it and unchanged pages are not rendered again.
+fingerprint is a hash of it and unchanged pages are not rendered again. Under `mkdocs serve`, a
+build's `SiteData` starts from the last one's: what an edit cannot have changed (groupings, list
+data, whole pages) is taken from it (`SiteData.reuse`, `SiteData.listed_pages`).
 """
 
 from __future__ import annotations
