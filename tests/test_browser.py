@@ -205,8 +205,10 @@ def test_problems_filter_by_code_also_from_the_coverage_page(page):
     assert listed.split()[0] == str(len(visible))  # as many as the table of codes counts
     assert page.locator(".sc-problem-codes a[aria-current]").get_attribute("href") == "#code=no-query-kusto"
     notice.locator("a").click()  # every finding again
-    assert all(row.is_visible() for row in rows.all()) and not notice.is_visible()
+    notice.wait_for(state="hidden")  # the page applies the new address on its hashchange event, after the click
+    assert all(row.is_visible() for row in rows.all())
     page.locator(".sc-problem-codes a[href='#code=legacy-aggregation']").click()
+    page.wait_for_function("document.querySelector('.sc-problem-codes a[aria-current]')?.getAttribute('href') === '#code=legacy-aggregation'")
     assert [row.get_attribute("data-code") for row in rows.all() if row.is_visible()] == ["legacy-aggregation"]
 
 
