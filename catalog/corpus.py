@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator
 
 from catalog.analysis import Indicator, IndicatorKey
 
@@ -35,24 +35,13 @@ class CorpusIndex:
         return tuple([0 if (known := rules.get(indicator.key)) is None else 1 if isinstance(known, str) else len(known)
                       for indicator in indicators])
 
-    def split(self, indicators: Sequence[Indicator]) -> tuple[list[tuple[IndicatorKey, list[str]]], int]:
-        """One rule's indicators other rules have too, each key with the rules using it, and how many
-        it alone has (the similarity step: one look-up per indicator)."""
-        rules = self._rules
-        shared = []
-        for indicator in indicators:
-            known = rules.get(indicator.key)
-            if isinstance(known, list):
-                shared.append((indicator.key, known))
-        return shared, len(indicators) - len(shared)
-
-    def sharing(self, key: IndicatorKey) -> list[str]:
-        known = self._rules.get(key)
-        return [] if known is None else [known] if isinstance(known, str) else known
+    def each_shared(self) -> Iterator[tuple[IndicatorKey, list[str]]]:
+        """Indicators used by more than one rule, with their rules, in the order the index met them."""
+        return ((key, slugs) for key, slugs in self._rules.items() if isinstance(slugs, list))
 
     def shared(self) -> list[tuple[IndicatorKey, list[str]]]:
         """Indicators used by more than one rule, most shared first (ties by key, for stable output)."""
-        shared = [(key, slugs) for key, slugs in self._rules.items() if isinstance(slugs, list)]
+        shared = list(self.each_shared())
         shared.sort(key=lambda pair: (-len(pair[1]), pair[0]))
         return shared
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from catalog.analysis import IndicatorKey
-from catalog.corpus import CorpusIndex
 from catalog.model import Rule
 from catalog.pipeline import Catalog, Entry
 from catalog.problems import Code, Problem, Severity
@@ -78,26 +77,29 @@ class Similarity:
     def __init__(self, catalog: Catalog, previous: "Similarity | None" = None) -> None:
         """`previous`: the similarity of the catalog before an edit (mkdocs serve); the rankings
         the edit cannot have changed are taken from it instead of computed again."""
-        self._corpus = catalog.corpus
-        # Keys are numbered: a rule's keys are a set of small ints, so that intersections and weight
-        # look-ups neither hash tuples nor touch their strings (most of the time on a large corpus).
-        # Only keys other rules have too are numbered: a rule's own keys weigh in its total and can
-        # never be shared. The numbering only grows, so it is shared with `previous`: the same key,
-        # the same number.
+        # Keys and rules are numbered: a rule's keys are a set of small ints, and the rules using a
+        # key a list of ints, so that intersections and look-ups neither hash tuples nor touch
+        # strings scattered over the catalog's memory (most of the time on a large corpus). Only
+        # keys other rules have too are numbered: a rule's own keys weigh in its total and can never
+        # be shared. The key numbering only grows, so it is shared with `previous`: the same key,
+        # the same number. Rules are numbered afresh, in catalog order.
         self._ids: dict[IndicatorKey, int] = previous._ids if previous is not None else {}
-        self._keys: dict[str, frozenset[int]] = {}
-        self._own: dict[str, int] = {}  # slug -> how many indicators the rule alone has
-        self._logsource: dict[str, tuple] = {}
-        self._extra: dict[int, int] = {}  # how many rules have each key the corpus index has not
+        # by rule number: its slug, keys, how many indicators it alone has, its log source
+        self._slugs: list[str] = []
+        self._keys: list[frozenset[int]] = []
+        self._own: list[int] = []
+        self._logsource: list[tuple] = []
+        self._number: dict[str, int] = {}  # slug -> rule number
         self._made_of: dict[str, tuple] = {}  # slug -> (its analysis, its extra keys)
-        found = self._read(catalog, previous)
-        self._total = max(len(self._keys), 1)
+        # by key number: its weight, and the rules using it where it proposes candidates (more
+        # than one and at most CANDIDATE_LIMIT rules use it), else None
+        self._weights: list[float] = []
+        self._proposers: list[list[int] | None] = []
+        self._read(catalog, previous)
+        self._total = max(len(self._slugs), 1)
         self._key_of: list[IndicatorKey] = list(self._ids)  # a key's number is its place in `ids`
-        users = _Users(self._corpus, self._key_of, found)
-        self._weights = _Weights(users, self._extra, self._total)
-        self._proposers = _Proposers(users)
-        self._totals: dict[str, float] = {}
-        self._scores: dict[tuple[str, str], float] = {}  # a pair's score, computed once for both rules
+        self._totals: list[float | None] = [None] * len(self._slugs)  # each rule's total weight, once needed
+        self._scores: dict[int, float] = {}  # a pair's score (`_pair`), computed once for both rules
         self._by_rule: dict[str, list[Similar]] = {}
         self._candidates: dict[str, list[str]] = {}  # slug -> the rules its ranking scored
         if previous is not None and previous._total == self._total:
@@ -108,114 +110,126 @@ class Similarity:
         (or that came or went) changes the weights of its old and new keys, and so the total weight
         of every rule having one of them ("affected"). A ranking depends on the rule's own keys and
         on its candidates' totals: it is kept when neither the rule nor a candidate is affected."""
-        changed = {slug for slug in self._keys.keys() | previous._keys.keys()
-                   if self._keys.get(slug) != previous._keys.get(slug) or self._logsource.get(slug) != previous._logsource.get(slug)}
+        now, before = self._shapes(), previous._shapes()
+        changed = {slug for slug in now.keys() | before.keys() if now.get(slug) != before.get(slug)}
         touched: set[int] = set()
         for slug in changed:
-            touched.update(previous._keys.get(slug, ()), self._keys.get(slug, ()))
-        affected = changed | {slug for slug, keys in self._keys.items() if not keys.isdisjoint(touched)}
-        for slug in self._keys.keys() - affected:
-            if slug in previous._totals:
-                self._totals[slug] = previous._totals[slug]
+            for shape in (now.get(slug), before.get(slug)):
+                if shape is not None:
+                    touched.update(shape[0])
+        affected = changed | {slug for slug, (keys, _) in now.items() if not keys.isdisjoint(touched)}
+        for number, slug in enumerate(self._slugs):
+            if slug in affected:
+                continue
+            self._totals[number] = previous._totals[previous._number[slug]]
             candidates = previous._candidates.get(slug)
             if candidates is not None and affected.isdisjoint(candidates):
                 self._by_rule[slug] = previous._by_rule[slug]
                 self._candidates[slug] = candidates
-        self._weights.update((key, weight) for key, weight in previous._weights.items() if key not in touched)
 
-    def _read(self, catalog: Catalog, previous: "Similarity | None") -> dict[int, list[str]]:
-        """Every detection rule's keys, log source and extra keys (an unchanged rule's from
-        `previous`); returns the rules using each key numbered here (found in the corpus index)."""
-        found: dict[int, list[str]] = {}
-        kept = set()
+    def _shapes(self) -> dict[str, tuple[frozenset[int], tuple]]:
+        """slug -> what its ranking reads of it: its keys and its log source."""
+        return dict(zip(self._slugs, zip(self._keys, self._logsource)))
+
+    def _read(self, catalog: Catalog, previous: "Similarity | None") -> None:
+        """Every detection rule's keys, log source and extra keys (an unchanged rule's extra keys
+        from `previous`), and every key's weight and proposers. The shared keys come from one pass
+        over the corpus index's shared indicators, not a look-up per indicator of every rule."""
+        ids, rule_number = self._ids, self._number
+        numbers: list[list[int]] = []  # by rule number: its keys
+        extra_users: dict[int, int] = {}  # how many rules have each extra key (the corpus index has none)
+        sizes = []  # by rule number: (its indicators, its extra keys)
         for entry in catalog.entries:
             if isinstance(entry.document, Rule) and entry.analysis is not None and entry.analysis.indicators:
                 made_of = previous._made_of.get(entry.slug) if previous is not None else None
                 if made_of is not None and made_of[0] is entry.analysis:  # an unchanged rule (the load cache's object)
                     extra = made_of[1]
-                    self._keys[entry.slug], self._own[entry.slug] = previous._keys[entry.slug], previous._own[entry.slug]
-                    kept.add(entry.slug)
                 else:
-                    extra = self._number(entry, found)
+                    extra = frozenset([ids.setdefault(key, len(ids)) for key in _extra_keys(entry)])
                 for key in extra:
-                    self._extra[key] = self._extra.get(key, 0) + 1
+                    extra_users[key] = extra_users.get(key, 0) + 1
                 self._made_of[entry.slug] = (entry.analysis, extra)
+                rule_number[entry.slug] = len(self._slugs)
+                self._slugs.append(entry.slug)
                 source = entry.document.logsource
-                self._logsource[entry.slug] = (source.product, source.category, source.service)
-        if kept:  # an unchanged rule another rule now shares an indicator with: that indicator is no longer its own
-            by_slug = catalog.by_slug()
-            for slug in {slug for number, rules in found.items() for slug in rules if slug in kept and number not in self._keys[slug]}:
-                self._number(by_slug[slug], found)
-        return found
-
-    def _number(self, entry: Entry, found: dict[int, list[str]]) -> frozenset[int]:
-        """Sets the rule's keys (its indicators other rules have too, numbered, and its extra keys)
-        and how many indicators it alone has, in one corpus look-up per indicator; returns its
-        extra keys."""
-        ids = self._ids
-        extra = frozenset([ids.setdefault(key, len(ids)) for key in _extra_keys(entry)])
-        shared, own = self._corpus.split(entry.analysis.indicators)
-        numbers = []
-        for key, rules in shared:
-            number = ids.setdefault(key, len(ids))
-            found[number] = rules
-            numbers.append(number)
-        self._keys[entry.slug], self._own[entry.slug] = frozenset(numbers) | extra, own
-        return extra
+                self._logsource.append((source.product, source.category, source.service))
+                numbers.append(list(extra))
+                sizes.append((len(entry.analysis.indicators), len(extra)))
+        rules_count = max(len(numbers), 1)
+        shared = [(ids.setdefault(key, len(ids)), slugs) for key, slugs in catalog.corpus.each_shared()]
+        weights, proposers = self._weights, self._proposers
+        weights.extend([0.0] * len(ids))
+        proposers.extend([None] * len(ids))
+        for number, users in extra_users.items():
+            weights[number] = math.log(1 + rules_count / users)
+        for number, slugs in shared:
+            users = [rule_number[slug] for slug in slugs]  # the corpus index holds detection rules' indicators only
+            weights[number] = math.log(1 + rules_count / len(users))
+            if len(users) <= CANDIDATE_LIMIT:
+                proposers[number] = users
+            for user in users:
+                numbers[user].append(number)
+        self._keys = [frozenset(keys) for keys in numbers]
+        self._own = [indicators - (len(keys) - extra) for keys, (indicators, extra) in zip(numbers, sizes)]
 
     def of(self, slug: str) -> list[Similar]:
         """Up to SIMILAR_LIMIT rules most like `slug`'s, best first (ties by slug)."""
         found = self._by_rule.get(slug)
         if found is None:
-            found = self._by_rule[slug] = self._rank(slug) if slug in self._keys else []
+            number = self._number.get(slug)
+            found = self._by_rule[slug] = self._rank(number) if number is not None else []
         return found
 
     def all(self) -> dict[str, list[Similar]]:
-        return {slug: self.of(slug) for slug in self._keys}
+        return {slug: self.of(slug) for slug in self._slugs}
 
     def scored_per_rule(self) -> float:
         """Candidates given the exact score per ranked rule (at most SCORED_CANDIDATES): the work
         the step does per rule, whatever the catalog's size."""
         return sum(map(len, self._candidates.values())) / max(len(self._candidates), 1)
 
-    def _rank(self, slug: str) -> list[Similar]:
-        key_of, proposers = self._key_of, self._proposers
-        rare_shared: dict[str, float] = {}
-        proposing = [(len(sharing), key_of[key], key, sharing) for key in self._keys[slug]
+    def _rank(self, rule: int) -> list[Similar]:
+        key_of, proposers, weights, slugs = self._key_of, self._proposers, self._weights, self._slugs
+        rare_shared: dict[int, float] = {}
+        proposing = [(len(sharing), key_of[key], key, sharing) for key in self._keys[rule]
                      if (sharing := proposers[key]) is not None]
         for _, _, key, sharing in heapq.nsmallest(PROPOSING_KEYS, proposing):
-            weight = self._weights[key]
+            weight = weights[key]
             for other in sharing:
-                if other != slug and other in self._keys:
+                if other != rule:
                     rare_shared[other] = rare_shared.get(other, 0.0) + weight
-        best = self._candidates[slug] = heapq.nsmallest(SCORED_CANDIDATES, rare_shared, key=lambda other: (-rare_shared[other], other))
-        scored = sorted(((self._score(slug, other), other) for other in best), key=lambda pair: (-pair[0], pair[1]))
-        return [self.compare(slug, other) for score, other in scored[:SIMILAR_LIMIT] if score >= MIN_SCORE]
+        best = heapq.nsmallest(SCORED_CANDIDATES, rare_shared, key=lambda other: (-rare_shared[other], slugs[other]))
+        self._candidates[slugs[rule]] = [slugs[other] for other in best]
+        scored = sorted(((self._score(rule, other), slugs[other], other) for other in best), key=lambda found: (-found[0], found[1]))
+        return [self._similar(rule, other, score) for score, _, other in scored[:SIMILAR_LIMIT] if score >= MIN_SCORE]
 
-    def _score(self, slug: str, other: str) -> float:
+    def _score(self, rule: int, other: int) -> float:
         """The weighted Jaccard index of two rules' key sets."""
-        pair = (slug, other) if slug < other else (other, slug)
+        pair = rule * self._total + other if rule < other else other * self._total + rule
         score = self._scores.get(pair)
         if score is None:
-            common = sum(map(self._weights.__getitem__, self._keys[slug] & self._keys[other]))
-            union = self._total_weight(slug) + self._total_weight(other) - common
+            common = sum(map(self._weights.__getitem__, self._keys[rule] & self._keys[other]))
+            union = self._total_weight(rule) + self._total_weight(other) - common
             score = self._scores[pair] = round(common / union, 3) if union > 0 else 0.0
         return score
 
-    def _total_weight(self, slug: str) -> float:
-        total = self._totals.get(slug)
+    def _total_weight(self, rule: int) -> float:
+        total = self._totals[rule]
         if total is None:
-            total = self._totals[slug] = (sum(map(self._weights.__getitem__, self._keys[slug]))
-                                          + self._own[slug] * math.log(1 + self._total))
+            total = self._totals[rule] = (sum(map(self._weights.__getitem__, self._keys[rule]))
+                                          + self._own[rule] * math.log(1 + self._total))
         return total
 
     def compare(self, slug: str, other: str) -> Similar:
         """The pair's score and what the rules share (most specific first)."""
+        first, second = self._number[slug], self._number[other]
+        return self._similar(first, second, self._score(first, second))
+
+    def _similar(self, rule: int, other: int, score: float) -> Similar:
         key_of = self._key_of
         # by key, then (a stable sort) by weight, the heaviest first: the most specific first, ties by key
-        shared = sorted(sorted(self._keys[slug] & self._keys[other], key=key_of.__getitem__), key=self._weights.__getitem__, reverse=True)
-        return Similar(other, self._score(slug, other), tuple(map(key_of.__getitem__, shared)),
-                       self._logsource[slug] == self._logsource[other])
+        shared = sorted(sorted(self._keys[rule] & self._keys[other], key=key_of.__getitem__), key=self._weights.__getitem__, reverse=True)
+        return Similar(self._slugs[other], score, tuple(map(key_of.__getitem__, shared)), self._logsource[rule] == self._logsource[other])
 
     def clusters(self) -> list[Cluster]:
         """Groups of rules joined by likely-duplicate pairs, largest and best first."""
@@ -228,7 +242,7 @@ class Similarity:
             return slug
 
         pairs: dict[tuple[str, str], float] = {}
-        for slug in self._keys:
+        for slug in self._slugs:
             for similar in self.of(slug):
                 if similar.likely_duplicate:
                     pairs[tuple(sorted((slug, similar.slug)))] = similar.score
@@ -242,50 +256,9 @@ class Similarity:
 
     def top_pairs(self, count: int) -> list[tuple[str, str, float]]:
         """The `count` best-scoring pairs of the catalog (each pair once)."""
-        pairs = {tuple(sorted((slug, similar.slug))): similar for slug in self._keys for similar in self.of(slug)}
+        pairs = {tuple(sorted((slug, similar.slug))): similar for slug in self._slugs for similar in self.of(slug)}
         ranked = sorted(pairs.items(), key=lambda item: (-item[1].score, -len(item[1].shared), item[0]))  # more shared: surer
         return [(first, second, similar.score) for (first, second), similar in ranked[:count]]
-
-
-class _Users(dict):
-    """key number -> the rules using it: what numbering the rule's keys found in the corpus index,
-    else (a rule `previous` had numbered) looked up there on first use."""
-
-    def __init__(self, corpus: CorpusIndex, key_of: list[IndicatorKey], found: dict[int, list[str]]) -> None:
-        super().__init__(found)
-        self._corpus, self._key_of = corpus, key_of
-
-    def __missing__(self, key: int) -> list[str]:
-        rules = self[key] = self._corpus.sharing(self._key_of[key])
-        return rules
-
-
-class _Weights(dict):
-    """key number -> its weight, `log(1 + rules / rules using it)`, computed on first use (a dict,
-    so that sums over key sets look weights up in C)."""
-
-    def __init__(self, users: _Users, extra: dict[int, int], rules: int) -> None:
-        super().__init__()
-        self._users, self._extra, self._rules = users, extra, rules
-
-    def __missing__(self, key: int) -> float:
-        users = self._extra[key] if key in self._extra else len(self._users[key])
-        weight = self[key] = math.log(1 + self._rules / max(users, 1))
-        return weight
-
-
-class _Proposers(dict):
-    """key number -> the rules using it when it proposes candidates (more than one and at most
-    CANDIDATE_LIMIT rules use it), else None."""
-
-    def __init__(self, users: _Users) -> None:
-        super().__init__()
-        self._users = users
-
-    def __missing__(self, key: int) -> list[str] | None:
-        rules = self._users[key]
-        found = self[key] = rules if 1 < len(rules) <= CANDIDATE_LIMIT else None
-        return found
 
 
 def _extra_keys(entry: Entry) -> frozenset[IndicatorKey]:

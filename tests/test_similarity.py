@@ -190,7 +190,7 @@ def test_after_an_edit_the_reused_rankings_are_those_computed_afresh(tmp_path):
         fresh = Similarity(catalog)
         assert current.all() == fresh.all(), f"after edit {number}"
         assert current.clusters() == fresh.clusters()
-        reused_any |= any(current.of(slug) is previous._by_rule.get(slug) for slug in current._keys)
+        reused_any |= any(current.of(slug) is previous._by_rule.get(slug) for slug in current._slugs)
         previous = current
     assert reused_any, "nothing was reused: every ranking was computed again"
     assert previous.of(slugs["Apart"]) and previous.of(slugs["Apart"])[0].slug == slugs["Apart too"]
@@ -201,9 +201,9 @@ def scored_pairs(monkeypatch) -> list[tuple[str, str]]:
     scored: list[tuple[str, str]] = []
     exact = Similarity._score
 
-    def counting(self, slug: str, other: str) -> float:
-        scored.append((slug, other))
-        return exact(self, slug, other)
+    def counting(self, rule: int, other: int) -> float:
+        scored.append((self._slugs[rule], self._slugs[other]))
+        return exact(self, rule, other)
 
     monkeypatch.setattr(Similarity, "_score", counting)
     return scored
