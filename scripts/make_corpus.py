@@ -7,9 +7,9 @@ Shapes:
   SCALE times. Copy 0 is the corpus as it is; every further copy gets new ids (references between
   its rules follow), new names, titles marked with the copy number, and about half of its detection
   values changed, so copies share some indicators and not others, as related rule sets do: every
-  rule gets near-copies (`--values half`, the default). With `--values own` every text value is
-  changed, the same value the same way throughout a copy: each copy is a catalog of its own, its
-  rules as alike as SigmaHQ's, sharing with the other copies only numbers and short values.
+  rule gets near-copies (`--values half`, the default). With `--values own` every value is
+  changed (numbers too), the same value the same way throughout a copy: each copy is a catalog of
+  its own, its rules as alike as SigmaHQ's, sharing no value with the other copies.
 - `keywords`: keyword-heavy rule sets, fully synthetic: SCALE x 2,532 rules of 100 to 450 values
   (domains, addresses, file names, command fragments, hashes; a quarter drawn from a pool of 150,000
   the rules share, so about 50,000 values are in two rules or more) and SCALE x 5 rules of 50,000
@@ -105,16 +105,21 @@ def _rename(document: dict, copy: int, mark: Mark) -> None:
 
 
 def _changed_values(value: object, copy: int, mark: Mark) -> object:
-    """The text values `mark` numbers changed (the number added), wildcards at the ends kept in place."""
+    """The values `mark` numbers changed: a text gets the number added (wildcards at the end kept in
+    place), an integer becomes another one (the copy and the number appended to its digits)."""
     if isinstance(value, dict):
         return {key: value[key] if key in ("condition", "timeframe", "rules") else _changed_values(value[key], copy, mark) for key in value}
     if isinstance(value, list):
         return [_changed_values(item, copy, mark) for item in value]
-    if isinstance(value, str) and len(value) >= 3:
+    if isinstance(value, str) and value.rstrip("*"):
         core = value.rstrip("*")
         number = mark(core)
         if number is not None:
             return f"{core}_{copy}{number:03d}{value[len(core):]}"
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        number = mark(str(value))
+        if number is not None:
+            return value * 10_000 + copy * 1_000 + number  # distinct values stay distinct, copies apart
     return value
 
 
