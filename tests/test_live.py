@@ -140,6 +140,14 @@ def clean_build(root: Path, name: str) -> Path:
     return site
 
 
+@pytest.fixture(autouse=True)
+def fresh_plugins():
+    """MkDocs keeps plugin objects across the configs of one process: a plugin told it serves, left
+    behind, would make the builds of later tests (of other files too) serve builds."""
+    yield
+    MkDocsConfig.plugins.plugin_cache.clear()
+
+
 @pytest.fixture
 def served(tmp_path) -> Served:
     root = tmp_path / "project"
