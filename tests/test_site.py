@@ -701,3 +701,28 @@ def test_overlap_groups_are_named_by_their_best_pair_with_each_rule_s_log_source
     assert re.fullmatch(r"Tool (&lt;steals&gt;|steals again|on Linux), Tool (&lt;steals&gt;|steals again|on Linux) and 1 more", headings[0])
     for source in ("windows / process_creation", "windows / image_load", "linux / process_creation"):
         assert f'<small class="sc-note">{source}</small>' in html
+
+
+def test_the_collector_is_back_on_after_a_build_and_skips_what_an_ending_command_made(tmp_path):
+    """`mkdocs build` ends with the build: what it made is frozen before the collector comes back
+    on (its first collection would scan all of it). A build run from Python, which no command
+    ends, keeps it all collectable."""
+    import gc
+
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+    from mkdocs.config.defaults import MkDocsConfig
+
+    config_path = write_project(tmp_path, {"exclusions.yml": EXCLUSIONS_RULE})
+    frozen = gc.get_freeze_count()
+    try:
+        for command, freezes in ((None, False), ("build", True)):
+            MkDocsConfig.plugins.plugin_cache.clear()  # a fresh plugin object, as a new mkdocs command has
+            config = load_config(str(config_path), site_dir=str(tmp_path / "site"))
+            if command is not None:
+                config.plugins.on_startup(command=command, dirty=False)
+            build(config)
+            assert gc.isenabled()
+            assert (gc.get_freeze_count() > frozen) is freezes, command
+    finally:
+        gc.unfreeze()  # collectable again, as objects of a test process should be
