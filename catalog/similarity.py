@@ -99,7 +99,7 @@ class Similarity:
         self._total = max(len(self._slugs), 1)
         self._key_of: list[IndicatorKey] = list(self._ids)  # a key's number is its place in `ids`
         self._totals: list[float | None] = [None] * len(self._slugs)  # each rule's total weight, once needed
-        self._scores: dict[int, float] = {}  # a pair's score (`_pair`), computed once for both rules
+        self._scores: dict[int, float] = {}  # a pair's score, by lower number * rules + higher: computed once for both
         self._by_rule: dict[str, list[Similar]] = {}
         self._candidates: dict[str, list[str]] = {}  # slug -> the rules its ranking scored
         if previous is not None and previous._total == self._total:
