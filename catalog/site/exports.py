@@ -271,7 +271,8 @@ def navigator_layers(catalog: Catalog, kb: "AttackKnowledge | None", site_name: 
     made = []
     for label, name, description, path, entries, product in layers:
         make = functools.partial(_layer_file, name, description, path, label, product, entries, kb, release, site_url, directory_urls)
-        layer = reuse(f"layer {label}", inputs, functools.partial(_layer_part, product), make) if reuse is not None else make()
+        # kept by file path, unique per layer (a product may well be named "all rules")
+        layer = reuse(path, inputs, functools.partial(_layer_part, product), make) if reuse is not None else make()
         if layer is not None:
             made.append(layer)
     return made
