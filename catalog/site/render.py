@@ -23,12 +23,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 # Quotes too, though element content does not need it: then no rule text can put the string
 # `href="javascript:` into the HTML even as escaped text (hostile-input review, docs/review.md).
-_ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})
-
-
 def _e(text: str) -> str:
-    """Escape text for element content (the text, entities decoded, is the input unchanged)."""
-    return text.translate(_ESCAPE)
+    """Escape text for element content (the text, entities decoded, is the input unchanged).
+    Replaced in turn, `&` first: str.translate with a table is five times slower."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#39;")
 
 
 # --- YAML highlighting --------------------------------------------------------------------------
@@ -138,7 +136,36 @@ def _short_line(line: str) -> tuple[str, int | None]:
     return _highlight_line(line)
 
 
+#: The common shapes of a line, highlighted in one match: `key: value`, `- value`, `key:` and a
+#: value alone, where the value is a quoted string that ends the line or a plain scalar without a
+#: `#`. Each piece cannot start with what another may (no backtracking into another split), so the
+#: match is linear; what it does not take goes through the general path (`_general_line`).
+_SIMPLE_LINE = re.compile(
+    r"(?P<lead>[ \t]*(?:-[ \t]+)*)"
+    r"(?:(?P<key>[A-Za-z_][\w.|-]*):(?=[ \t]|\Z))?"
+    r"(?P<gap>[ \t]*)"
+    r"(?:(?P<s1>'[^'\n]*')|(?P<s2>\"[^\"\\\n]*\")|(?P<plain>[^\s#'\"|>-][^#\n]*))?\Z"
+)
+
+
 def _highlight_line(line: str) -> tuple[str, int | None]:
+    """As `_general_line`, in one match for the common shapes (half of the time of a rule page's YAML)."""
+    match = _SIMPLE_LINE.match(line)
+    if match is None:
+        return _general_line(line)
+    lead, key, gap, single, double, plain = match.groups()
+    if plain is not None:
+        if key is None and ":" in plain:  # perhaps a key after all (`- a:b: c`): the general path decides
+            return _general_line(line)
+        value = _span("m", plain) if _NUMBER.fullmatch(plain) else _span("kc", plain) if plain in _CONSTANT else _e(plain)
+    else:
+        value = _span("s1", single) if single is not None else _span("s2", double) if double is not None else ""
+    if key is None:
+        return lead + gap + value, None
+    return f'{lead}<span class="nt">{key}</span>:{gap}{value}', None
+
+
+def _general_line(line: str) -> tuple[str, int | None]:
     out: list[str] = []
     prefix = _PREFIX.match(line)
     assert prefix is not None  # both parts may be empty
@@ -220,13 +247,10 @@ def _edges(text: str) -> tuple[str, str, str]:
     return text[:start], core, text[start + len(core):]
 
 
-_BREAK_AFTER = re.compile(r"([\\/.])")
-
-
 def _breakable(text: str) -> Markup:
     """A value, escaped, with a line-break opportunity (<wbr>) after each `\\`, `/` and `.`:
     long paths wrap at their separators on a phone instead of in the middle of a name."""
-    return Markup(_BREAK_AFTER.sub(r"\1<wbr>", str(escape(text))))
+    return Markup(str(escape(text)).replace("\\", "\\<wbr>").replace("/", "/<wbr>").replace(".", ".<wbr>"))
 
 
 class _Environment(jinja2.Environment):
@@ -250,8 +274,10 @@ def make_environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         auto_reload=False,
     )
-    env.globals.update(url=_url, file_url=_file_url, external_url=external_url)
-    env.filters.update(yaml=highlight_yaml, number=_number, edges=_edges, breakable=_breakable)
+    # filters, not functions: Jinja calls a template's function through its generic dispatch and
+    # a filter directly (a rule page makes dozens of links)
+    env.filters.update(url=_url, file_url=_file_url, external_url=external_url, yaml=highlight_yaml, number=_number, edges=_edges,
+                       breakable=_breakable)
     return env
 
 

@@ -118,6 +118,8 @@ def rule_context(data: SiteData, entry: Entry) -> dict:
         "indicators": [],
         "indicators_more": 0,
         "indicators_specific": 0,  # of all its indicators, those only this rule has
+        "shared_indicators": [],  # of those shown, the ones other rules have too
+        "specific_indicators": [],
         "correlation": None,
         "filter": None,
         "details": details(data, entry),
@@ -141,6 +143,8 @@ def rule_context(data: SiteData, entry: Entry) -> dict:
         context["exclusions"] = exclusions(entry)
         rows = indicators(data, entry)
         context["indicators"], context["indicators_more"] = rows[:TABLE_ROWS], max(0, len(rows) - TABLE_ROWS)
+        context["shared_indicators"] = [row for row in context["indicators"] if row["count"] > 1]
+        context["specific_indicators"] = [row for row in context["indicators"] if row["count"] <= 1]
         context["indicators_specific"] = sum(1 for row in rows if row["count"] <= 1)
     if isinstance(document, CorrelationRule):
         context["correlation"] = correlation(data, entry, document)
