@@ -3,7 +3,8 @@
 
 In one run, each in a fresh `mkdocs build` subprocess:
 
-1. the catalog site of the SigmaHQ corpus (the sigma-catalog plugin, cold build cache);
+1. the catalog site of the SigmaHQ corpus (the sigma-catalog plugin, cold build cache), read from
+   a copy of the corpus in the work folder;
 2. the baseline: a plain MkDocs + Material site (default plugins, so its search index too) of as many
    simple Markdown pages as the catalog has rule pages, each about as large as a rule page's
    content (the rule's title, description, a small table and its YAML in a highlighted code block),
@@ -15,6 +16,10 @@ In one run, each in a fresh `mkdocs build` subprocess:
    from the write until the served page shows the edit; then compare the served site with a clean
    build of the edited corpus, byte for byte.
 
+The catalog and the baseline are built in turn, --rounds times each (after one catalog build that
+counts its pages): each round's ratios, then the medians. A shared machine's speed drifts by a fifth
+within minutes; one build of each compared a fast moment with a slow one.
+
 Printed: wall time, peak memory (RUSAGE_CHILDREN of each build), output size and file count, their
 ratios, the average rule page, the search index (raw and gzipped), the serve edit times (median
 of each kind) and the comparison, and the load average of the machine.
@@ -23,13 +28,14 @@ With --conversions, also the catalog without and with queries for four targets (
 esql, kusto), each cold and warm, --repeat times in turn, with the medians of the ratios, the CPU
 time the conversions add, and the least cold ratio that CPU time allows on this machine's CPUs.
 
-    python scripts/bench_site.py [--corpus ../shared/corpora/sigmahq] [--work DIR] [--skip-4x] [--skip-serve]
+    python scripts/bench_site.py [--corpus ../shared/corpora/sigmahq] [--work DIR] [--rounds N] [--skip-4x] [--skip-serve]
                                  [--conversions [--repeat N]]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import os
@@ -336,6 +342,36 @@ def rule_page_stats(site: Path) -> tuple[int, float, float]:
     return len(pages), statistics.mean(sizes) / 1024, max(sizes) / 1024
 
 
+def compare_builds(catalog_config: Path, baseline_config: Path | None, work: Path, rounds: int) -> tuple[Build, Build | None]:
+    """The catalog and the baseline built in turn, `rounds` times each: a shared machine's speed
+    drifts by a fifth within minutes, so one build of each can compare a fast moment with a slow
+    one. Each round is printed; the builds returned carry the medians of wall and CPU time."""
+    catalogs: list[Build] = []
+    baselines: list[Build] = []
+    for number in range(1, rounds + 1):
+        shutil.rmtree(catalog_config.parent / ".cache", ignore_errors=True)  # a cold build cache, each time
+        catalogs.append(build("catalog", catalog_config, work / "catalog/site"))
+        line = f"round {number}: catalog {catalogs[-1].wall:.2f} s wall, {catalogs[-1].cpu:.2f} s CPU"
+        if baseline_config is not None:
+            baselines.append(build("baseline", baseline_config, work / "baseline/site"))
+            line += (f"; baseline {baselines[-1].wall:.2f} s, {baselines[-1].cpu:.2f} s"
+                     f"; ratios {catalogs[-1].wall / baselines[-1].wall:.3f} wall, {catalogs[-1].cpu / baselines[-1].cpu:.3f} CPU")
+        print(line, flush=True)
+
+    def median(builds: list[Build]) -> Build:
+        return dataclasses.replace(builds[-1], wall=statistics.median(b.wall for b in builds), cpu=statistics.median(b.cpu for b in builds))
+
+    catalog = median(catalogs)
+    print(f"catalog:  {catalog.wall:.2f} s, {catalog.rss_mb:.0f} MB, {catalog.mb:.1f} MB in {catalog.files} files")
+    if not baselines:
+        return catalog, None
+    baseline = median(baselines)
+    print(f"baseline: {baseline.wall:.2f} s, {baseline.rss_mb:.0f} MB, {baseline.mb:.1f} MB in {baseline.files} files")
+    print(f"median of the rounds' ratios: {statistics.median(c.wall / b.wall for c, b in zip(catalogs, baselines)):.3f} wall, "
+          f"{statistics.median(c.cpu / b.cpu for c, b in zip(catalogs, baselines)):.3f} CPU")
+    return catalog, baseline
+
+
 def report(catalog: Build, baseline: Build | None, big: Build | None) -> None:
     print()
     print(f"{'':28}{'catalog':>14}{'baseline':>14}{'ratio':>9}")
@@ -408,6 +444,8 @@ def main() -> int:
     parser.add_argument("--skip-serve", action="store_true")
     parser.add_argument("--conversions", action="store_true", help="also the catalog with the four query targets, cold and warm")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of the --conversions comparison (default 3; medians printed)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="catalog and baseline builds in turn, this many times each (default 3; medians compared)")
     arguments = parser.parse_args()
     if not arguments.corpus.is_dir():
         print(f"no corpus at {arguments.corpus}: nothing to measure", file=sys.stderr)
@@ -418,19 +456,24 @@ def main() -> int:
         folders = [arguments.corpus / name for name in FOLDERS if (arguments.corpus / name).is_dir()]
         print(f"corpus: {arguments.corpus} ({', '.join(f.name for f in folders)}); work: {work}")
         print(f"load average (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
-        catalog_config = catalog_project(work / "catalog", folders)
-        catalog = build("catalog", catalog_config, work / "catalog/site")
-        print(f"catalog:  {catalog.wall:.2f} s, {catalog.rss_mb:.0f} MB, {catalog.mb:.1f} MB in {catalog.files} files")
-        baseline = None
+        # the catalog reads a copy of the corpus in the work folder, as the baseline reads its pages
+        # there: rule files left on another disk (or dropped from the page cache) cost reads the
+        # baseline never pays
+        local = multiply_corpus(arguments.corpus, work / "corpus", 1)
+        catalog_config = catalog_project(work / "catalog", local)
+        baseline_config = None
         if not arguments.skip_baseline:
-            rule_files = sorted(p for f in folders for p in f.rglob("*.yml"))
-            pages = len(list((catalog.site / "rules").glob("*/index.html")))
-            baseline = build("baseline", baseline_project(work / "baseline", rule_files, pages), work / "baseline/site")
-            print(f"baseline: {baseline.wall:.2f} s, {baseline.rss_mb:.0f} MB, {baseline.mb:.1f} MB in {baseline.files} files")
+            rule_files = sorted(p for f in local for p in f.rglob("*.yml"))
+            first = build("catalog", catalog_config, work / "catalog/site")
+            pages = len(list((first.site / "rules").glob("*/index.html")))
+            baseline_config = baseline_project(work / "baseline", rule_files, pages)
+        catalog, baseline = compare_builds(catalog_config, baseline_config, work, arguments.rounds)
         big = None
         if not arguments.skip_4x:
             roots = multiply_corpus(arguments.corpus, work / "corpus4x", 4)
-            big = build("catalog 4x", catalog_project(work / "catalog4x", roots), work / "catalog4x/site")
+            big_config = catalog_project(work / "catalog4x", roots)
+            shutil.rmtree(big_config.parent / ".cache", ignore_errors=True)
+            big = build("catalog 4x", big_config, work / "catalog4x/site")
             print(f"4x:       {big.wall:.2f} s, {big.rss_mb:.0f} MB, {big.mb:.1f} MB in {big.files} files")
         report(catalog, baseline, big)
         if arguments.conversions:
