@@ -55,6 +55,9 @@ def page(site: Path, slug: str) -> str:
     "key" + " " * 200_000 + ": value",
     "- '" + " " * 200_000,
     '"k' + " " * 200_000 + '": v',
+    "key: " + "a" * 200_000 + " #",  # the one-match shapes: a value that turns out to hold a comment
+    "- " * 100_000 + "x#",
+    " " * 200_000 + "#",
 ])
 def test_highlighting_is_linear_in_the_line_length(line):
     started = time.perf_counter()
@@ -69,6 +72,28 @@ def test_highlighting_finds_keys_as_before():
     assert str(highlight_yaml("a # b: c")) == 'a <span class="c1"># b: c</span>'  # a comment before the colon: no key
     assert str(highlight_yaml("'q k' : 1")) == '<span class="nt">&#39;q k&#39;</span> : <span class="m">1</span>'
     assert str(highlight_yaml("- -x: y")) == '- <span class="nt">-x</span>: y'
+
+
+def test_the_one_match_shapes_highlight_as_the_general_path():
+    """`_highlight_line` takes the common line shapes in one match: for every line it takes, the
+    same HTML as the general path (keys, quoting, numbers, constants, comments, blocks, flow)."""
+    from itertools import product
+
+    from catalog.site.render import _SIMPLE_LINE, _general_line, _highlight_line
+
+    indents = ["", "  ", "\t "]
+    dashes = ["", "- ", "- - ", "-", "-\t"]
+    keys = ["", "key", "Image|endswith", "a.b-c", "_x", "-x", "'q'", '"q"', "k:", "k#", "ü"]
+    colons = [":", ": ", ":  ", " :", ":\t", ""]
+    values = ["", "x", "x  ", "'a'", "'a''b'", "'a' b", '"a"', '"a\\"b"', "12", "-5", "0x1F", "1e3", "true", "null ", "~",
+              "a: b", "a:b", "b:", "#c", "x #c", "x#c", "|", ">-", "|2 #c", "[a, b]", "{a: b}", "&a x", "*a", "!t x",
+              "<b>&amp;", "'open", '"open', "C:\\x y", "- x", "?", ",", "%", "@", "`", "\x0bv", "a\rb"]
+    taken = 0
+    for indent, dash, key, colon, value in product(indents, dashes, keys, colons, values):
+        line = f"{indent}{dash}{key}{colon}{value}"
+        assert _highlight_line(line) == _general_line(line), line
+        taken += _SIMPLE_LINE.match(line) is not None
+    assert taken > 5_000  # the one-match path was tried on many of them
 
 
 # --- what one rule may add -------------------------------------------------------------------

@@ -726,3 +726,16 @@ def test_the_collector_is_back_on_after_a_build_and_skips_what_an_ending_command
             assert (gc.get_freeze_count() > frozen) is freezes, command
     finally:
         gc.unfreeze()  # collectable again, as objects of a test process should be
+
+
+def test_a_page_written_over_a_longer_one_is_the_new_page_only(tmp_path):
+    """Pages are written with plain os calls (`--dirty` builds write over the last build's pages)."""
+    from catalog.site.exports import FILE_MODE
+    from catalog.site.output import write_index
+
+    write_index(str(tmp_path), "rules/x/", b"a page longer than the next one", set())
+    write_index(str(tmp_path), "rules/x/", b"short", set())
+    write_index(str(tmp_path), "", b"home", set())
+    assert (tmp_path / "rules/x/index.html").read_bytes() == b"short"
+    assert (tmp_path / "index.html").read_bytes() == b"home"
+    assert (tmp_path / "rules/x/index.html").stat().st_mode & 0o777 == FILE_MODE

@@ -418,7 +418,8 @@ class DeferredExports:
             return
         for export in make():
             write_export(site_dir, export)
-            if export.path == SEARCH_INDEX and export.data is not None:
+            # (compressed for this line only: not under -q, which hides it)
+            if export.path == SEARCH_INDEX and export.data is not None and log.isEnabledFor(logging.INFO):
                 log.info("sigma-catalog: search index %.1f KB (%.1f KB gzipped)", len(export.data) / 1024, gzipped_size(export.data) / 1024)
 
     def wait(self) -> None:

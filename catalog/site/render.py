@@ -138,12 +138,12 @@ def _short_line(line: str) -> tuple[str, int | None]:
 
 #: The common shapes of a line, highlighted in one match: `key: value`, `- value`, `key:` and a
 #: value alone, where the value is a quoted string that ends the line or a plain scalar without a
-#: `#`. Each piece cannot start with what another may (no backtracking into another split), so the
-#: match is linear; what it does not take goes through the general path (`_general_line`).
+#: `#`. No two pieces can take the same character (the blanks after a key are the key's, a value
+#: starts with none), so a failed match backtracks in linear time: `" " * 200_000 + "#"` split
+#: between two runs of blanks was quadratic. What it does not take goes through `_general_line`.
 _SIMPLE_LINE = re.compile(
     r"(?P<lead>[ \t]*(?:-[ \t]+)*)"
-    r"(?:(?P<key>[A-Za-z_][\w.|-]*):(?=[ \t]|\Z))?"
-    r"(?P<gap>[ \t]*)"
+    r"(?:(?P<key>[A-Za-z_][\w.|-]*):(?=[ \t]|\Z)(?P<gap>[ \t]*))?"
     r"(?:(?P<s1>'[^'\n]*')|(?P<s2>\"[^\"\\\n]*\")|(?P<plain>[^\s#'\"|>-][^#\n]*))?\Z"
 )
 
@@ -161,7 +161,7 @@ def _highlight_line(line: str) -> tuple[str, int | None]:
     else:
         value = _span("s1", single) if single is not None else _span("s2", double) if double is not None else ""
     if key is None:
-        return lead + gap + value, None
+        return lead + value, None
     return f'{lead}<span class="nt">{key}</span>:{gap}{value}', None
 
 
