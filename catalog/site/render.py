@@ -149,7 +149,7 @@ _SIMPLE_LINE = re.compile(
 
 
 def _highlight_line(line: str) -> tuple[str, int | None]:
-    """As `_general_line`, in one match for the common shapes (half of the time of a rule page's YAML)."""
+    """As `_general_line`, in one match for the common shapes (nine in ten of SigmaHQ's distinct lines)."""
     match = _SIMPLE_LINE.match(line)
     if match is None:
         return _general_line(line)
