@@ -122,6 +122,12 @@ def catalog_project(root: Path, folders: list[Path], conversions: bool = False) 
     return config
 
 
+def empty_cache(config: Path) -> None:
+    """Empty the build cache of the catalog project at `config` (`catalog_project` puts it there):
+    the next build is cold."""
+    shutil.rmtree(config.parent / ".cache", ignore_errors=True)
+
+
 def _field(text: str, key: str) -> str:
     match = re.search(rf"^{key}:\s*(.*)$", text, re.M)
     value = match.group(1).strip().strip("'\"") if match else ""
@@ -349,7 +355,7 @@ def compare_builds(catalog_config: Path, baseline_config: Path | None, work: Pat
     catalogs: list[Build] = []
     baselines: list[Build] = []
     for number in range(1, rounds + 1):
-        shutil.rmtree(catalog_config.parent / ".cache", ignore_errors=True)  # a cold build cache, each time
+        empty_cache(catalog_config)  # a cold build, each time
         catalogs.append(build("catalog", catalog_config, work / "catalog/site"))
         line = f"round {number}: catalog {catalogs[-1].wall:.2f} s wall, {catalogs[-1].cpu:.2f} s CPU"
         if baseline_config is not None:
@@ -413,7 +419,7 @@ def compare_conversions(work: Path, folders: list[Path], repeat: int) -> None:
     cpus: dict[str, list[float]] = {}
     for number in range(repeat):
         for name, config in configs.items():
-            shutil.rmtree(config.parent / ".cache", ignore_errors=True)
+            empty_cache(config)
             for state in ("cold", "warm"):
                 os.sync()
                 load = os.getloadavg()[0]
@@ -472,7 +478,7 @@ def main() -> int:
         if not arguments.skip_4x:
             roots = multiply_corpus(arguments.corpus, work / "corpus4x", 4)
             big_config = catalog_project(work / "catalog4x", roots)
-            shutil.rmtree(big_config.parent / ".cache", ignore_errors=True)
+            empty_cache(big_config)
             big = build("catalog 4x", big_config, work / "catalog4x/site")
             print(f"4x:       {big.wall:.2f} s, {big.rss_mb:.0f} MB, {big.mb:.1f} MB in {big.files} files")
         report(catalog, baseline, big)

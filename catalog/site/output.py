@@ -159,6 +159,7 @@ class PageWriter:
     def _write_redirects(self, redirects: dict[str, str], taken: set[str], current: set[str], renderer: Renderer,
                          site_dir: Path, remember: bool) -> None:
         made: set[str] = set()
+        site = str(site_dir)
         for path, target in redirects.items():
             relative = path + "index.html"
             if relative in taken or relative in current or not is_safe_page_path(path):
@@ -166,7 +167,7 @@ class PageWriter:
             current.add(relative)
             if self.in_site.get(relative) == target:
                 continue
-            write_index(str(site_dir), path, renderer.render("redirect.html", path, {"target": target}).encode("utf-8"), made)
+            write_index(site, path, renderer.render("redirect.html", path, {"target": target}).encode("utf-8"), made)
             if remember:
                 self.in_site[relative] = target
 
