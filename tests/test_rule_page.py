@@ -129,6 +129,24 @@ def test_values_break_after_separators_and_stay_escaped():
     assert str(breakable(r"C:\Windows/x.exe<b>")) == r"C:\<wbr>Windows/<wbr>x.<wbr>exe&lt;b&gt;"
 
 
+
+def test_template_output_is_escaped_as_markupsafe_escapes_it():
+    """Templates write `{{ }}` through `escaped` (render.py), not markupsafe's `escape`: the same text."""
+    from markupsafe import Markup, escape
+
+    from catalog.site.render import escaped
+
+    class Html:
+        def __html__(self) -> str:
+            return "<i>as it says</i>"
+
+    for value in ["<script>alert('x')</script> & \"q\"", "plain", "", 12, 1.5, None, Markup("<b>kept</b>"), Html()]:
+        assert escaped(value) == str(escape(value))
+    env = make_environment()
+    template = env.from_string("{% macro m(x) %}<b>{{ x }}</b>{% endmacro %}{{ v }}|{{ m(v) }}|{% set s %}{{ v }}{% endset %}{{ s }}")
+    assert "from catalog.site.render import escaped" in env.compile("{{ v }}", raw=True)
+    assert template.render(v="<&'\">") == "&lt;&amp;&#39;&#34;&gt;|<b>&lt;&amp;&#39;&#34;&gt;</b>|&lt;&amp;&#39;&#34;&gt;"
+
 # --- the built pages --------------------------------------------------------------------------------
 
 
