@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from catalog.conditions import And, Condition, ConditionNode, IdentifierRef, Not, Or, Quantified, conjuncts, references
 from catalog.model import Detection, DetectionItem, SearchIdentifier
@@ -22,13 +22,16 @@ class Stage:
     text: str | None = None  # the condition, for stage 0
     identifier: SearchIdentifier | None = None
     negated: bool = False
+    #: The condition text, or the identifier's definition re-serialised as YAML: made once here,
+    #: as the rule page and catalog.json both show it (made in different processes of a build).
+    body: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def body(self) -> str:
-        """The condition text, or the identifier's definition re-serialised as YAML."""
+    def __post_init__(self) -> None:
         if self.identifier is None:
-            return self.text or ""
-        return to_yaml({self.identifier.name: self.identifier.definition})
+            body = self.text or ""
+        else:
+            body = to_yaml({self.identifier.name: self.identifier.definition})
+        object.__setattr__(self, "body", body)  # (frozen)
 
     @property
     def match_all_fields(self) -> tuple[str, ...]:

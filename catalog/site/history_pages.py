@@ -59,7 +59,8 @@ class RuleRecords:
                  self.seconds + time.perf_counter() - started)
 
     def _prepare_evidence(self, data: SiteData, cache_dir: str | None) -> None:
-        available = evidence_module.evaluator_available()
+        # (pySigma's import is a tenth of a second: only for a catalog that has test evidence)
+        available = bool(data.catalog.evidence) and evidence_module.evaluator_available()
         evaluations = evidence_module.Evaluations(cache_dir, EVALUATIONS) if available else None
         for slug, found in data.catalog.evidence.items():  # (what cannot be read is listed under Problems)
             self.evidence[slug] = _evidence_context(data, data.by_slug[slug], found, evaluations)
