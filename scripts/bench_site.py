@@ -35,6 +35,7 @@ time the conversions add, and the least cold ratio that CPU time allows on this 
 from __future__ import annotations
 
 import argparse
+import compileall
 import dataclasses
 import gzip
 import json
@@ -466,6 +467,10 @@ def main() -> int:
         # there: rule files left on another disk (or dropped from the page cache) cost reads the
         # baseline never pays
         local = multiply_corpus(arguments.corpus, work / "corpus", 1)
+        # the catalog's modules with their bytecode, as MkDocs' and Material's have theirs (pip
+        # compiles a package it installs): a checkout run with PYTHONDONTWRITEBYTECODE would
+        # otherwise compile them again in every build
+        compileall.compile_dir(REPO / "catalog", quiet=1)
         catalog_config = catalog_project(work / "catalog", local)
         baseline_config = None
         if not arguments.skip_baseline:

@@ -139,8 +139,8 @@ def test_indicator_and_exclusion_tables_are_cut_and_linked(site):
     exclusions = html[html.index('id="exclusions"'):html.index('id="indicators"')]
     assert indicators.count("<code>value-") + indicators.count(SHARED_VALUE) == TABLE_ROWS
     assert exclusions.count("<code>user-") == TABLE_ROWS
-    assert "… and 11 more indicators: <a href=\"#rule-body\">the whole rule</a>" in html
-    assert "… and 7 more values: <a href=\"#rule-body\">the whole rule</a>" in html
+    assert "&hellip; and 11 more indicators: <a href=\"#rule-body\">the whole rule</a>" in html
+    assert "&hellip; and 7 more values: <a href=\"#rule-body\">the whole rule</a>" in html
 
 
 def test_stage_bodies_are_cut_the_rule_body_stays_whole(site, tmp_path):
@@ -236,5 +236,5 @@ def test_a_long_query_is_cut_on_the_page_and_served_whole(tmp_path):
     (page,) = [page for page in site.pages if page.path == f"rules/{entry.slug}/"]
     html = Renderer().render(page.template, page.path, page.data())
     assert "&lt;000000&gt;" in html and "&lt;004999&gt;" not in html  # escaped, and cut
-    assert f"… and {len(whole) - QUERY_TEXT:,} more characters: <a href=\"../../rules/{entry.slug}/query-splunk-1.txt\" type=\"text/plain\">the whole query</a>" in html
+    assert f"&hellip; and {len(whole) - QUERY_TEXT:,} more characters: <a href=\"../../rules/{entry.slug}/query-splunk-1.txt\" type=\"text/plain\">the whole query</a>" in html
     assert "<code>short</code>" in html

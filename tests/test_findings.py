@@ -233,9 +233,9 @@ def test_a_preview_shows_the_lines_around_a_yaml_error_escaped(tmp_path):
 def test_fieldref_values_are_shown_as_fields_everywhere(site, catalog_json):
     html = page(site, catalog_json, "Gadget copied under another name")
     exclusions = section(html, "exclusions")
-    assert re.search(r'<span class="sc-fieldref" title="fieldref: [^"]+">→ field <code>OriginalFileName</code></span>', exclusions)
+    assert re.search(r'<span class="sc-fieldref" title="fieldref: [^"]+">&rarr; field <code>OriginalFileName</code></span>', exclusions)
     indicators = section(html, "indicators")
-    assert re.search(r'class="sc-fieldref"[^>]*>→ field <code>Image</code>', indicators)
+    assert re.search(r'class="sc-fieldref"[^>]*>&rarr; field <code>Image</code>', indicators)
     (rule,) = [rule for rule in catalog_json["rules"] if rule["title"] == "Gadget copied under another name"]
     assert [i["field_reference"] for i in rule["analysis"]["indicators"] if i["value"] == "Image"] == [True]
     values = json.loads((site / SEARCH_INDEX).read_text(encoding="utf-8"))["values"]
@@ -246,7 +246,7 @@ def test_edge_spaces_are_visible(site, catalog_json):
     html = page(site, catalog_json, "Gadget copied under another name")
     cell = re.search(r'<code class="sc-edge-spaces" title="([^"]+)">(.*?)</code>', section(html, "indicators"))
     assert cell and "leading or trailing spaces" in cell.group(1)
-    assert cell.group(2) == '<span class="sc-space">␠</span>--quiet<span class="sc-space">␠</span>'
+    assert cell.group(2) == '<span class="sc-space">&#9248;</span>--quiet<span class="sc-space">&#9248;</span>'
 
 
 # --- 3, 4. ATT&CK: a technique once per rule; scores count rules ------------------------------------
@@ -282,8 +282,8 @@ def test_a_list_log_source_lists_the_rule_under_each(site, catalog_json):
 
 
 def test_the_breadcrumb_names_the_dialect(site, catalog_json):
-    assert "› <span>Hayabusa</span></nav>" in page(site, catalog_json, "Gadget service in Hayabusa's format")
-    assert "› <span>Sigma</span></nav>" in page(site, catalog_json, "Gadget script host")
+    assert "&rsaquo; <span>Hayabusa</span></nav>" in page(site, catalog_json, "Gadget service in Hayabusa's format")
+    assert "&rsaquo; <span>Sigma</span></nav>" in page(site, catalog_json, "Gadget script host")
 
 
 def test_the_dialects_option_leaves_a_dialect_out(tmp_path):

@@ -222,3 +222,12 @@ def test_rule_pages_show_their_table_of_contents_and_other_pages_none(site):
     technique = next(site.glob("indicators/*/index.html")).read_text(encoding="utf-8")  # a page of ours, not a rule
     assert re.search(r'<div class="md-sidebar md-sidebar--secondary"[^>]*hidden>', technique)
     assert "SIGMACATALOG" not in technique
+
+
+def test_pages_made_by_the_thousand_are_ascii_for_rules_written_in_ascii(site):
+    """Their templates write their own characters past ASCII as references (_macros.html): one
+    such character would make Python hold every rule page at two bytes a character."""
+    pages = [path for family in ("rules", "indicators", "attack", "tags", "authors")
+             for path in (site / family).rglob("index.html")]
+    assert len(pages) > 10
+    assert [str(path.relative_to(site)) for path in pages if not path.read_bytes().isascii()] == []
