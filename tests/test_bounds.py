@@ -12,7 +12,7 @@ import pytest
 
 from catalog import bounds
 from catalog.bounds import LISTING_TITLE, OWN_TAG_PAGES, RULE_BODY, STAGE_BODY, TABLE_ROWS, cut_text
-from catalog.site.render import highlight_yaml
+from catalog.site.yaml_html import highlight_yaml
 from linkcheck import anchors
 from test_site import built_site
 
@@ -79,7 +79,7 @@ def test_the_one_match_shapes_highlight_as_the_general_path():
     same HTML as the general path (keys, quoting, numbers, constants, comments, blocks, flow)."""
     from itertools import product
 
-    from catalog.site.render import _SIMPLE_LINE, _general_line, _highlight_line
+    from catalog.site.yaml_html import _SIMPLE_LINE, _general_line, _highlight_line
 
     indents = ["", "  ", "\t "]
     dashes = ["", "- ", "- - ", "-", "-\t"]

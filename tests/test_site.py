@@ -628,7 +628,7 @@ def test_load_cache_reads_only_changed_files(tmp_path, monkeypatch):
 def test_yaml_highlighting_keeps_every_character():
     import html as html_module
 
-    from catalog.site.render import highlight_yaml
+    from catalog.site.yaml_html import highlight_yaml
 
     samples = [path.read_text(encoding="utf-8") for path in sorted((REPO / "rules").rglob("*.yml"))]
     samples += ["a: |\n  block <x>\n  & more\nb: 'it''s' # c\n", "- 'x\r\n- \"y\\\"\"\n", "", "\n", "key:\tvalue"]
@@ -731,7 +731,7 @@ def test_the_collector_is_back_on_after_a_build_and_skips_what_an_ending_command
 def test_a_page_written_over_a_longer_one_is_the_new_page_only(tmp_path):
     """Pages are written with plain os calls (`--dirty` builds write over the last build's pages)."""
     from catalog.site.exports import FILE_MODE
-    from catalog.site.output import write_index
+    from catalog.site.rendering import write_index
 
     write_index(str(tmp_path), "rules/x/", b"a page longer than the next one", set())
     write_index(str(tmp_path), "rules/x/", b"short", set())

@@ -299,3 +299,45 @@ def test_a_rule_folder_given_by_absolute_path_is_shown_by_its_name(tmp_path):
     site = tree(root / "site")
     assert [name for name, data in site.items() if str(tmp_path).encode() in data] == []
     assert "<code>rules/broken.yml:" in site["problems/index.html"].decode("utf-8")
+
+
+def test_pages_rendered_in_parallel_survive_a_worker_that_dies(tmp_path, monkeypatch):
+    """`render_all` (mkdocs build): forked workers and the building process share the pages; what
+    a worker that died left unfinished is rendered by the building process, and a page that fails
+    in a worker is reported by the building process."""
+    from catalog.site import rendering
+    from catalog.site.model import Page
+    from catalog.site.render import Renderer, fallback_frame
+
+    building = os.getpid()
+    original = Renderer.render
+
+    def render(self, template, path, context):
+        if os.getpid() != building and context["title"] == "Dies":
+            os._exit(3)  # a worker killed while rendering (as by the OOM killer)
+        if context["title"] == "Fails" and context["location"] == "x":  # (not its error page)
+            raise ValueError("template exploded")
+        return original(self, template, path, context)
+
+    monkeypatch.setattr(Renderer, "render", render)
+    monkeypatch.setattr(rendering, "_PARALLEL_MINIMUM", 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)  # two workers and the building process
+    titles = ["Dies" if n == 60 else "Fails" if n == 10 else f"Page {n}" for n in range(150)]
+    pages = [Page(f"p/{n}/", title, "page_error.html", {"title": title, "location": "x", "message": "m"})
+             for n, title in enumerate(titles)]
+    records: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("mkdocs.plugins.sigma_catalog")
+    logger.addHandler(handler)
+    try:
+        # the building process is busy with the exports first: the workers take the first ranges
+        count = rendering.render_all(pages, Renderer(), fallback_frame("Test", "frame/"), tmp_path, meanwhile=lambda: time.sleep(1))
+    finally:
+        logger.removeHandler(handler)
+    assert count == 150
+    for number, title in enumerate(titles):
+        html = (tmp_path / "p" / str(number) / "index.html").read_text(encoding="utf-8")
+        assert f"<h1>{title}</h1>" in html or (title == "Fails" and "template exploded" in html)
+    assert any("a page rendering process ended early (exit code 3)" in record for record in records), records
+    assert any("p/10/ (Fails): rendering this page failed: ValueError: template exploded" in record for record in records), records

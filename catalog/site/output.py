@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -21,18 +20,17 @@ from typing import Callable, Iterable
 
 from catalog import pipeline
 from catalog.loader import LoadResult, discover, load_file
-from catalog.problems import Code, internal_error, printable
 from catalog.site.addresses import FRAME_PATH, SEARCH_INDEX, is_rule_path, is_safe_page_path, page_href
 from catalog.site.exports import FILE_MODE, ExportFile, write_if_different
 from catalog.site.model import Page
-from catalog.site.render import TEMPLATES, Frame, Renderer, toc_html
+from catalog.site.render import TEMPLATES, Frame, Renderer
+from catalog.site.rendering import page_html, render_all, report_failures, write_index
 from catalog.site.search import gzipped_size
 
 log = logging.getLogger("mkdocs.plugins.sigma_catalog")
 
 #: Bump when the layout of the page cache changes.
 CACHE_VERSION = "1"
-_PARALLEL_MINIMUM = 400
 
 
 class LoadCache:
@@ -235,95 +233,6 @@ class PageWriter:
             except (OSError, ValueError, AttributeError):
                 self._manifest = {}
         return self._manifest
-
-
-def page_html(page: Page, renderer: Renderer, frame: Frame, failures: list[str]) -> bytes:
-    """A page's HTML; a failure rendering it costs that page only: a short error page instead,
-    and what failed added to `failures` (the build logs them as errors)."""
-    try:
-        content = renderer.render(page.template, page.path, page.data())
-    except Exception as error:  # noqa: BLE001 - a bug or a limit must not take the site down
-        message = internal_error(page.path, error, "rendering this page").message
-        failures.append(f"{page.path} ({printable(page.title[:200])}): {message}")
-        content = renderer.render("page_error.html", page.path, {"title": page.title, "location": page.path, "message": message})
-    toc = toc_html(content) if is_rule_path(page.path) else ""  # rule pages show their table of contents
-    return frame.wrap(page.path, page.title, page.description, content, toc).encode("utf-8", errors="xmlcharrefreplace")
-
-
-def report_failures(failures: Iterable[str]) -> None:
-    for failure in failures:
-        log.error("sigma-catalog: %s [%s]", failure, Code.INTERNAL_ERROR)
-
-
-#: What the rendering processes of `render_all` work on (inherited through fork, never pickled).
-_JOB: tuple | None = None
-
-
-def _render_range(bounds: tuple[int, int]) -> tuple[int, list[str]]:
-    """(pages rendered, what failed): failures go back to the building process, which logs them."""
-    pages, renderer, frame, site_dir = _JOB  # type: ignore[misc]
-    made: set[str] = set()
-    failures: list[str] = []
-    site = str(site_dir)
-    for page in pages[bounds[0]:bounds[1]]:
-        write_index(site, page.path, page_html(page, renderer, frame, failures), made)
-    return bounds[1] - bounds[0], failures
-
-
-def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Path, meanwhile: Callable[[], None] = lambda: None) -> int:
-    """`mkdocs build`: render every page into the site; on Linux with several CPUs, in forked
-    worker processes (rendering is pure Python, one process uses one CPU), while this process
-    runs `meanwhile`. The workers inherit the paused garbage collector of the build."""
-    global _JOB
-    workers = min(os.cpu_count() or 1, 8)
-    for template in {page.template for page in pages}:
-        renderer.env.get_template(template)  # compiled once here, not once per worker
-    _JOB = (pages, renderer, frame, site_dir)
-    try:
-        if workers > 1 and len(pages) >= _PARALLEL_MINIMUM and sys.platform.startswith("linux"):
-            import multiprocessing
-
-            size = max(50, len(pages) // (workers * 8))
-            ranges = [(start, min(start + size, len(pages))) for start in range(0, len(pages), size)]
-            try:
-                pool = multiprocessing.get_context("fork").Pool(workers)
-            except OSError as error:  # no fork here: render in this process
-                log.debug("sigma-catalog: rendering in one process (%s)", error)
-            else:
-                with pool:
-                    running = pool.imap_unordered(_render_range, ranges)
-                    meanwhile()
-                    results = list(running)
-                report_failures(sorted(failure for _, failures in results for failure in failures))
-                return sum(count for count, _ in results)
-        meanwhile()
-        count, failures = _render_range((0, len(pages)))
-        report_failures(failures)
-        return count
-    finally:
-        _JOB = None
-
-
-def write_index(site_dir: str, path: str, data: bytes, made: set[str]) -> None:
-    """`data` as the index.html of the page at `path` ("rules/x/", checked safe) of the site, with
-    plain os calls: pathlib's cost half the time of writing the thousands of pages of a build.
-    `made`: folders known to exist."""
-    folder = os.path.join(site_dir, path)
-    if folder not in made:
-        try:
-            os.mkdir(folder)
-        except FileExistsError:
-            pass
-        except FileNotFoundError:  # the first page of a family: its parent folder too
-            os.makedirs(folder, exist_ok=True)
-        made.add(folder)
-    descriptor = os.open(os.path.join(folder, "index.html"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(descriptor, view):]
-    finally:
-        os.close(descriptor)
 
 
 def _ensure_dir(path: Path, made: set[Path]) -> None:
