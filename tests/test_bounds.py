@@ -238,3 +238,24 @@ def test_a_long_query_is_cut_on_the_page_and_served_whole(tmp_path):
     assert "&lt;000000&gt;" in html and "&lt;004999&gt;" not in html  # escaped, and cut
     assert f"&hellip; and {len(whole) - QUERY_TEXT:,} more characters: <a href=\"../../rules/{entry.slug}/query-splunk-1.txt\" type=\"text/plain\">the whole query</a>" in html
     assert "<code>short</code>" in html
+
+
+def test_json_files_hold_json_dumps_bytes_with_no_markup_characters():
+    """html_safe_json writes compact JSON with orjson: the bytes json.dumps writes; what orjson
+    refuses (integers past 64 bits, keys that are no strings) json.dumps writes."""
+    import json
+
+    from catalog.site.render import html_safe_json
+
+    def expected(data):
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode("utf-8")
+
+    data = {"title": "</script><script>alert(1)</script> & co", "text": "é €😀\u2028\u2029\x7f",
+            "controls": "".join(map(chr, range(32))) + '"\\/', "numbers": [0, -1, 2**63 - 1, 1.5, 0.1, True, None],
+            "nested": {"tuple": (1, "two"), "empty": [], "map": {}}}
+    assert html_safe_json(data) == expected(data)
+    assert b"<" not in html_safe_json(data) and b"&" not in html_safe_json(data)
+    refused_by_orjson = {"big": 2**70, 7: "a key that is a number"}
+    assert html_safe_json(refused_by_orjson) == expected(refused_by_orjson)
+    assert json.loads(html_safe_json(refused_by_orjson)) == {"big": 2**70, "7": "a key that is a number"}

@@ -297,7 +297,7 @@ def _product(entry: Entry) -> str:
 
 
 def _json(data: object) -> bytes:
-    return html_safe_json(data)  # compact: json.dumps uses its C encoder only without indent
+    return html_safe_json(data)  # compact (orjson's: see html_safe_json)
 
 
 def data_files(catalog: Catalog, folder: Path, *, directory_urls: bool, display_file: Callable[[str, str], str],

@@ -15,6 +15,7 @@ from typing import Iterable
 
 import jinja2
 import jinja2.compiler
+import orjson
 from markupsafe import Markup, escape
 
 from catalog.site.addresses import external_url, page_href, root_prefix
@@ -26,7 +27,17 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 def html_safe_json(data: object, indent: int | None = None) -> bytes:
     """JSON whose text holds no <, > or & (escaped as \\u003c...): rule text stays inert even where
-    a JSON file is shown as HTML by mistake. The data reads back unchanged."""
+    a JSON file is shown as HTML by mistake. The data reads back unchanged.
+
+    Compact JSON comes from orjson: the bytes of `json.dumps` (floats as shortest decimals aside:
+    0.00001 for 1e-05) in a tenth of its time, for catalog.json's megabytes."""
+    if indent is None:
+        try:
+            raw = orjson.dumps(data)
+        except orjson.JSONEncodeError:  # an integer past 64 bits, a key that is no string: json takes them
+            pass
+        else:
+            return raw.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
     separators = (",", ":") if indent is None else (",", ": ")
     text = json.dumps(data, ensure_ascii=False, indent=indent, separators=separators)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode("utf-8")
