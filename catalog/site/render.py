@@ -46,17 +46,22 @@ def html_safe_json(data: object, indent: int | None = None) -> bytes:
 # --- the Jinja2 environment ---------------------------------------------------------------------
 
 
+# `root` and `directory_urls` are given to every render (Renderer.render) and never set by a
+# template: the filters read them from the context's parent, a plain dict, as a link is made dozens
+# of times a page (a Context lookup is three calls in Python).
+
 @jinja2.pass_context
 def _url(context: jinja2.runtime.Context, target: str) -> str:
     """A link from the page being rendered to the site page `target` (relative, so sites move)."""
-    href = context["root"] + page_href(target, context["directory_urls"])
+    given = context.parent
+    href = given["root"] + page_href(target, given["directory_urls"])
     return href or "./"
 
 
 @jinja2.pass_context
 def _file_url(context: jinja2.runtime.Context, target: str) -> str:
     """A link to a file of the site (an export, an asset)."""
-    return context["root"] + target
+    return context.parent["root"] + target
 
 
 def _number(value: int) -> str:
