@@ -52,7 +52,13 @@ class _Loader(_BaseLoader):
     _MEMO_LIMIT = 200_000  # entries; short values only, so the memo stays a few MB at most
 
     def resolve(self, kind, value, implicit):  # noqa: ANN001 - PyYAML's signature
-        if kind is yaml.ScalarNode and implicit[0] and len(value) <= 64:
+        # What PyYAML's resolver answers, without it for all but plain scalars (a call in Python
+        # for each of a catalog's million values): the safe loader has no path resolvers.
+        if kind is not yaml.ScalarNode:
+            return _MAP if kind is yaml.MappingNode else _SEQ
+        if not implicit[0]:  # quoted, or a block scalar
+            return _STR
+        if len(value) <= 64:
             tag = self._memo.get(value)
             if tag is None:
                 tag = super().resolve(kind, value, implicit)
@@ -60,6 +66,9 @@ class _Loader(_BaseLoader):
                     self._memo[value] = tag
             return tag
         return super().resolve(kind, value, implicit)
+
+
+assert not _Loader.yaml_path_resolvers, "PyYAML's safe loader resolves no paths (_Loader.resolve relies on it)"
 
 
 class YamlError(ValueError):
