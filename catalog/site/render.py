@@ -80,7 +80,7 @@ def _edges(text: str) -> tuple[str, str, str]:
 def _breakable(text: str) -> Markup:
     """A value, escaped, with a line-break opportunity (<wbr>) after each `\\`, `/` and `.`:
     long paths wrap at their separators on a phone instead of in the middle of a name."""
-    return Markup(str(escape(text)).replace("\\", "\\<wbr>").replace("/", "/<wbr>").replace(".", ".<wbr>"))
+    return Markup(escaped(text).replace("\\", "\\<wbr>").replace("/", "/<wbr>").replace(".", ".<wbr>"))
 
 
 try:  # markupsafe 3: its C escaping, without wrapping the result in a Markup object
