@@ -45,12 +45,12 @@ class _Ranges:
     """The pages of a build in ranges, which the processes of `render_all` take in turn: a counter
     and a lock they share, and a flag for each range finished."""
 
-    def __init__(self, context, pages: int, processes: int) -> None:
+    def __init__(self, forking, pages: int, processes: int) -> None:  # noqa: ANN001 - a multiprocessing context
         size = max(50, pages // (processes * 8))
         self.bounds = [(start, min(start + size, pages)) for start in range(0, pages, size)]
-        self._next = context.RawValue("i", 0)
-        self._lock = context.Lock()
-        self.done = context.RawArray("b", len(self.bounds))
+        self._next = forking.RawValue("i", 0)
+        self._lock = forking.Lock()
+        self.done = forking.RawArray("b", len(self.bounds))
 
     def take(self) -> int | None:
         with self._lock:
@@ -106,13 +106,13 @@ def render_all(pages: list[Page], renderer: Renderer, frame: Frame, site_dir: Pa
             return len(pages)
         import multiprocessing
 
-        context = multiprocessing.get_context("fork")
-        ranges = _Ranges(context, len(pages), workers + 1)
+        forking = multiprocessing.get_context("fork")
+        ranges = _Ranges(forking, len(pages), workers + 1)
         started = []
         try:
             for _ in range(workers):
-                receive, send = context.Pipe(duplex=False)
-                process = context.Process(target=_worker, args=(ranges, send), name="sigma-catalog pages", daemon=True)
+                receive, send = forking.Pipe(duplex=False)
+                process = forking.Process(target=_worker, args=(ranges, send), name="sigma-catalog pages", daemon=True)
                 process.start()
                 send.close()
                 started.append((process, receive))
