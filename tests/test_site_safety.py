@@ -5,6 +5,7 @@ file is in the rule folder."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -17,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -194,6 +196,20 @@ def build_in_process(root: Path) -> Path:
 BREAKS, KEEPS = "5d0c1a3e-0000-4000-8000-000000000001", "5d0c1a3e-0000-4000-8000-000000000002"
 
 
+@contextlib.contextmanager
+def logged(level: int) -> Iterator[list[str]]:
+    """The plugin's log messages at `level` and above while the block runs."""
+    records: list[str] = []
+    handler = logging.Handler(level)
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("mkdocs.plugins.sigma_catalog")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
 def test_a_failure_making_one_rule_page_is_listed_and_the_rest_builds(tmp_path, monkeypatch):
     from catalog.site import rule_page
 
@@ -227,15 +243,8 @@ def test_a_failure_rendering_one_page_costs_that_page_only(tmp_path, monkeypatch
         return original(self, template, path, context)
 
     monkeypatch.setattr(Renderer, "render", failing)
-    records: list[str] = []
-    handler = logging.Handler(logging.ERROR)
-    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
-    logger = logging.getLogger("mkdocs.plugins.sigma_catalog")
-    logger.addHandler(handler)
-    try:
+    with logged(logging.ERROR) as records:
         site = build_in_process(project(tmp_path, {"breaks.yml": rule("Breaks", 1), "keeps.yml": rule("Keeps", 2)}))
-    finally:
-        logger.removeHandler(handler)
     broken = (site / "rules" / BREAKS / "index.html").read_text(encoding="utf-8")
     assert "This page could not be built" in broken and "template exploded" in broken
     assert any(f"rules/{BREAKS}/ (Breaks): rendering this page failed: ValueError: template exploded" in record
@@ -325,16 +334,9 @@ def test_pages_rendered_in_parallel_survive_a_worker_that_dies(tmp_path, monkeyp
     titles = ["Dies" if n == 60 else "Fails" if n == 10 else f"Page {n}" for n in range(150)]
     pages = [Page(f"p/{n}/", title, "page_error.html", {"title": title, "location": "x", "message": "m"})
              for n, title in enumerate(titles)]
-    records: list[str] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
-    logger = logging.getLogger("mkdocs.plugins.sigma_catalog")
-    logger.addHandler(handler)
-    try:
+    with logged(logging.WARNING) as records:
         # the building process is busy with the exports first: the workers take the first ranges
         count = rendering.render_all(pages, Renderer(), fallback_frame("Test", "frame/"), tmp_path, meanwhile=lambda: time.sleep(1))
-    finally:
-        logger.removeHandler(handler)
     assert count == 150
     for number, title in enumerate(titles):
         html = (tmp_path / "p" / str(number) / "index.html").read_text(encoding="utf-8")
