@@ -1,5 +1,5 @@
-"""Writing the site: the rule load cache, our pages (in parallel, or through the page cache under
-`mkdocs serve`), redirects, the sitemap, and exports written after a serve build.
+"""Writing the site: the rule load cache, our pages (all of them by `rendering.render_all`, or through
+the page cache under `mkdocs serve`), redirects, the sitemap, and exports written after a serve build.
 
 Everything here lives as long as the plugin object, i.e. across the rebuilds of one `mkdocs serve`.
 """
