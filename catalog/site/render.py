@@ -125,6 +125,12 @@ class _Environment(jinja2.Environment):
 
     code_generator_class = _CodeGenerator
 
+    def make_globals(self, d):  # noqa: ANN001, ANN201 - Jinja's signature
+        """A template's globals as a plain dict, not Jinja's ChainMap over the environment's: every
+        render and include copies them (into its context and a set of their names), and a ChainMap
+        is copied in Python. Our environment's globals are complete before any template loads."""
+        return {**self.globals, **(d or {})}
+
     def getattr(self, obj, attribute):
         if type(obj) is dict:
             try:
