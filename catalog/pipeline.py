@@ -17,7 +17,7 @@ from catalog.evidence import Evidence, evidence_of
 from catalog.loader import LoadResult, RuleFile, load
 from catalog.model import CorrelationRule, Detection, FilterRule, Rule, SigmaDocument, display_path
 from catalog.problems import Code, Problem, Severity, internal_error
-from catalog.timelimit import time_limit
+from catalog.timelimit import time_limit, time_limits
 
 if TYPE_CHECKING:
     from catalog.attack import AttackKnowledge, AttackMapping
@@ -153,7 +153,7 @@ def build_catalog(
     listed as a notice, so every rule given to the build is still accounted for. `labels` names
     roots in messages (the site's configured folder names instead of absolute paths). Where git has
     the rules' history, `catalog.revisions.add_history_findings` adds what it contradicts."""
-    with collector_paused():
+    with collector_paused(), time_limits():
         return _build(roots, attack, load, dialects, labels)
 
 

@@ -256,3 +256,16 @@ def test_an_outer_timer_is_left_alone():
 ])
 def test_identifier_patterns_match_without_backtracking(pattern, name, matches):
     assert pattern_matches(pattern, name) is matches
+
+
+def test_a_catalog_build_installs_the_alarm_handler_once_and_restores_it(tmp_path, monkeypatch):
+    for number in range(3):
+        write_rule(tmp_path / f"rule{number}.yml")
+    installed = []
+    real_signal = signal.signal
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: installed.append(handler) or real_signal(signum, handler))
+    before = signal.getsignal(signal.SIGALRM)
+    catalog = build_catalog([tmp_path])
+    assert len(catalog.entries) == 3
+    assert installed == [timelimit._on_alarm, before]  # not twice per file and document
+    assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL)[0] == 0
