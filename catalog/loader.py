@@ -7,6 +7,7 @@ warnings ride along with a document that still loads).
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -55,10 +56,9 @@ def load_file(rule_file: RuleFile) -> tuple[list[SigmaDocument], list[Problem]]:
 def _read_file(rule_file: RuleFile) -> tuple[list[SigmaDocument], list[Problem]]:
     display = rule_file.display
     try:
-        size = rule_file.path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return [], [_problem(display, 0, 0, Code.FILE_TOO_LARGE, f"the file has {size:,} bytes, more than the {MAX_FILE_BYTES:,} a rule may have")]
-        data = rule_file.path.read_bytes()
+        data = _file_bytes(rule_file.location)
+    except _NotRead as refused:
+        return [], [_problem(display, 0, 0, refused.code, refused.message)]
     except OSError as error:
         return [], [_problem(display, 0, 0, Code.UNREADABLE, f"the file cannot be read: {error.strerror}")]
     try:
@@ -68,6 +68,33 @@ def _read_file(rule_file: RuleFile) -> tuple[list[SigmaDocument], list[Problem]]
         column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
         return [], [_problem(display, line, column, Code.NOT_UTF8, f"byte 0x{data[error.start]:02x} is not valid UTF-8; rules must be UTF-8 text")]
     return load_text(text, rule_file.root, rule_file.relative)
+
+
+class _NotRead(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _file_bytes(location: str) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES, with one open and one stat."""
+    # O_NONBLOCK: a pipe named like a rule is refused at once instead of waiting for a writer
+    descriptor = os.open(location, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise _NotRead(Code.UNREADABLE, "the file is not a regular file (a pipe or a device?); it is not read")
+        data = b""
+        if status.st_size <= MAX_FILE_BYTES:
+            data = os.read(descriptor, status.st_size + 1)
+            while len(data) <= MAX_FILE_BYTES and (more := os.read(descriptor, 1 << 16)):  # it grew meanwhile
+                data += more
+        size = max(status.st_size, len(data))
+        if size > MAX_FILE_BYTES:
+            raise _NotRead(Code.FILE_TOO_LARGE, f"the file has {size:,} bytes, more than the {MAX_FILE_BYTES:,} a rule may have")
+        return data
+    finally:
+        os.close(descriptor)
 
 
 def load_text(text: str, root: str, relative: str) -> tuple[list[SigmaDocument], list[Problem]]:

@@ -160,6 +160,26 @@ def test_a_dangling_link_is_unreadable_not_a_crash(tmp_path):
     assert [problem.code for problem in result.problems] == ["unreadable"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_pipe_named_like_a_rule_is_refused_at_once(tmp_path):
+    write_rule(tmp_path / "fine.yml")
+    os.mkfifo(tmp_path / "pipe.yml")  # opened for reading the usual way, it waits for a writer forever
+    result = load_folders([tmp_path])
+    assert [document.source.path for document in result.documents] == ["fine.yml"]
+    assert [(problem.code, problem.path.endswith("pipe.yml"), "not a regular file" in problem.message) for problem in result.problems] == [
+        (Code.UNREADABLE, True, True)]
+
+
+def test_a_file_past_the_size_limit_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setattr(loader, "MAX_FILE_BYTES", 100)
+    write_rule(tmp_path / "fine.yml")
+    (tmp_path / "big.yml").write_text(HEAD + "description: " + "x" * 100 + "\n" + BODY, encoding="utf-8")
+    result = load_folders([tmp_path])
+    assert [document.source.path for document in result.documents] == ["fine.yml"]
+    [problem] = result.problems
+    assert problem.code == Code.FILE_TOO_LARGE and "more than the 100 a rule may have" in problem.message
+
+
 # --- failures stay with their file --------------------------------------------------------------
 
 
