@@ -1,8 +1,8 @@
 """A wall-clock limit on reading or analysing one file, so that no input can hang a build.
 
 It uses SIGALRM, so it applies only in the main thread of a Unix process (`catalog check`,
-`catalog build`, the first build of `mkdocs serve`); elsewhere, and while an outer timer of the
-process is running (pytest-timeout's, say), the code runs without it.
+`catalog build`, the first build of `mkdocs serve`); elsewhere, inside another limit, and while an
+outer timer of the process is running (pytest-timeout's, say), the code runs without it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Iterator
 #: 50,000 values) take about 2 s; a slow or busy machine gets ample room.
 FILE_SECONDS = 30.0
 
-#: The limit of the running `time_limit` block (what the alarm's message says).
-_seconds = FILE_SECONDS
+_TIMERS = hasattr(signal, "setitimer")
+#: The limit whose timer is running (what the alarm's message says), None when none is.
+_running: float | None = None
 
 
 class TimeLimitExceeded(Exception):
@@ -25,20 +26,22 @@ class TimeLimitExceeded(Exception):
 
 
 def _on_alarm(signum: int, frame: object) -> None:
-    raise TimeLimitExceeded(f"took more than {_seconds:g} s")
+    raise TimeLimitExceeded(f"took more than {_running:g} s")
 
 
-def _usable() -> bool:
-    """Our timer can run here: a Unix main thread, and no outer timer of the process running."""
-    return (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-            and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+def _main_thread() -> bool:
+    return threading.get_ident() == threading.main_thread().ident
+
+
+def _outer_timer() -> bool:
+    return signal.getitimer(signal.ITIMER_REAL)[0] > 0
 
 
 @contextmanager
 def time_limits() -> Iterator[None]:
     """Keep the alarm's handler installed for the `time_limit` blocks run inside: installing and
     restoring it costs two system calls, at every file and document of a catalog otherwise."""
-    if not _usable() or signal.getsignal(signal.SIGALRM) is _on_alarm:
+    if not _TIMERS or not _main_thread() or signal.getsignal(signal.SIGALRM) is _on_alarm or _outer_timer():
         yield
         return
     previous = signal.signal(signal.SIGALRM, _on_alarm)
@@ -48,17 +51,35 @@ def time_limits() -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-@contextmanager
-def time_limit(seconds: float | None = None) -> Iterator[None]:
-    """Run the block with `seconds` (default FILE_SECONDS) of wall-clock time at most (TimeLimitExceeded after that)."""
-    global _seconds
-    if not _usable():
-        yield
-        return
-    _seconds = FILE_SECONDS if seconds is None else seconds
-    with time_limits():
-        signal.setitimer(signal.ITIMER_REAL, _seconds)
-        try:
-            yield
-        finally:
+class time_limit:  # noqa: N801 - used as a function: `with time_limit(seconds):`
+    """Run the block with `seconds` (default FILE_SECONDS) of wall-clock time at most (TimeLimitExceeded after that).
+
+    A class, not a generator: it runs for every file and document of a catalog, and inside
+    `time_limits` it costs two system calls (each check of another timer would cost one more)."""
+
+    __slots__ = ("seconds", "_armed", "_installed", "_previous")
+
+    def __init__(self, seconds: float | None = None) -> None:
+        self.seconds = FILE_SECONDS if seconds is None else seconds
+
+    def __enter__(self) -> None:
+        global _running
+        self._armed = self._installed = False
+        if not _TIMERS or _running is not None or not _main_thread():
+            return
+        if signal.getsignal(signal.SIGALRM) is not _on_alarm:  # outside time_limits: install it for this block
+            if _outer_timer():
+                return
+            self._previous = signal.signal(signal.SIGALRM, _on_alarm)
+            self._installed = True
+        _running = self.seconds
+        self._armed = True
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exception: object) -> None:
+        global _running
+        if self._armed:
             signal.setitimer(signal.ITIMER_REAL, 0)
+            _running = None
+            if self._installed:
+                signal.signal(signal.SIGALRM, self._previous)

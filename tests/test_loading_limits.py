@@ -289,3 +289,22 @@ def test_a_catalog_build_installs_the_alarm_handler_once_and_restores_it(tmp_pat
     assert len(catalog.entries) == 3
     assert installed == [timelimit._on_alarm, before]  # not twice per file and document
     assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
+def test_a_limit_outside_a_catalog_build_restores_the_handler_it_found():
+    def mine(signum, frame):
+        raise AssertionError("not ours")
+
+    previous = signal.signal(signal.SIGALRM, mine)
+    try:
+        with timelimit.time_limit(5):
+            assert signal.getsignal(signal.SIGALRM) is timelimit._on_alarm and signal.getitimer(signal.ITIMER_REAL)[0] > 4
+            with timelimit.time_limit(0.01):  # inside another limit: the outer one holds
+                time.sleep(0.05)
+        assert signal.getsignal(signal.SIGALRM) is mine and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+        with pytest.raises(timelimit.TimeLimitExceeded, match="took more than 0.05 s"):
+            with timelimit.time_limit(0.05):
+                time.sleep(1)
+        assert signal.getsignal(signal.SIGALRM) is mine
+    finally:
+        signal.signal(signal.SIGALRM, previous)
