@@ -113,7 +113,7 @@ def write_if_different(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Stream a file through `write`; an unchanged file is left as it was (its mtime too)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=".tmp-", delete=False) as out:
-        write(out)
+        write(out.file)  # the true file: the wrapper passes each of thousands of writes on in Python
     if path.is_file() and filecmp.cmp(out.name, path, shallow=False):
         os.unlink(out.name)
     else:
