@@ -17,8 +17,11 @@ from typing import Iterator
 FILE_SECONDS = 30.0
 
 _TIMERS = hasattr(signal, "setitimer")
-#: The limit whose timer is running (what the alarm's message says), None when none is.
+#: The limit of the block running (what the alarm's message says); None between blocks.
 _running: float | None = None
+#: Whether a `time_limits` block holds the alarm's handler installed (a flag: `signal.getsignal`
+#: costs microseconds, as it looks the handler up among the enum of default handlers).
+_held = False
 
 
 class TimeLimitExceeded(Exception):
@@ -26,7 +29,8 @@ class TimeLimitExceeded(Exception):
 
 
 def _on_alarm(signum: int, frame: object) -> None:
-    raise TimeLimitExceeded(f"took more than {_running:g} s")
+    if _running is not None:  # else a timer left running after its block (see time_limit)
+        raise TimeLimitExceeded(f"took more than {_running:g} s")
 
 
 def _main_thread() -> bool:
@@ -39,15 +43,20 @@ def _outer_timer() -> bool:
 
 @contextmanager
 def time_limits() -> Iterator[None]:
-    """Keep the alarm's handler installed for the `time_limit` blocks run inside: installing and
-    restoring it costs two system calls, at every file and document of a catalog otherwise."""
-    if not _TIMERS or not _main_thread() or signal.getsignal(signal.SIGALRM) is _on_alarm or _outer_timer():
+    """Keep the alarm's handler installed for the `time_limit` blocks run inside, and their timer
+    running between them: installing the handler, restoring it and stopping the timer cost three
+    system calls, at every file and document of a catalog otherwise."""
+    global _held
+    if not _TIMERS or _held or not _main_thread() or _outer_timer():
         yield
         return
     previous = signal.signal(signal.SIGALRM, _on_alarm)
+    _held = True
     try:
         yield
     finally:
+        _held = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 
@@ -55,7 +64,8 @@ class time_limit:  # noqa: N801 - used as a function: `with time_limit(seconds):
     """Run the block with `seconds` (default FILE_SECONDS) of wall-clock time at most (TimeLimitExceeded after that).
 
     A class, not a generator: it runs for every file and document of a catalog, and inside
-    `time_limits` it costs two system calls (each check of another timer would cost one more)."""
+    `time_limits` it costs one system call: the timer is set again by the next block (the
+    handler ignores it meanwhile) and stopped when `time_limits` ends."""
 
     __slots__ = ("seconds", "_armed", "_installed", "_previous")
 
@@ -67,19 +77,19 @@ class time_limit:  # noqa: N801 - used as a function: `with time_limit(seconds):
         self._armed = self._installed = False
         if not _TIMERS or _running is not None or not _main_thread():
             return
-        if signal.getsignal(signal.SIGALRM) is not _on_alarm:  # outside time_limits: install it for this block
+        if not _held:  # outside time_limits: install it for this block
             if _outer_timer():
                 return
             self._previous = signal.signal(signal.SIGALRM, _on_alarm)
             self._installed = True
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
         _running = self.seconds
         self._armed = True
-        signal.setitimer(signal.ITIMER_REAL, self.seconds)
 
     def __exit__(self, *exception: object) -> None:
         global _running
         if self._armed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
             _running = None
             if self._installed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, self._previous)

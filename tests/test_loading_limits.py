@@ -308,3 +308,15 @@ def test_a_limit_outside_a_catalog_build_restores_the_handler_it_found():
         assert signal.getsignal(signal.SIGALRM) is mine
     finally:
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_inside_time_limits_a_timer_left_after_its_block_is_harmless():
+    with timelimit.time_limits():
+        with timelimit.time_limit(0.05):
+            pass
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 0  # left running: the next block sets it again
+        time.sleep(0.15)  # it fires here, between blocks: ignored
+        with pytest.raises(timelimit.TimeLimitExceeded, match="took more than 0.05 s"):
+            with timelimit.time_limit(0.05):
+                time.sleep(1)
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
