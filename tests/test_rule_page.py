@@ -147,6 +147,26 @@ def test_template_output_is_escaped_as_markupsafe_escapes_it():
     assert "from catalog.site.render import escaped" in env.compile("{{ v }}", raw=True)
     assert template.render(v="<&'\">") == "&lt;&amp;&#39;&#34;&gt;|<b>&lt;&amp;&#39;&#34;&gt;</b>|&lt;&amp;&#39;&#34;&gt;"
 
+def test_macros_called_directly_render_as_jinja_calls_them():
+    """render._Context calls a macro given every argument by position itself; any other call
+    (defaults, keywords, caller, varargs) goes through Jinja. Both must give Jinja's output."""
+    import jinja2
+
+    source = (
+        "{% macro m(a, b=2) %}<i>{{ a }}{{ b }}</i>{% endmacro %}"
+        "{% macro w() %}[{{ caller() }}]{% endmacro %}"
+        "{% macro v() %}{{ varargs|join(',') }}{% endmacro %}"
+        "{% for x in xs %}{{ m(x, '<b>') }}|{{ m(x) }}|{{ m(a=x, b=3) }}|{% call w() %}{{ x }}{% endcall %}|{{ v(x, x) }};{% endfor %}"
+    )
+    plain = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    ours = make_environment()
+    expected = "<i>&lt;x&gt;&lt;b&gt;</i>|<i>&lt;x&gt;2</i>|<i>&lt;x&gt;3</i>|[&lt;x&gt;]|&lt;x&gt;,&lt;x&gt;;"
+    assert plain.from_string(source).render(xs=["<x>"]) == expected
+    assert ours.from_string(source).render(xs=["<x>"]) == expected
+    with pytest.raises(TypeError, match="takes not more than"):
+        ours.from_string("{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, 2) }}").render()
+
+
 # --- the built pages --------------------------------------------------------------------------------
 
 

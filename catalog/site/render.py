@@ -120,10 +120,27 @@ class _CodeGenerator(jinja2.compiler.CodeGenerator):
             super()._output_child_pre(node, frame, finalize)
 
 
+class _Context(jinja2.runtime.Context):
+    """Calls a template's macros directly, with what Jinja's generic call and Macro.__call__ work
+    out from the call each time (the macro's function, with each argument given by position)."""
+
+    def call(__self, __obj, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201, N805 - Jinja's signature
+        if (type(__obj) is jinja2.runtime.Macro and len(args) == __obj._argument_count
+                and not (__obj.caller or __obj.catch_kwargs or __obj.catch_varargs or __obj._environment.is_async)
+                and kwargs.keys() <= _CALL_MARKERS and not (args and isinstance(args[0], jinja2.nodes.EvalContext))):
+            rendered = __obj._func(*args)
+            return Markup(rendered) if __obj._default_autoescape else rendered
+        return super().call(__obj, *args, **kwargs)
+
+
+_CALL_MARKERS = {"_loop_vars", "_block_vars"}  # what the generated code passes for functions that take the context
+
+
 class _Environment(jinja2.Environment):
     """Template data is plain dicts: `row.title` looks up the key first (no AttributeError on the way)."""
 
     code_generator_class = _CodeGenerator
+    context_class = _Context
 
     def make_globals(self, d):  # noqa: ANN001, ANN201 - Jinja's signature
         """A template's globals as a plain dict, not Jinja's ChainMap over the environment's: every
