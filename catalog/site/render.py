@@ -7,6 +7,7 @@ text: the highlighted YAML (yaml_html) and the theme frame captured from the the
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 from dataclasses import dataclass
@@ -46,22 +47,30 @@ def html_safe_json(data: object, indent: int | None = None) -> bytes:
 # --- the Jinja2 environment ---------------------------------------------------------------------
 
 
-# `root` and `directory_urls` are given to every render (Renderer.render) and never set by a
-# template: the filters read them from the context's parent, a plain dict, as a link is made dozens
-# of times a page (a Context lookup is three calls in Python).
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where the page being rendered is: links from it are relative to it."""
 
-@jinja2.pass_context
-def _url(context: jinja2.runtime.Context, target: str) -> str:
+    root: str  # from the page back to the site root ("../../")
+    directory_urls: bool
+
+
+#: The page `Renderer.render` is rendering (a context variable: each thread renders its own). The
+#: link filters read it, not the template context: then the shared macros need no context, and a
+#: page that imports them does not build their module again (`import ... with context` did, per page).
+_rendering: contextvars.ContextVar[_Place] = contextvars.ContextVar("rendering")
+
+
+def _url(target: str) -> str:
     """A link from the page being rendered to the site page `target` (relative, so sites move)."""
-    given = context.parent
-    href = given["root"] + page_href(target, given["directory_urls"])
+    place = _rendering.get()
+    href = place.root + page_href(target, place.directory_urls)
     return href or "./"
 
 
-@jinja2.pass_context
-def _file_url(context: jinja2.runtime.Context, target: str) -> str:
+def _file_url(target: str) -> str:
     """A link to a file of the site (an export, an asset)."""
-    return context.parent["root"] + target
+    return _rendering.get().root + target
 
 
 def _number(value: int) -> str:
@@ -181,9 +190,11 @@ class Renderer:
         self.directory_urls = directory_urls
 
     def render(self, template: str, path: str, context: dict) -> str:
-        return self.env.get_template(template).render(
-            context, root=root_prefix(path), directory_urls=self.directory_urls, page_path=path
-        )
+        token = _rendering.set(_Place(root_prefix(path), self.directory_urls))
+        try:
+            return self.env.get_template(template).render(context)
+        finally:
+            _rendering.reset(token)
 
 
 # --- the frame of our own pages -------------------------------------------------------------------
