@@ -86,6 +86,7 @@ def technique_slug(technique_id: str) -> str:
     return key_slug(technique_id)
 
 
+@functools.lru_cache(maxsize=1 << 14)  # a shared indicator is linked from each rule that has it
 def indicator_slug(key: IndicatorKey) -> str:
     """One page per shared indicator: its address is a hash of the normalised (field, kind, value)."""
     return hashlib.sha1("\x1f".join(key).encode("utf-8")).hexdigest()[:16]
