@@ -491,6 +491,7 @@ def main() -> int:
             compare_conversions(work, folders, arguments.repeat)
         if not arguments.skip_serve:
             copy = work / "serve/corpus"
+            shutil.rmtree(copy, ignore_errors=True)  # a kept --work folder holds the last run's edited copy
             for folder in folders:
                 shutil.copytree(folder, copy / folder.name)
             roots = [copy / folder.name for folder in folders]
