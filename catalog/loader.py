@@ -71,6 +71,8 @@ def _read_file(rule_file: RuleFile) -> tuple[list[SigmaDocument], list[Problem]]
 
 
 class _NotRead(Exception):
+    """A file refused before its text is read: why, as a problem's code and message."""
+
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code, self.message = code, message

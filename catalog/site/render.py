@@ -129,6 +129,9 @@ class _CodeGenerator(jinja2.compiler.CodeGenerator):
             super()._output_child_pre(node, frame, finalize)
 
 
+_CALL_MARKERS = {"_loop_vars", "_block_vars"}  # what the generated code passes for functions that take the context
+
+
 class _Context(jinja2.runtime.Context):
     """Calls a template's macros directly, with what Jinja's generic call and Macro.__call__ work
     out from the call each time (the macro's function, with each argument given by position)."""
@@ -140,9 +143,6 @@ class _Context(jinja2.runtime.Context):
             rendered = __obj._func(*args)
             return Markup(rendered) if __obj._default_autoescape else rendered
         return super().call(__obj, *args, **kwargs)
-
-
-_CALL_MARKERS = {"_loop_vars", "_block_vars"}  # what the generated code passes for functions that take the context
 
 
 class _Environment(jinja2.Environment):
