@@ -96,8 +96,8 @@ def _analysis(detection: Detection) -> RuleAnalysis:
 
 
 def _limit(document: SigmaDocument):
-    """The time limit of analysing `document`; none when its analysis is remembered (the limit's
-    two system calls per document were a third of a serve update's catalog time)."""
+    """The time limit of analysing `document`; none when its analysis is remembered (a limit's
+    system calls for every document were once a third of a serve update's catalog time)."""
     detection = getattr(document, "detection", None)
     return nullcontext() if detection is not None and detection in _analyses else time_limit()
 
